@@ -1,0 +1,218 @@
+"""Binary masks over prunable parameters: selection from scores, application, reports, interop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+SCOPES = ("global", "layer")
+
+
+def prunable(model: nn.Module) -> list[str]:
+    """Names of the prunable parameters: the `weight` of every Linear / Conv layer, in model order."""
+    names = [f"{mod_name}.weight" if mod_name else "weight"
+             for mod_name, module in model.named_modules() if isinstance(module, PRUNABLE_TYPES)]
+    if not names:
+        kinds = sorted({type(m).__name__ for m in model.modules()})
+        raise ValueError(f"model has no prunable layers (Linear / Conv1d / Conv2d / Conv3d); "
+                         f"it contains: {', '.join(kinds)}")
+    return names
+
+
+def _parameter(model: nn.Module, name: str) -> torch.Tensor:
+    """The live tensor behind parameter `name` (`weight_orig` under torch.nn.utils.prune)."""
+    mod_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(mod_name)
+    if torch_prune.is_pruned(module) and hasattr(module, f"{attr}_orig"):
+        return getattr(module, f"{attr}_orig")
+    return getattr(module, attr)
+
+
+class Masks(Mapping[str, torch.Tensor]):
+    """A mapping from parameter name to a bool tensor: True keeps the entry, False prunes it."""
+
+    def __init__(self, masks: Mapping[str, torch.Tensor]):
+        self._masks: dict[str, torch.Tensor] = {}
+        for name, mask in masks.items():
+            mask = torch.as_tensor(mask)
+            if mask.dtype != torch.bool:
+                raise TypeError(f"mask {name!r} must be a bool tensor, got {mask.dtype}")
+            self._masks[name] = mask.detach().clone()
+
+    @classmethod
+    def ones(cls, model: nn.Module, names: list[str] | None = None) -> "Masks":
+        """All-True masks over `names` (default: the prunable parameters of `model`)."""
+        names = prunable(model) if names is None else names
+        return cls({n: torch.ones_like(_parameter(model, n), dtype=torch.bool) for n in names})
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._masks[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __repr__(self) -> str:
+        return f"Masks({len(self)} tensors, sparsity={self.sparsity():.4f})"
+
+    def __and__(self, other: Mapping[str, torch.Tensor]) -> "Masks":
+        """Entries kept by both masks (over this mask's names)."""
+        return Masks({n: m & other[n] if n in other else m for n, m in self.items()})
+
+    def equal(self, other: Mapping[str, torch.Tensor]) -> bool:
+        """Whether `other` has the same names and identical entries."""
+        return set(self) == set(other) and all(torch.equal(self[n], other[n]) for n in self)
+
+    def check(self, model: nn.Module) -> None:
+        """Raise if a mask names a missing parameter or has the wrong shape."""
+        params = dict(model.named_parameters())
+        for name, mask in self.items():
+            live = _parameter(model, name) if name not in params else params[name]
+            if live.shape != mask.shape:
+                raise ValueError(f"mask {name!r} has shape {tuple(mask.shape)} but the parameter has "
+                                 f"{tuple(live.shape)}")
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        """Zero the pruned entries of `model` in place and return it."""
+        self.check(model)
+        with torch.no_grad():
+            for name, mask in self.items():
+                _parameter(model, name).mul_(mask)
+        return model
+
+    def binder(self, model: nn.Module) -> "MaskBinder":
+        """A fast re-zeroing callable for the training loop."""
+        return MaskBinder(model, self)
+
+    def count(self) -> tuple[int, int]:
+        """(kept entries, total entries) over all masks."""
+        kept = sum(int(m.sum()) for m in self.values())
+        return kept, sum(m.numel() for m in self.values())
+
+    def density(self) -> float:
+        """Fraction of masked entries that are kept."""
+        kept, total = self.count()
+        return kept / total if total else 1.0
+
+    def sparsity(self) -> float:
+        """Fraction of masked entries that are pruned."""
+        return 1.0 - self.density()
+
+    def report(self) -> pd.DataFrame:
+        """Per-layer table: entries, kept, density, sparsity and a flag for a layer pruned to nothing."""
+        rows = []
+        for name, mask in self.items():
+            kept = int(mask.sum())
+            rows.append({"layer": name, "shape": tuple(mask.shape), "entries": mask.numel(), "kept": kept,
+                         "density": kept / mask.numel(), "sparsity": 1 - kept / mask.numel(),
+                         "collapsed": kept == 0})
+        kept, total = self.count()
+        rows.append({"layer": "total", "shape": (), "entries": total, "kept": kept,
+                     "density": self.density(), "sparsity": self.sparsity(),
+                     "collapsed": any(r["collapsed"] for r in rows)})
+        return pd.DataFrame(rows)
+
+    def collapsed_layers(self) -> list[str]:
+        """Names of masks that prune every entry (layer collapse)."""
+        return [n for n, m in self.items() if not bool(m.any())]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Plain dict of clones, for `torch.save`."""
+        return {n: m.clone() for n, m in self.items()}
+
+    def to_torch_prune(self, model: nn.Module) -> nn.Module:
+        """Attach these masks to `model` with `torch.nn.utils.prune.custom_from_mask`."""
+        self.check(model)
+        for name, mask in self.items():
+            mod_name, _, attr = name.rpartition(".")
+            torch_prune.custom_from_mask(model.get_submodule(mod_name), attr, mask)
+        return model
+
+    @classmethod
+    def from_torch_prune(cls, model: nn.Module) -> "Masks":
+        """Read the masks of every parameter pruned with `torch.nn.utils.prune` in `model`."""
+        masks = {}
+        for mod_name, module in model.named_modules():
+            for buffer_name, buffer in module.named_buffers(recurse=False):
+                if buffer_name.endswith("_mask"):
+                    attr = buffer_name[: -len("_mask")]
+                    masks[f"{mod_name}.{attr}" if mod_name else attr] = buffer.bool()
+        if not masks:
+            raise ValueError("model has no torch.nn.utils.prune masks (no '*_mask' buffers)")
+        return cls(masks)
+
+
+class MaskBinder:
+    """Re-zeroes pruned entries in place; called after every optimizer step."""
+
+    def __init__(self, model: nn.Module, masks: Masks):
+        masks.check(model)
+        self.params = [_parameter(model, n) for n in masks]
+        self.factors = [masks[n].to(p.dtype) for n, p in zip(masks, self.params)]
+
+    @torch.no_grad()
+    def __call__(self) -> None:
+        if self.params:
+            torch._foreach_mul_(self.params, self.factors)
+
+
+def check_sparsity(sparsity: float) -> float:
+    """`sparsity` as a float in [0, 1], or a clear error."""
+    try:
+        value = float(sparsity)
+    except (TypeError, ValueError):
+        raise ValueError(f"sparsity must be a number in [0, 1], got {sparsity!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"sparsity must be in [0, 1], got {sparsity!r}")
+    return value
+
+
+def n_to_prune(sparsity: float, n: int) -> int:
+    """Entries to prune out of `n`: round(s * n), Python rounding, as torch.nn.utils.prune does."""
+    return round(check_sparsity(sparsity) * n)
+
+
+def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: float, scope: str = "global",
+                      masks: Mapping[str, torch.Tensor] | None = None) -> Masks:
+    """Prune the lowest-scoring entries to `sparsity`; entries already pruned in `masks` stay pruned."""
+    sparsity = check_sparsity(sparsity)
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; valid scopes: {', '.join(SCOPES)}")
+    if not scores:
+        raise ValueError("scores is empty: nothing to prune")
+    scored = {}
+    for name, score in scores.items():
+        score = score.detach()
+        if not score.is_floating_point():
+            score = score.to(torch.float32)
+        if torch.isnan(score).any():
+            raise ValueError(f"scores for {name!r} contain NaN")
+        if masks is not None and name in masks:
+            score = score.masked_fill(~masks[name].bool(), float("-inf"))
+        scored[name] = score
+    if scope == "layer":
+        return Masks({name: _keep_mask(s.reshape(-1), sparsity).reshape(s.shape) for name, s in scored.items()})
+    flat = torch.cat([s.reshape(-1) for s in scored.values()])
+    keep = _keep_mask(flat, sparsity)
+    out, start = {}, 0
+    for name, s in scored.items():
+        out[name] = keep[start:start + s.numel()].reshape(s.shape)
+        start += s.numel()
+    return Masks(out)
+
+
+def _keep_mask(flat: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Bool vector keeping all but the round(s * n) lowest entries (previously pruned = -inf first)."""
+    keep = torch.ones(flat.numel(), dtype=torch.bool)
+    k = max(n_to_prune(sparsity, flat.numel()), int(torch.isneginf(flat).sum()))
+    if k:
+        # The same call torch.nn.utils.prune.L1Unstructured makes, so ties break identically.
+        keep[torch.topk(flat, k=k, largest=False).indices] = False
+    return keep

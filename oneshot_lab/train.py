@@ -1,0 +1,207 @@
+"""Deterministic training with binding masks, weight snapshots and a tidy history."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Mapping
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .data import Dataset
+from .progress import bar
+from .prune import Masks
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of one training run; `iterations` (if set) overrides `epochs`."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    epochs: int = 10
+    iterations: int | None = None
+    schedule: str = "constant"
+    eval_every: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
+        for name in ("lr", "weight_decay", "momentum"):
+            if not float(getattr(self, name)) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
+        if self.iterations is None and int(self.epochs) < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs!r}")
+        if self.iterations is not None and int(self.iterations) < 0:
+            raise ValueError(f"iterations must be >= 0, got {self.iterations!r}")
+        if self.eval_every is not None and int(self.eval_every) < 1:
+            raise ValueError(f"eval_every must be >= 1, got {self.eval_every!r}")
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Optimizer steps in one pass over `n_train` examples (last batch may be partial)."""
+        return math.ceil(n_train / self.batch_size)
+
+    def total_iterations(self, n_train: int) -> int:
+        """Optimizer steps of the whole run."""
+        return int(self.iterations) if self.iterations is not None else self.epochs * self.steps_per_epoch(n_train)
+
+    def lr_at(self, iteration: int, total: int) -> float:
+        """Learning rate for the step taken at `iteration` of `total` (replayable from any point)."""
+        if self.schedule == "cosine" and total > 0:
+            return self.lr * 0.5 * (1 + math.cos(math.pi * iteration / total))
+        if self.schedule == "step" and total > 0:
+            return self.lr * (0.1 ** sum(iteration >= f * total for f in (0.5, 0.75)))
+        return self.lr
+
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed (validated again)."""
+        return TrainConfig(**{**asdict(self), **changes})
+
+
+@dataclass
+class History:
+    """Metrics of a run as tidy rows, plus weight snapshots taken at requested iterations."""
+
+    rows: list[dict] = field(default_factory=list)
+    snapshots: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    def frame(self) -> pd.DataFrame:
+        """One row per (iteration, split): loss and accuracy."""
+        return pd.DataFrame(self.rows, columns=["iteration", "epoch", "split", "loss", "accuracy"])
+
+    def _wide(self) -> pd.DataFrame:
+        """One row per evaluated iteration with `<split>_loss` / `<split>_accuracy` columns."""
+        frame = self.frame()
+        frame = frame[frame.split.isin(("val", "test"))]
+        wide = frame.pivot_table(index="iteration", columns="split", values=["loss", "accuracy"])
+        wide.columns = [f"{split}_{metric}" for metric, split in wide.columns]
+        return wide.reset_index()
+
+    def best(self) -> dict:
+        """The evaluation with the lowest validation loss (early stopping; the test split is never used to choose)."""
+        wide = self._wide()
+        if wide.empty:
+            raise ValueError("history has no evaluations")
+        return wide.loc[wide["val_loss"].idxmin()].to_dict()
+
+    def final(self) -> dict:
+        """The last evaluation."""
+        wide = self._wide()
+        if wide.empty:
+            raise ValueError("history has no evaluations")
+        return wide.iloc[-1].to_dict()
+
+
+def _batch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The permutation of epoch `epoch`: a function of (seed, epoch) only, so any iteration can be replayed."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Dataset, split: str = "test", batch_size: int = 2048) -> dict:
+    """Mean cross-entropy loss and accuracy of `model` on one split."""
+    x, y = dataset.split(split)
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(y), batch_size):
+        logits = model(x[start:start + batch_size])
+        target = y[start:start + batch_size]
+        loss_sum += nn.functional.cross_entropy(logits, target, reduction="sum").item()
+        correct += int((logits.argmax(1) == target).sum())
+    model.train(was_training)
+    return {"loss": loss_sum / len(y), "accuracy": correct / len(y)}
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """A fresh optimizer for `model` (no state carried over between calls)."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Cloned (never aliased) copy of the model's state."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
+        masks: Mapping[str, torch.Tensor] | None = None, snapshot_at: Iterable[int] = (),
+        start_iteration: int = 0) -> History:
+    """Train `model` in place; pruned entries stay exactly 0 after every step; returns the history.
+
+    `start_iteration` resumes the data order and LR schedule at that step (for rewinding).
+    """
+    n_train = len(dataset.train.y)
+    total = config.total_iterations(n_train)
+    wanted = sorted({int(i) for i in snapshot_at})
+    if not 0 <= start_iteration <= total:
+        raise ValueError(f"start_iteration must be in [0, {total}], got {start_iteration}")
+    if wanted and not (start_iteration <= wanted[0] and wanted[-1] <= total):
+        raise ValueError(f"snapshot_at must lie in [{start_iteration}, {total}], got {wanted}")
+    masks = Masks(masks) if masks is not None and not isinstance(masks, Masks) else masks
+    bind = masks.binder(model) if masks is not None else (lambda: None)
+    bind()
+    optimizer = _optimizer(model, config)
+    per_epoch = config.steps_per_epoch(n_train)
+    eval_every = config.eval_every or per_epoch
+    history = History()
+    running = {"loss": 0.0, "correct": 0, "seen": 0}
+
+    def log(iteration: int) -> None:
+        epoch = iteration / per_epoch
+        if running["seen"]:
+            history.rows.append({"iteration": iteration, "epoch": epoch, "split": "train",
+                                 "loss": running["loss"] / running["seen"],
+                                 "accuracy": running["correct"] / running["seen"]})
+            running.update(loss=0.0, correct=0, seen=0)
+        for split in ("val", "test"):
+            history.rows.append({"iteration": iteration, "epoch": epoch, "split": split,
+                                 **evaluate(model, dataset, split)})
+
+    model.train()
+    x, y = dataset.train
+    iteration = start_iteration
+    order = _batch_order(n_train, config.seed, iteration // per_epoch)
+    if iteration in wanted:
+        history.snapshots[iteration] = snapshot(model)
+    log(iteration)
+    with bar(total=total - start_iteration, desc="train", disable=not config.progress) as progress:
+        while iteration < total:
+            step_in_epoch = iteration % per_epoch
+            if step_in_epoch == 0 and iteration != start_iteration:
+                order = _batch_order(n_train, config.seed, iteration // per_epoch)
+            idx = order[step_in_epoch * config.batch_size:(step_in_epoch + 1) * config.batch_size]
+            for group in optimizer.param_groups:
+                group["lr"] = config.lr_at(iteration, total)
+            logits = model(x[idx])
+            loss = nn.functional.cross_entropy(logits, y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            bind()
+            iteration += 1
+            running["loss"] += loss.item() * len(idx)
+            running["correct"] += int((logits.argmax(1) == y[idx]).sum())
+            running["seen"] += len(idx)
+            if iteration in wanted:
+                history.snapshots[iteration] = snapshot(model)
+            if iteration % eval_every == 0 or iteration == total:
+                log(iteration)
+            progress.update(1)
+    return history
