@@ -1,0 +1,98 @@
+"""Datasets: offline sources, splits, determinism, IDX parsing, clear errors."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import oneshot_lab as ol
+from conftest import write_idx
+
+
+@pytest.mark.parametrize("name,shape,classes", [("mnist1d", (1, 40), 10), ("digits", (1, 8, 8), 10),
+                                                 ("synthetic", (20,), 4)])
+def test_offline_sources_have_float32_splits(name, shape, classes):
+    data = ol.load(name)
+    assert data.input_shape == shape and data.num_classes == classes
+    for split in ("train", "val", "test"):
+        x, y = data.split(split)
+        assert x.dtype == torch.float32 and y.dtype == torch.int64
+        assert len(x) == len(y) > 0 and x.shape[1:] == shape
+    assert len(data.val.y) == round(0.1 * (len(data.train.y) + len(data.val.y)))
+
+
+def test_mnist1d_leaves_global_random_state_alone():
+    np.random.seed(123); random.seed(123); torch.manual_seed(123)
+    expected = (np.random.rand(), random.random(), torch.rand(1).item())
+    np.random.seed(123); random.seed(123); torch.manual_seed(123)
+    ol.load("mnist1d", seed=5)
+    assert (np.random.rand(), random.random(), torch.rand(1).item()) == expected
+
+
+def test_same_seed_same_split_other_seed_other_split_same_test():
+    a, b, c = ol.load("digits", seed=0), ol.load("digits", seed=0), ol.load("digits", seed=1)
+    assert torch.equal(a.val.x, b.val.x) and torch.equal(a.train.y, b.train.y)
+    assert not torch.equal(a.val.x, c.val.x)
+    assert torch.equal(a.test.x, c.test.x)
+
+
+def test_idx_splits_are_disjoint_and_cover_train(idx_dir):
+    data = ol.load("mnist", root=idx_dir, seed=3)
+    assert data.input_shape == (1, 28, 28) and data.num_classes == 10
+    # every image is constant, so its first pixel identifies its row in the original file
+    ident = lambda x: set(np.round(x[:, 0, 0, 0].numpy(), 4))
+    train, val, test = ident(data.train.x), ident(data.val.x), ident(data.test.x)
+    assert len(train) + len(val) == 50 and not train & val and not (train | val) & test
+    assert len(data.val.y) == 5 and len(data.test.y) == 20
+
+
+def test_fashion_mnist_reads_the_same_format(idx_dir):
+    assert ol.load("fashion_mnist", root=idx_dir).name == "fashion_mnist"
+
+
+def test_read_idx_roundtrip_gz_and_plain(tmp_path):
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a", arr)
+    write_idx(tmp_path / "b.gz", arr, gz=True)
+    assert np.array_equal(ol.data.read_idx(tmp_path / "a"), arr)
+    assert np.array_equal(ol.data.read_idx(tmp_path / "b.gz"), arr)
+
+
+def test_unknown_dataset_lists_valid_names():
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*mnist1d.*digits.*synthetic"):
+        ol.load("cifar")
+
+
+def test_idx_errors_are_clear(tmp_path, idx_dir):
+    with pytest.raises(ValueError, match="pass root=DIR"):
+        ol.load("mnist")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        ol.load("mnist", root=tmp_path / "nope")
+    (idx_dir / "t10k-images-idx3-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte"):
+        ol.load("mnist", root=idx_dir)
+
+
+def test_corrupt_idx_files_are_rejected(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x12\x34\x56\x78rest")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        ol.data.read_idx(tmp_path / "bad")
+    write_idx(tmp_path / "trunc", np.zeros((4, 2, 2), dtype=np.uint8))
+    (tmp_path / "trunc").write_bytes((tmp_path / "trunc").read_bytes()[:-3])
+    with pytest.raises(ValueError, match="promises shape"):
+        ol.data.read_idx(tmp_path / "trunc")
+    (tmp_path / "badgz.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match="cannot read IDX"):
+        ol.data.read_idx(tmp_path / "badgz.gz")
+
+
+def test_mismatched_image_and_label_counts(idx_dir):
+    write_idx(idx_dir / "t10k-labels-idx1-ubyte.gz", np.zeros(7, dtype=np.uint8), gz=True)
+    with pytest.raises(ValueError, match="do not match"):
+        ol.load("mnist", root=idx_dir)
+
+
+def test_bad_split_name(synthetic):
+    with pytest.raises(ValueError, match="valid splits: train, val, test"):
+        synthetic.split("validation")

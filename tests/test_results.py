@@ -1,0 +1,51 @@
+"""Run records: atomic writes, manifests, loading many runs into one table."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from oneshot_lab import results
+
+
+def test_run_record_and_manifest(tmp_path):
+    run = results.start(tmp_path / "r", {"seed": 3, "sparsities": (0.5, 0.9), "name": "x"})
+    assert results.read_manifest(tmp_path / "r")["status"] == "running"
+    run.record("metrics", [{"sparsity": 0.5, "acc": 0.9}, {"sparsity": 0.9, "acc": 0.5}])
+    run.finish()
+    manifest = results.read_manifest(tmp_path / "r")
+    assert manifest["status"] == "complete" and manifest["seed"] == 3
+    assert manifest["params"]["sparsities"] == [0.5, 0.9] and manifest["tables"] == ["metrics"]
+    assert "torch" in manifest["versions"] and manifest["duration_s"] >= 0
+    assert not list((tmp_path / "r").glob(".*tmp"))
+
+
+def test_load_joins_parameters_and_skips_incomplete(tmp_path):
+    for seed in (0, 1):
+        run = results.start(tmp_path / f"s{seed}", {"seed": seed, "model": "mlp", "acc": "param"})
+        run.record("metrics", pd.DataFrame({"sparsity": [0.5], "acc": [0.8 + seed / 10]}))
+        run.finish()
+    results.start(tmp_path / "broken", {"seed": 9}).record("metrics", [{"sparsity": 0.1, "acc": 0.0}])
+    frame = results.load(tmp_path)
+    assert sorted(frame.seed) == [0, 1] and set(frame.model) == {"mlp"}
+    assert list(frame.acc) == [0.8, 0.9]  # a metric column wins over a parameter of the same name
+    assert len(results.load(tmp_path, complete_only=False)) == 3
+    assert results.load(tmp_path, table="nothing").empty
+    with pytest.raises(FileNotFoundError):
+        results.load(tmp_path / "missing")
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    path = results.atomic_write_text(tmp_path / "a.json", json.dumps({"v": 1}))
+
+    def boom(*_):
+        raise OSError("disk full")
+    monkeypatch.setattr(results.os, "replace", boom)
+    with pytest.raises(OSError):
+        results.atomic_write_text(path, "partial")
+    assert json.loads(path.read_text()) == {"v": 1} and len(list(tmp_path.iterdir())) == 1
+
+
+def test_bad_table_name(tmp_path):
+    with pytest.raises(ValueError, match="identifier"):
+        results.start(tmp_path, {}).record("../evil", [])

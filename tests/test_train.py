@@ -1,0 +1,128 @@
+"""Training: binding masks under every optimizer, determinism, snapshots, replay, validation-only selection."""
+
+import pytest
+import torch
+
+import oneshot_lab as ol
+from oneshot_lab import saliency
+from oneshot_lab.prune import masks_from_scores
+from oneshot_lab.train import History, TrainConfig, fit
+
+FAST = dict(batch_size=32, progress=False)
+
+
+def _masks(model, sparsity=0.7):
+    return masks_from_scores(saliency.random(model, seed=3), sparsity)
+
+
+@pytest.mark.parametrize("config", [
+    TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, iterations=40, **FAST),
+    TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=0.1, iterations=40, **FAST),
+    TrainConfig(optimizer="adam", lr=0.01, iterations=40, **FAST),
+    TrainConfig(optimizer="adam", lr=0.01, weight_decay=0.5, schedule="cosine", iterations=40, **FAST),
+], ids=["sgd-momentum", "sgd-weight-decay", "adam", "adam-weight-decay-cosine"])
+def test_pruned_weights_are_exactly_zero_after_every_step(synthetic, tiny_mlp, config):
+    masks = _masks(tiny_mlp)
+    history = fit(tiny_mlp, synthetic, config, masks=masks, snapshot_at=range(41))
+    assert sorted(history.snapshots) == list(range(41))
+    for step, state in history.snapshots.items():
+        for name, mask in masks.items():
+            assert (state[name][~mask] == 0.0).all(), f"pruned entries of {name} revived at step {step}"
+            if step == 40:
+                assert (state[name][mask] != 0).any()  # the kept ones did train
+
+
+def test_without_binding_momentum_revives_pruned_weights(synthetic, tiny_mlp):
+    """The failure the binding prevents: masking once, then training, revives pruned entries."""
+    masks = _masks(tiny_mlp)
+    masks.apply(tiny_mlp)
+    fit(tiny_mlp, synthetic, TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, iterations=10, **FAST))
+    assert any((tiny_mlp.get_parameter(n)[~m] != 0).any() for n, m in masks.items())
+
+
+def test_same_seed_bit_identical_other_seed_differs(synthetic):
+    runs = []
+    for data_seed in (0, 0, 1):
+        model = ol.build("mlp", synthetic, seed=0, widths=(16,))
+        history = fit(model, synthetic, TrainConfig(epochs=2, seed=data_seed, **FAST), masks=_masks(model))
+        runs.append((model.state_dict(), history.frame()))
+    (a, ha), (b, hb), (c, _) = runs
+    assert all(torch.equal(a[k], b[k]) for k in a) and ha.equals(hb)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_snapshots_are_clones_not_views(synthetic, tiny_mlp):
+    history = fit(tiny_mlp, synthetic, TrainConfig(iterations=5, **FAST), snapshot_at=[0, 5])
+    at_end = history.snapshots[5]["1.weight"].clone()
+    assert not torch.equal(history.snapshots[0]["1.weight"], at_end)
+    with torch.no_grad():
+        tiny_mlp[1].weight.add_(1.0)
+    assert torch.equal(history.snapshots[5]["1.weight"], at_end)
+
+
+def test_start_iteration_replays_data_order_and_schedule(synthetic):
+    """Training 0 -> T equals 0 -> k then k -> T (plain SGD has no optimizer state to lose)."""
+    config = TrainConfig(optimizer="sgd", lr=0.05, momentum=0.0, iterations=50, schedule="cosine", **FAST)
+    whole = ol.build("mlp", synthetic, seed=1, widths=(8,))
+    fit(whole, synthetic, config)
+    split = ol.build("mlp", synthetic, seed=1, widths=(8,))
+    first = fit(split, synthetic, config.replace(iterations=50), snapshot_at=[17])
+    resumed = ol.build("mlp", synthetic, seed=1, widths=(8,))
+    resumed.load_state_dict(first.snapshots[17])
+    fit(resumed, synthetic, config, start_iteration=17)
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k])
+
+
+def test_history_is_tidy_and_selection_uses_validation():
+    history = History(rows=[
+        {"iteration": 0, "epoch": 0, "split": "val", "loss": 2.0, "accuracy": 0.1},
+        {"iteration": 0, "epoch": 0, "split": "test", "loss": 0.1, "accuracy": 0.99},
+        {"iteration": 10, "epoch": 1, "split": "val", "loss": 1.0, "accuracy": 0.5},
+        {"iteration": 10, "epoch": 1, "split": "test", "loss": 3.0, "accuracy": 0.2},
+    ])
+    assert list(history.frame().columns) == ["iteration", "epoch", "split", "loss", "accuracy"]
+    best = history.best()
+    assert best["iteration"] == 10 and best["test_accuracy"] == 0.2
+
+
+def test_fit_learns_and_logs_every_epoch(synthetic, tiny_mlp):
+    config = TrainConfig(epochs=3, lr=0.01, **FAST)
+    history = fit(tiny_mlp, synthetic, config)
+    frame = history.frame()
+    steps = config.steps_per_epoch(len(synthetic.train.y))
+    assert sorted(frame[frame.split == "val"].iteration) == [0, steps, 2 * steps, 3 * steps]
+    assert history.final()["val_accuracy"] > 0.6 > history.frame().iloc[1].accuracy - 0.3
+
+
+def test_lr_schedules():
+    c = TrainConfig(lr=1.0, schedule="cosine")
+    assert c.lr_at(0, 100) == 1.0 and c.lr_at(50, 100) == pytest.approx(0.5) and c.lr_at(100, 100) == pytest.approx(0)
+    s = TrainConfig(lr=1.0, schedule="step")
+    assert [s.lr_at(i, 100) for i in (0, 49, 50, 75)] == pytest.approx([1, 1, 0.1, 0.01])
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; valid optimizers: sgd, adam"),
+    (dict(schedule="exp"), "unknown schedule 'exp'"),
+    (dict(lr=-1), "lr must be >= 0"),
+    (dict(batch_size=0), "batch_size must be >= 1"),
+    (dict(iterations=-5), "iterations must be >= 0"),
+])
+def test_bad_config(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**bad)
+
+
+def test_bad_snapshot_and_start(synthetic, tiny_mlp):
+    config = TrainConfig(iterations=10, **FAST)
+    with pytest.raises(ValueError, match="snapshot_at"):
+        fit(tiny_mlp, synthetic, config, snapshot_at=[11])
+    with pytest.raises(ValueError, match="start_iteration"):
+        fit(tiny_mlp, synthetic, config, start_iteration=12)
+
+
+def test_evaluate_restores_mode(synthetic, tiny_mlp):
+    tiny_mlp.train()
+    out = ol.evaluate(tiny_mlp, synthetic, "val")
+    assert tiny_mlp.training and set(out) == {"loss", "accuracy"} and 0 <= out["accuracy"] <= 1
