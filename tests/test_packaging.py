@@ -17,11 +17,12 @@ def _pip_name(requirement: str) -> str:
 def test_environment_yml_names_the_core_dependencies():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda = {re.split(r"[<>=]", d, maxsplit=1)[0].lower() for d in env["dependencies"] if isinstance(d, str)}
-    pip = {_pip_name(d) for d in next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))}
+    pip_lines = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pip = {_pip_name(d) for d in pip_lines}
     core = {_pip_name(d) for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
     missing = {name for name in core if CONDA_NAMES.get(name, name) not in conda | pip}
     assert not missing, f"environment.yml lacks {missing}"
-    assert "-e ." in pip
+    assert "-e ." in pip_lines
 
 
 def test_torch_is_pinned_to_the_cpu_build():
