@@ -35,7 +35,7 @@ class Method:
         return f"{self.criterion}/{self.scope}"
 
 
-def _metrics(model: nn.Module, dataset: Dataset) -> dict:
+def split_metrics(model: nn.Module, dataset: Dataset) -> dict:
     """Validation and test loss / accuracy as flat columns."""
     out = {}
     for split in ("val", "test"):
@@ -59,8 +59,8 @@ def one_shot(model: nn.Module, dataset: Dataset, methods: Sequence[str], sparsit
     for s in sparsities:
         check_sparsity(s)  # every value, before any work
     dense = {"method": "dense", "criterion": "none", "scope": "none", "sparsity": 0.0, "density": 1.0,
-             "stage": "dense", "collapsed_layers": 0, **_metrics(model, dataset)}
-    metric_rows, layer_rows = [dense], []
+             "stage": "dense", "collapsed_layers": 0, **split_metrics(model, dataset)}
+    metric_rows, layer_table = [dense], []
     scores_by_criterion: dict[str, dict] = {}
     for method in parsed:
         if method.criterion not in scores_by_criterion:
@@ -73,18 +73,18 @@ def one_shot(model: nn.Module, dataset: Dataset, methods: Sequence[str], sparsit
                     "sparsity": float(sparsity), "density": masks.density(),
                     "collapsed_layers": len(masks.collapsed_layers())}
             pruned = masks.apply(copy.deepcopy(model))
-            metric_rows.append({**base, "stage": "one_shot", **_metrics(pruned, dataset)})
+            metric_rows.append({**base, "stage": "one_shot", **split_metrics(pruned, dataset)})
             if finetune is not None:
                 history = fit(pruned, dataset, finetune, masks=masks)
                 best = history.best()
-                metric_rows.append({**base, "stage": "finetuned", **_metrics(pruned, dataset),
+                metric_rows.append({**base, "stage": "finetuned", **split_metrics(pruned, dataset),
                                     "best_iteration": best["iteration"],
                                     "early_stop_test_accuracy": best["test_accuracy"]})
-            layer_rows += _layer_rows(masks, method, sparsity)
-    return pd.DataFrame(metric_rows), pd.DataFrame(layer_rows)
+            layer_table += layer_rows(masks, method, sparsity)
+    return pd.DataFrame(metric_rows), pd.DataFrame(layer_table)
 
 
-def _layer_rows(masks: Masks, method: Method, sparsity: float) -> list[dict]:
+def layer_rows(masks: Masks, method: Method, sparsity: float) -> list[dict]:
     """Per-layer density rows of one mask."""
     report = masks.report()
     report = report[report.layer != "total"]

@@ -1,0 +1,76 @@
+"""One-shot test accuracy (no retraining) per criterion and sparsity, several seeds: does OBD beat magnitude?
+
+Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/obd_vs_magnitude.py [--out runs/obd_vs_magnitude]
+
+Same recipe as the defaults of notebooks/02_obd_saliency.ipynb: LeNet-300-100, Adam 1e-3, batch 64,
+100 epochs with a cosine schedule, curvature over the whole training split, 100 Hutchinson probes.
+Writes metrics.csv / layers.csv (one row per dataset, activation, seed, method, sparsity) and prints
+mean +- std over seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import pandas as pd
+
+import oneshot_lab as ol
+
+CRITERIA = ["magnitude", "random", "snip", "obd_hessian", "obd_ggn", "obd_ggn_mc", "obd_fisher", "obd_hutchinson"]
+SPARSITIES = [0.5, 0.7, 0.8, 0.9, 0.95]
+TRAIN = ol.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="cosine", progress=False)
+
+
+def one_run(dataset: str, activation: str, seed: int, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train one dense model and prune it one-shot by every criterion and scope."""
+    data = ol.load(dataset, seed=seed)
+    net = ol.build(model, data, seed=seed, activation=activation)
+    ol.fit(net, data, TRAIN.replace(seed=seed))
+    options = {c: {"samples": None} for c in CRITERIA if c.startswith("obd") or c == "snip"}
+    methods = [f"{c}/{s}" for c in CRITERIA for s in ("global", "layer")]
+    metrics, layers = ol.experiment.one_shot(net, data, methods, SPARSITIES, seed=seed, score_options=options)
+    keys = {"dataset": dataset, "model": model, "activation": activation, "seed": seed}
+    return metrics.assign(**keys), layers.assign(**keys)
+
+
+def table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """'mean ± std' test accuracy (%) over seeds, one row per dataset, activation and method."""
+    pruned = metrics[metrics.stage == "one_shot"]
+    stats = pruned.groupby(["dataset", "activation", "method", "sparsity"]).test_accuracy.agg(["mean", "std"]) * 100
+    cells = stats.apply(lambda r: f"{r['mean']:.1f} ± {r['std']:.1f}", axis=1).unstack("sparsity")
+    dense = metrics[metrics.stage == "dense"].groupby(["dataset", "activation"]).test_accuracy.agg(["mean", "std"]) * 100
+    for (dataset, activation), r in dense.iterrows():
+        cells.loc[(dataset, activation, "dense"), :] = f"{r['mean']:.1f} ± {r['std']:.1f}"
+    return cells.sort_index()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/obd_vs_magnitude")
+    parser.add_argument("--datasets", nargs="+", default=["mnist1d", "digits"])
+    parser.add_argument("--activations", nargs="+", default=["relu", "tanh"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--model", default="lenet_300_100")
+    args = parser.parse_args()
+    run = ol.results.start(args.out, vars(args))
+    all_metrics, all_layers = [], []
+    for dataset in args.datasets:
+        for activation in args.activations:
+            for seed in args.seeds:
+                start = time.perf_counter()
+                metrics, layers = one_run(dataset, activation, seed, args.model)
+                all_metrics.append(metrics)
+                all_layers.append(layers)
+                print(f"{dataset} {activation} seed {seed}: {time.perf_counter() - start:.1f}s", flush=True)
+                run.record("metrics", pd.concat(all_metrics, ignore_index=True))
+                run.record("layers", pd.concat(all_layers, ignore_index=True))
+    summary = table(pd.concat(all_metrics, ignore_index=True))
+    run.record("summary", summary.reset_index())
+    run.finish()
+    with pd.option_context("display.width", 200, "display.max_rows", 200):
+        print(summary.to_string())
+
+
+if __name__ == "__main__":
+    main()
