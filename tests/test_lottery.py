@@ -1,0 +1,294 @@
+"""Lottery tickets: rewinding, nested masks, density schedule, binding masks, controls, determinism, selection."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd
+import pytest
+import torch
+
+import oneshot_lab as ol
+from oneshot_lab import lottery
+from oneshot_lab.data import Dataset, Split
+
+CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine", progress=False)
+CONTROLS = ["reinit", "random_mask", "shuffled_mask"]
+
+
+@pytest.fixture()
+def mlp(synthetic):
+    """A one-hidden-layer MLP (20-32-4) for the synthetic dataset."""
+    return ol.build("mlp", synthetic, seed=0, widths=(32,))
+
+
+@pytest.fixture()
+def calls(monkeypatch):
+    """Record every train.fit call lottery makes: the model state at entry, masks, config and start."""
+    seen, real_fit = [], ol.train.fit
+
+    def recording_fit(model, dataset, config, masks=None, snapshot_at=(), start_iteration=0):
+        seen.append({"state": ol.train.snapshot(model), "masks": masks, "config": config,
+                     "start": start_iteration, "model": model})
+        history = real_fit(model, dataset, config, masks=masks, snapshot_at=snapshot_at,
+                           start_iteration=start_iteration)
+        seen[-1]["history"] = history
+        return history
+
+    monkeypatch.setattr(ol.train, "fit", recording_fit)
+    return seen
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    """The raw bit pattern of a float32 tensor (so -0.0 and 0.0 differ)."""
+    return t.contiguous().view(torch.int32)
+
+
+def kept_per_layer(masks) -> dict:
+    """Kept entries of every layer of a mask."""
+    return {n: int(m.sum()) for n, m in masks.items()}
+
+
+@pytest.mark.parametrize("k", [0, 20])
+def test_rewound_weights_are_snapshot_times_mask_bit_for_bit(mlp, synthetic, calls, k):
+    init = ol.train.snapshot(mlp)
+    result = lottery.imp(mlp, synthetic, CONFIG, levels=3, rate=0.3, rewind_iteration=k)
+    assert all(torch.equal(bits(init[n]), bits(v)) for n, v in mlp.state_dict().items())  # input untouched
+    reference = ol.fit(ol.build("mlp", synthetic, seed=0, widths=(32,)), synthetic, CONFIG, snapshot_at=[k])
+    assert all(torch.equal(bits(reference.snapshots[k][n]), bits(v)) for n, v in result.rewind_state.items())
+    tickets = calls[1:]
+    assert [c["start"] for c in tickets] == [k] * 3
+    for level, call in enumerate(tickets, start=1):
+        for name, value in call["state"].items():
+            mask = result.masks[level].get(name)
+            expected = result.rewind_state[name] * mask if mask is not None else result.rewind_state[name]
+            assert torch.equal(bits(value), bits(expected)), (level, name)
+
+
+def test_rewind_clones_never_aliases(mlp):
+    state = ol.train.snapshot(mlp)
+    before = {n: v.clone() for n, v in state.items()}
+    net = lottery.rewind(ol.build("mlp", ol.load("synthetic"), seed=5, widths=(32,)), state)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    assert all(torch.equal(before[n], state[n]) for n in state)
+
+
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_masks_nested_and_density_follows_schedule_exactly(mlp, scope):
+    rate, levels = 0.2, 12
+    out_layer = ol.prunable(mlp)[-1]
+    layer_rates = {out_layer: 0.1}
+    masks = [ol.Masks.ones(mlp)]
+    for level in range(levels):
+        scores = ol.saliency.random(mlp, seed=level)
+        masks.append(lottery.level_masks(scores, masks[-1], rate, scope, layer_rates))
+    for prev, cur in zip(masks, masks[1:]):
+        assert all(not (cur[n] & ~prev[n]).any() for n in cur)  # nested: nothing pruned comes back
+        before, after = kept_per_layer(prev), kept_per_layer(cur)
+        assert after[out_layer] == before[out_layer] - round(0.1 * before[out_layer])
+        pool = [n for n in cur if n != out_layer]
+        if scope == "layer":
+            assert all(after[n] == before[n] - round(rate * before[n]) for n in pool)
+        else:
+            kept = sum(before[n] for n in pool)
+            assert sum(after[n] for n in pool) == kept - round(rate * kept)
+    hidden = ol.prunable(mlp)[0]
+    n = masks[0][hidden].numel()
+    for level, m in enumerate(masks):
+        assert abs(kept_per_layer(m)[hidden] / n - 0.8 ** level) <= level / n  # (1-p)^L up to rounding
+
+
+def test_imp_density_schedule_and_nested_masks(mlp, synthetic):
+    result = lottery.imp(mlp, synthetic, CONFIG, levels=4, rate=0.5, scope="global")
+    tickets = result.metrics[result.metrics.condition != "reinit"]
+    assert list(tickets.level) == [0, 1, 2, 3, 4]
+    total = sum(m.numel() for m in result.masks[0].values())
+    kept = total
+    for level, masks in enumerate(result.masks):
+        assert masks.count()[0] == kept
+        assert tickets.density.iloc[level] == pytest.approx(kept / total, abs=0)
+        kept -= round(0.5 * kept)
+    assert all(not (b[n] & ~a[n]).any() for a, b in zip(result.masks, result.masks[1:]) for n in a)
+
+
+def test_pruned_weights_are_zero_after_every_step_of_every_level(mlp, synthetic, monkeypatch):
+    checks, real_fit = [], ol.train.fit
+
+    def checking_fit(model, dataset, config, masks=None, **kwargs):
+        handles = []
+        if masks is not None:
+            layers = {name.rpartition(".")[0]: (name, m) for name, m in masks.items()}
+
+            def check(module, _inputs):
+                name, m = layers[module_names[module]]
+                assert not module.weight[~m].any(), f"pruned entries of {name} are not zero"
+                checks.append(name)
+
+            module_names = {model.get_submodule(n): n for n in layers}
+            handles = [model.get_submodule(n).register_forward_pre_hook(check) for n in layers]
+        try:
+            return real_fit(model, dataset, config, masks=masks, **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    monkeypatch.setattr(ol.train, "fit", checking_fit)
+    for retrain, controls in [("weight_rewind", CONTROLS), ("lr_rewind", []), ("finetune", [])]:
+        checks.clear()
+        lottery.imp(mlp, synthetic, CONFIG.replace(optimizer="sgd", momentum=0.9, weight_decay=1e-3)
+                    if retrain == "finetune" else CONFIG, levels=2, rate=0.5, retrain=retrain, controls=controls)
+        # one check per layer per forward: >= every training step (and every evaluation) of every masked run
+        runs = 2 * (1 + len(controls))
+        assert len(checks) >= runs * len(ol.prunable(mlp)) * CONFIG.iterations
+
+
+def test_same_seed_replays_identical_run(mlp, synthetic):
+    a = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=3)
+    b = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=3)
+    pd.testing.assert_frame_equal(a.metrics, b.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(a.curves, b.curves, check_exact=True)
+    assert all(x.equal(y) for x, y in zip(a.masks, b.masks))
+    assert all(x.equal(y) for c in a.control_masks for x, y in zip(a.control_masks[c], b.control_masks[c]))
+    c = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=4)
+    assert all(x.equal(y) for x, y in zip(a.masks, c.masks))  # magnitude masks do not depend on `seed`
+    assert not a.control_masks["random_mask"][2].equal(c.control_masks["random_mask"][2])
+
+
+def test_controls_keep_per_layer_densities(mlp, synthetic, calls):
+    result = lottery.imp(mlp, synthetic, CONFIG, levels=3, rate=0.4, controls=CONTROLS)
+    layers = result.layers.pivot_table(index=["level", "layer"], columns="condition", values="kept")
+    for control in CONTROLS:
+        assert (layers[control].dropna() == layers["ticket"].dropna()).all()
+    for level in range(1, 4):
+        ticket = result.masks[level]
+        for control in ("random_mask", "shuffled_mask"):
+            mask = result.control_masks[control][level]
+            assert kept_per_layer(mask) == kept_per_layer(ticket)
+            assert not mask.equal(ticket)
+        previous = result.control_masks["random_mask"][level - 1]
+        current = result.control_masks["random_mask"][level]
+        assert all(not (current[n] & ~previous[n]).any() for n in current)  # random masks are nested too
+    reinit = [c for c in calls if c["masks"] is not None and c["masks"].equal(result.masks[1])][1]
+    weight = ol.prunable(mlp)[0]
+    assert not torch.equal(reinit["state"][weight], result.rewind_state[weight] * result.masks[1][weight])
+    assert not reinit["state"][weight][~result.masks[1][weight]].any()
+
+
+def test_selection_never_reads_the_test_split(mlp, synthetic):
+    gen = torch.Generator().manual_seed(0)
+    scrambled = Dataset(synthetic.name, synthetic.train, synthetic.val,
+                        Split(torch.randn(synthetic.test.x.shape, generator=gen),
+                              synthetic.test.y[torch.randperm(len(synthetic.test.y), generator=gen)]),
+                        synthetic.num_classes)
+    a = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, controls=["reinit"])
+    b = lottery.imp(mlp, scrambled, CONFIG, levels=2, rate=0.5, controls=["reinit"])
+    assert all(x.equal(y) for x, y in zip(a.masks, b.masks))
+    same = ["level", "condition", "density", "early_stop_iteration", "early_stop_val_loss", "early_stop_val_accuracy"]
+    pd.testing.assert_frame_equal(a.metrics[same], b.metrics[same], check_exact=True)
+    assert not a.metrics.early_stop_test_accuracy.equals(b.metrics.early_stop_test_accuracy)
+    assert a.sparsest_matching(tolerance=1.0)["level"] == b.sparsest_matching(tolerance=1.0)["level"] == 2
+
+
+def test_retrain_modes_share_budget_and_data_order(mlp, synthetic, calls):
+    k = 20
+    for retrain in lottery.RETRAIN_MODES:
+        calls.clear()
+        result = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, rewind_iteration=k, retrain=retrain)
+        dense, level1, level2 = calls
+        for call in (level1, level2):
+            assert call["start"] == k and call["config"].seed == CONFIG.seed
+            assert call["config"].total_iterations(1) == CONFIG.iterations
+            assert call["history"].frame().iteration.max() == CONFIG.iterations
+        if retrain == "weight_rewind":
+            continue
+        final = {n: v for n, v in level1["model"].state_dict().items()}
+        weight = ol.prunable(mlp)[0]
+        assert torch.equal(level2["state"][weight], final[weight] * result.masks[2][weight])
+        if retrain == "finetune":
+            assert level1["config"].schedule == "constant"
+            assert level1["config"].lr == CONFIG.lr_at(CONFIG.iterations - 1, CONFIG.iterations)
+        else:
+            assert level1["config"] == CONFIG
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(retrain="rewind"), "valid modes"),
+    (dict(controls=["reinit", "shuffle"]), "controls must be"),
+    (dict(controls="reinit"), "controls must be"),
+    (dict(controls=["reinit"], retrain="lr_rewind"), "need retrain='weight_rewind'"),
+    (dict(rewind_iteration=60), r"\[0, 60\)"),
+    (dict(rate=1.5), "rate must be"),
+    (dict(levels=-1), "levels must be"),
+    (dict(scope="net"), "valid scopes"),
+    (dict(criterion="size"), "valid criteria"),
+    (dict(layer_rates={"9.weight": 0.1}), "prunable layers"),
+    (dict(layer_rates={"3.weight": 2}), "layer_rates"),
+])
+def test_bad_arguments_fail_before_any_training(mlp, synthetic, calls, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        lottery.imp(mlp, synthetic, CONFIG, **kwargs)
+    assert calls == []
+
+
+def test_reinitialize_is_seeded_and_leaves_model_alone(mlp):
+    before = ol.train.snapshot(mlp)
+    a, b, c = (lottery.reinitialize(mlp, s) for s in (1, 1, 2))
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert not torch.equal(a[1].weight, c[1].weight) and not torch.equal(a[1].weight, mlp[1].weight)
+    assert all(torch.equal(before[n], v) for n, v in mlp.state_dict().items())
+
+
+def test_instability_barrier_and_sparse_copies(mlp, synthetic):
+    masks = lottery.imp(mlp, synthetic, CONFIG, levels=1, rate=0.8).masks[1]
+    result = lottery.instability(mlp, synthetic, CONFIG, [0, 20], masks=masks, points=5)
+    assert set(result.path.rewind_iteration) == {0, 20} and len(result.path) == 2 * 5 * 2
+    assert (result.barriers.barrier >= 0).all() and set(result.barriers.split) == {"val", "test"}
+    assert (result.barriers.density == masks.density()).all()
+    again = lottery.instability(mlp, synthetic, CONFIG, [0, 20], masks=masks, points=5)
+    pd.testing.assert_frame_equal(result.path, again.path, check_exact=True)
+    a, b = ol.train.snapshot(mlp), lottery.reinitialize(mlp, 1).state_dict()
+    assert all(torch.equal(v, a[n]) for n, v in lottery.interpolate(a, b, 0.0).items())
+    assert all(torch.equal(v, b[n]) for n, v in lottery.interpolate(a, b, 1.0).items())
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(rewind_iterations=[60]), r"\[0, 60\)"),
+    (dict(rewind_iterations=5), "non-empty list"),
+    (dict(rewind_iterations=[0], data_seeds=(1, 1)), "two distinct seeds"),
+    (dict(rewind_iterations=[0], points=1), "points"),
+])
+def test_instability_bad_arguments(mlp, synthetic, calls, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        lottery.instability(mlp, synthetic, CONFIG, **kwargs)
+    assert calls == []
+
+
+def test_lottery_plots_draw(mlp, synthetic):
+    result = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, controls=["reinit"])
+    metrics = pd.concat([result.metrics.assign(seed=0), result.metrics.assign(seed=1)])
+    ax = ol.plots.ticket_curves(metrics)
+    assert ax.get_xscale() == "log"
+    ol.plots.ticket_curves(metrics, y="early_stop_iteration")
+    unstable = lottery.instability(mlp, synthetic, CONFIG, [0, 20], points=3)
+    ol.plots.instability(unstable.barriers.assign(network="dense"))
+    ol.plots.interpolation(unstable.path.assign(network="dense"))
+
+
+def test_summary_tables_mean_and_std_over_seeds(mlp, synthetic):
+    runs = [lottery.imp(ol.build("mlp", synthetic, seed=s, widths=(32,)), synthetic, CONFIG.replace(seed=s),
+                        levels=1, rate=0.5, controls=["reinit"], seed=s).metrics.assign(seed=s) for s in (0, 1)]
+    metrics = pd.concat(runs, ignore_index=True)
+    summary = lottery.summarize(metrics)
+    ticket = metrics[(metrics.condition == "ticket")].early_stop_test_accuracy
+    row = summary[(summary.level == 1) & (summary.condition == "ticket")].iloc[0]
+    assert row["mean"] == pytest.approx(ticket.mean()) and row["std"] == pytest.approx(ticket.std())
+    assert row["count"] == 2 and row["weights_remaining"] == pytest.approx(50.0)
+    table = lottery.mean_std_table(summary)
+    assert list(table.columns) == ["% weights remaining", "dense", "ticket", "reinit"]
+    assert table.loc[1, "ticket"] == f"{ticket.mean():.3f} ± {ticket.std():.3f}"
+    with pytest.raises(ValueError, match="lacks columns"):
+        lottery.summarize(metrics, y="top5")
+    with pytest.raises(ValueError, match="present"):
+        lottery.IMPResult(metrics, None, None, []).sparsest_matching("random_mask")
