@@ -210,3 +210,15 @@ def compare(estimates: dict[str, Diagonal], reference: str) -> pd.DataFrame:
                          "relative_error": float((value - exact).norm() / exact.norm().clamp_min(1e-30)),
                          "spearman": _spearman(value, exact)})
     return pd.DataFrame(rows)
+
+
+def convergence(exact: Diagonal, estimates: dict[int, Diagonal]) -> pd.DataFrame:
+    """`compare` of Hutchinson estimates {probes: diagonal} against `exact`: rows 'hutchinson_<p>', a `probes` column."""
+    if not estimates:
+        raise ValueError("estimates is empty: give {probes: diagonal} for at least one probe count")
+    bad = [p for p in estimates if isinstance(p, bool) or not isinstance(p, int) or p < 1]
+    if bad:
+        raise ValueError(f"estimates must be keyed by positive int probe counts, got {bad!r}")
+    table = compare({"exact": exact, **{f"hutchinson_{p}": d for p, d in estimates.items()}}, "exact")
+    table = table[table["curvature"] != "exact"]
+    return table.assign(probes=table["curvature"].str.split("_").str[1].astype(int))

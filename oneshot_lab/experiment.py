@@ -10,6 +10,7 @@ import pandas as pd
 from torch import nn
 
 from . import saliency
+from .curvature import compare
 from .data import Dataset
 from .prune import SCOPES, Masks, check_sparsity, masks_from_scores
 from .train import TrainConfig, evaluate, fit
@@ -91,3 +92,20 @@ def layer_rows(masks: Masks, method: Method, sparsity: float) -> list[dict]:
     return [{"method": str(method), "sparsity": float(sparsity), "layer": r.layer, "entries": r.entries,
              "density": r.density, "collapsed": bool(r.collapsed)} for r in report.itertuples()]
 
+
+def agreement(scores: dict[str, dict], reference: str, sparsity: float, scope: str = "global") -> pd.DataFrame:
+    """Per (criterion, layer): Spearman correlation of scores with `reference`'s, and Jaccard index of the kept sets.
+
+    The kept sets are the masks of every criterion at `sparsity` and `scope`; the Jaccard index is NaN where
+    both masks empty the layer. Columns: criterion, parameter, spearman_vs_<reference>, kept_jaccard.
+    """
+    if reference not in scores:
+        raise ValueError(f"reference {reference!r} is not among the scores: {', '.join(scores)}")
+    check_sparsity(sparsity)
+    keep = {c: masks_from_scores(s, sparsity, scope) for c, s in scores.items()}
+    table = compare(scores, reference)[["curvature", "parameter", "spearman"]].rename(
+        columns={"curvature": "criterion", "spearman": f"spearman_vs_{reference}"})
+    table["kept_jaccard"] = [float((keep[r.criterion][r.parameter] & keep[reference][r.parameter]).sum()
+                                   / (keep[r.criterion][r.parameter] | keep[reference][r.parameter]).sum())
+                             for r in table.itertuples()]
+    return table
