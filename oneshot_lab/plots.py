@@ -154,9 +154,15 @@ def sweep_curves(metrics: pd.DataFrame, y: str = "test_accuracy", stage: str | N
     if log_compression:
         ax.set_xscale("function", functions=(_log2_compression, _from_log2_compression))
         ticks = sorted(pruned["sparsity"].unique())
+        ends = _log2_compression([ticks[0], ticks[-1]])
+        ax.set_xlim(_from_log2_compression(ends[0] - 0.3), _from_log2_compression(ends[1] + 0.3))
         ax.set_xticks(ticks, [f"{s:g}" for s in ticks])
-        top = ax.secondary_xaxis("top", functions=(_compression, _sparsity))
-        top.set_xticks(_compression(ticks), [f"{c:.3g}×" for c in _compression(ticks)])
+        ax.minorticks_off()
+        top = ax.twiny()  # same scale and limits as the sparsity axis, labelled with compression ratios
+        top.set_xscale("function", functions=(_log2_compression, _from_log2_compression))
+        top.set_xlim(ax.get_xlim())
+        top.set_xticks(ticks, [f"{c:.3g}×" for c in _compression(ticks)])
+        top.minorticks_off()
         top.set_xlabel("compression ratio (log scale)")
     ax.set_xlabel("sparsity (fraction of prunable weights removed)")
     ax.set_ylabel(y.replace("_", " "))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 import time
@@ -72,8 +73,12 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The current UTC time as ISO 8601 text, to the second (the manifests' time format)."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+_now = utc_now
 
 
 @dataclass
@@ -128,20 +133,70 @@ def read_manifest(run_dir: str | os.PathLike) -> dict:
     return json.loads((Path(run_dir) / MANIFEST).read_text())
 
 
+def update_manifest(run_dir: str | os.PathLike, **fields: Any) -> dict:
+    """Merge `fields` into the manifest of `run_dir` (atomically) and return the new manifest."""
+    manifest = {**read_manifest(run_dir), **_jsonable(fields)}
+    atomic_write_text(Path(run_dir) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+    return manifest
+
+
+def is_complete(run_dir: str | os.PathLike) -> bool:
+    """Whether `run_dir` holds a record whose manifest says the run completed."""
+    try:
+        return read_manifest(run_dir).get("status") == "complete"
+    except (OSError, ValueError):
+        return False
+
+
+def publish(staging: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Move a finished run directory to `final` by rename, replacing an older record of the same run.
+
+    Readers see the old record or the new one, never a mix; `staging` must be on the same file system.
+    """
+    staging, final = Path(staging), Path(final)
+    if not final.exists():
+        os.replace(staging, final)
+        return final
+    old = staging.with_name(staging.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _records(runs_dir: Path) -> Iterable[tuple[Path, dict]]:
+    """(run directory, manifest) of every record under `runs_dir`, skipping hidden (staging) directories."""
+    for manifest_path in sorted(runs_dir.rglob(MANIFEST)):
+        if any(part.startswith(".") for part in manifest_path.relative_to(runs_dir).parts[:-1]):
+            continue
+        try:
+            yield manifest_path.parent, json.loads(manifest_path.read_text())
+        except ValueError:  # a manifest from an older, non-atomic writer: not a record
+            continue
+
+
+def _run_name(run_dir: Path, runs_dir: Path) -> str:
+    """The run's directory relative to `runs_dir` ('.' for the directory itself)."""
+    return str(run_dir.relative_to(runs_dir)) if run_dir != runs_dir else "."
+
+
 def _param_value(value: Any) -> Any:
     """A parameter as a DataFrame cell: scalars as they are, lists and dicts as JSON text."""
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
 def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: bool = True) -> pd.DataFrame:
-    """All rows of `<table>.csv` from every run under `runs_dir`, with each run's parameters as columns."""
+    """All rows of `<table>.csv` from every run under `runs_dir`, with each run's parameters as columns.
+
+    Columns added per run: its parameters (a metric column of the same name wins), `run` (the run's
+    directory relative to `runs_dir`) and, for sweep records, `notebook`.
+    """
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         raise FileNotFoundError(f"runs directory {runs_dir} does not exist")
     frames = []
-    for manifest_path in sorted(runs_dir.rglob(MANIFEST)):
-        run_dir = manifest_path.parent
-        manifest = json.loads(manifest_path.read_text())
+    for run_dir, manifest in _records(runs_dir):
         if complete_only and manifest.get("status") != "complete":
             continue
         if not (run_dir / f"{table}.csv").is_file():
@@ -150,8 +205,37 @@ def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: boo
         for name, value in manifest.get("params", {}).items():
             if name not in frame.columns:
                 frame[name] = _param_value(value)
-        frame["run"] = str(run_dir.relative_to(runs_dir)) if run_dir != runs_dir else "."
+        if "notebook" in manifest and "notebook" not in frame.columns:
+            frame["notebook"] = manifest["notebook"]
+        frame["run"] = _run_name(run_dir, runs_dir)
         frames.append(frame)
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)
+
+
+MANIFEST_COLUMNS = ("notebook", "status", "seed", "started", "finished", "duration_s", "attempts",
+                    "error", "error_cell", "git_revision")
+
+
+def manifests(runs_dir: str | os.PathLike) -> pd.DataFrame:
+    """One row per record under `runs_dir` (complete or not): run, notebook, status, timings, error and cell."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs directory {runs_dir} does not exist")
+    rows = [{"run": _run_name(run_dir, runs_dir), **{k: manifest.get(k) for k in MANIFEST_COLUMNS}}
+            for run_dir, manifest in _records(runs_dir)]
+    return pd.DataFrame(rows, columns=["run", *MANIFEST_COLUMNS])
+
+
+def summarize(frame: pd.DataFrame, value: str, by: Iterable[str]) -> pd.DataFrame:
+    """Mean, standard deviation (over runs, ddof 1) and count of `value` per group, plus 'mean ± std' text."""
+    by = list(by)
+    missing = [c for c in [value, *by] if c not in frame.columns]
+    if missing:
+        raise ValueError(f"no column(s) {', '.join(map(repr, missing))}; available: {', '.join(map(str, frame.columns))}")
+    out = frame.groupby(by, sort=True, dropna=False)[value].agg(["mean", "std", "count"]).reset_index()
+    out = out.rename(columns={"count": "n"})
+    out["mean_std"] = [f"{m:.4f} ± {s:.4f}" if n > 1 else f"{m:.4f} (n=1)"
+                       for m, s, n in zip(out["mean"], out["std"], out["n"])]
+    return out

@@ -40,3 +40,28 @@ def test_python_dash_m_help():
 def test_resolve_notebook_by_number_stem_and_path():
     first = sweep.notebooks()[0]
     assert sweep.resolve_notebook("01") == sweep.resolve_notebook(first.stem) == sweep.resolve_notebook(first)
+
+
+def test_sweep_and_report_bad_input_is_one_line_before_any_kernel(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    (tmp_path / "s.yaml").write_text("notebook: 01\ngrid: {seed: [0, 1], epochz: [1]}\n")
+    assert cli.main(["sweep", str(tmp_path / "s.yaml"), "--runs", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown parameter(s) 'epochz'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+    assert cli.main(["sweep", str(tmp_path / "nope.yaml")]) == 2
+    assert "no sweep spec" in capsys.readouterr().err
+    assert cli.main(["report", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_sweep_dry_run_lists_runs(capsys, tmp_path):
+    assert cli.main(["sweep", "sweeps/compare_criteria.yaml", "--runs", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("01_magnitude_pruning-") == 3 and "to run" in out and "3 runs in" in out
+
+
+def test_help_explains_sweep_and_report():
+    out = subprocess.run([sys.executable, "-m", "oneshot_lab", "sweep", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "grid:" in out.stdout and "--executor" in out.stdout and "skipped" in out.stdout
+    assert "report" in cli.parser().format_help()

@@ -1,0 +1,234 @@
+"""Sweeps: spec validation, stable run ids, resumable records, failures, dead kernels, kill-and-resume, Dask."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from oneshot_lab import results, sweep
+
+TINY_PARAMETERS = """\
+x: int = 0  # a number the run records
+fail: bool = False  # raise in the second cell
+sleep: float = 0.0  # seconds to sleep before recording
+deaths: int = 0  # kill the kernel (or its worker) on this many attempts, counted in the file counter
+counter: str = ""  # file counting the deaths
+victim: str = "kernel"  # kernel or worker (the process running papermill)
+out_dir: str = "out"  # where metrics.csv goes"""
+
+TINY_WORK = """\
+import os, pathlib, time
+if deaths and (not os.path.exists(counter) or len(open(counter).read()) < deaths):
+    open(counter, "a").write("x")
+    os.kill(os.getppid() if victim == "worker" else os.getpid(), 9)
+time.sleep(sleep)
+if fail:
+    raise ValueError(f"x is {x}")"""
+
+TINY_RECORD = """\
+pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
+pathlib.Path(out_dir, "metrics.csv").write_text(f"x,y\\n{x},{x * x}\\n")"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A notebook that starts fast (no torch): records x and x², can fail, sleep or kill its kernel."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell(TINY_PARAMETERS)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(TINY_WORK), nbformat.v4.new_code_cell(TINY_RECORD)]
+    path = tmp_path_factory.mktemp("nb") / "tiny.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def _records(runs_dir: Path) -> dict[str, dict]:
+    """Visible run directories -> {file name: bytes}."""
+    return {d.name: {f.name: f.read_bytes() for f in d.iterdir()}
+            for d in sorted(runs_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+
+
+# ---------------------------------------------------------------- bad specs: one line, nothing runs
+
+@pytest.mark.parametrize("spec,match", [
+    ({"notebook": "99", "grid": {"seed": [0]}}, "no notebook '99'; known notebooks: 01_magnitude_pruning.ipynb"),
+    ({"notebook": "01", "grid": {"sparsity_typo": [0.5]}}, "unknown parameter(s) 'sparsity_typo'"),
+    ({"notebook": "01", "grid": {}}, "empty grid"),
+    ({"notebook": "01", "grid": {"seed": []}}, "grid parameter 'seed' has no values"),
+    ({"notebook": "01", "grid": {"methods": ["magnitude/global"]}}, "parameter 'methods' of 01_magnitude_pruning"),
+    ({"notebook": "01", "grid": {"seed": 3}}, "grid values of 'seed' must be a list"),
+    ({"notebook": "01", "grid": {"seed": [0]}, "params": {"out_dir": "x"}}, "do not set out_dir"),
+    ({"notebook": "01", "grdi": {"seed": [0]}}, "unknown key(s) 'grdi'; valid keys: notebook"),
+    ({"grid": {"seed": [0]}}, "no 'notebook'"),
+    ({"sweeps": [{"notebook": "01", "grid": {"seed": [0]}}, {"notebook": "01", "list": [{"epoch": 1}]}]},
+     "sweeps[1]: unknown parameter(s) 'epoch'"),
+])
+def test_bad_spec_fails_in_one_line_before_anything_runs(spec, match, tmp_path, monkeypatch):
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    with pytest.raises(sweep.SpecError) as err:
+        sweep.run_grid(spec, tmp_path / "runs")
+    assert match in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_executor_and_spec_file_errors(tmp_path):
+    with pytest.raises(sweep.SpecError, match="unknown executor 'slurm'; valid executors: local, dask"):
+        sweep.run_grid({"notebook": "01", "grid": {"seed": [0]}}, tmp_path, executor="slurm")
+    with pytest.raises(sweep.SpecError, match="no runs directory"):
+        sweep.run_grid({"notebook": "01", "grid": {"seed": [0]}})
+    with pytest.raises(sweep.SpecError, match="no sweep spec 'missing.yaml'"):
+        sweep.expand("missing.yaml")
+    (tmp_path / "bad.yaml").write_text("notebook: [01\n")
+    with pytest.raises(sweep.SpecError, match="not valid YAML"):
+        sweep.expand(tmp_path / "bad.yaml")
+
+
+def test_spec_expansion_and_stable_run_ids(tmp_path):
+    (tmp_path / "s.yaml").write_text("notebook: 01\nparams: {lr: 1, dataset: synthetic}\n"
+                                     "grid: {seed: [0, 1], finetune_epochs: [0, 2]}\nlist: [{seed: 0, lr: 0.5}]\n")
+    tasks = sweep.expand(tmp_path / "s.yaml")
+    assert len(tasks) == 5 and len({t.run_id for t in tasks}) == 5
+    assert all(t.params["lr"] == 1.0 and isinstance(t.params["lr"], float) for t in tasks[:4])
+    again = sweep.expand({"notebook": "01_magnitude_pruning.ipynb",
+                          "list": [{"finetune_epochs": 0, "seed": 0, "dataset": "synthetic", "lr": 1.0}]})
+    assert again[0].run_id == tasks[0].run_id  # key order, int vs float and notebook spelling don't matter
+    assert tasks[0].run_id.startswith("01_magnitude_pruning-") and len(tasks[0].run_id.split("-")[1]) == 12
+    assert sweep.expand({"notebook": "01", "grid": {"seed": [0, 0]}})[0].run_id == \
+        sweep.run_id(sweep.resolve_notebook("01"), {"seed": 0})
+    assert len(sweep.expand({"notebook": "01", "grid": {"seed": [0, 0]}})) == 1
+    assert sweep.expand("sweeps/compare_criteria.yaml")  # the ready spec is valid
+
+
+def test_ready_spec_uses_known_criteria():
+    from oneshot_lab import saliency
+
+    for task in sweep.expand("sweeps/compare_criteria.yaml"):
+        assert {m.split("/")[0] for m in task.params["methods"]} <= set(saliency.CRITERIA)
+        assert len(task.params["sparsities"]) >= 5
+    assert {t.params["seed"] for t in sweep.expand("sweeps/compare_criteria.yaml")} == {0, 1, 2}
+
+
+# ---------------------------------------------------------------- records, failures, resume
+
+def test_publish_replaces_a_record_whole_and_load_ignores_staging(tmp_path):
+    old = results.start(tmp_path / "r", {"seed": 0})
+    old.finish("failed", error="boom")
+    staging = tmp_path / ".sweep" / "partial" / "r"
+    new = results.start(staging, {"seed": 0})
+    new.record("metrics", [{"acc": 0.5}])
+    new.finish()
+    assert len(results.load(tmp_path, complete_only=False)) == 0  # a staging copy is never read
+    results.publish(staging, tmp_path / "r")
+    assert results.is_complete(tmp_path / "r") and not staging.exists()
+    assert "error" not in results.read_manifest(tmp_path / "r") and list(results.load(tmp_path).acc) == [0.5]
+    assert list(results.manifests(tmp_path).status) == ["complete"]
+    summary = results.summarize(pd.DataFrame({"m": ["a", "a", "b"], "v": [1.0, 3.0, 2.0]}), "v", ["m"])
+    assert list(summary["mean"]) == [2.0, 2.0] and list(summary["n"]) == [2, 1]
+    assert list(summary.mean_std) == ["2.0000 ± 1.4142", "2.0000 (n=1)"]
+
+
+def test_failures_are_recorded_the_sweep_goes_on_and_resume_skips_complete(tiny, tmp_path):
+    spec = {"notebook": str(tiny), "grid": {"x": [1, 2], "fail": [False, True]}}
+    first = sweep.run_grid(spec, tmp_path, workers=2, progress=False)
+    assert first.counts() == {"done": 2, "failed": 2} and not first.ok
+    for outcome in first.outcomes:
+        manifest = results.read_manifest(tmp_path / outcome["run_id"])
+        assert manifest["notebook"] == "tiny" and manifest["run_id"] == outcome["run_id"]
+        assert (tmp_path / outcome["run_id"] / "tiny.ipynb").is_file()
+        if outcome["status"] == "failed":
+            assert manifest["status"] == "failed" and manifest["error"] == f"ValueError: x is {manifest['params']['x']}"
+            assert manifest["error_cell"] == 2 and outcome["error_cell"] == 2
+    assert "failed: tiny-" in str(first) and "at cell 2" in str(first)
+    table = results.load(tmp_path)
+    assert sorted(table.x) == [1, 2] and list(table.y) == list(table.x ** 2) and set(table.notebook) == {"tiny"}
+    assert set(results.manifests(tmp_path).status) == {"complete", "failed"}
+
+    before = _records(tmp_path)
+    second = sweep.run_grid(spec, tmp_path, workers=2, progress=False)
+    assert second.counts() == {"skipped": 2, "failed": 2}  # complete skipped, failed ones run again
+    after = _records(tmp_path)
+    for name, files in before.items():
+        if b'"status": "complete"' in files["manifest.json"]:
+            assert after[name] == files, "a complete record was rewritten"
+    assert not any((tmp_path / ".sweep" / "partial").iterdir())
+
+
+def test_dead_kernel_or_worker_is_retried_once(tiny, tmp_path):
+    spec = {"notebook": str(tiny), "list": [{"x": 1, "deaths": 1, "counter": str(tmp_path / "once")},
+                                            {"x": 2, "deaths": 2, "counter": str(tmp_path / "twice")},
+                                            {"x": 3, "deaths": 1, "counter": str(tmp_path / "w"), "victim": "worker"}]}
+    outcome = sweep.run_grid(spec, tmp_path / "runs", workers=2, progress=False)
+    once, twice, worker = outcome.outcomes
+    assert once["status"] == "done" and once["attempts"] == 2
+    assert twice["status"] == "died" and twice["attempts"] == 2 and "kernel died" in twice["error"]
+    manifest = results.read_manifest(tmp_path / "runs" / twice["run_id"])
+    assert manifest["status"] == "failed" and manifest["attempts"] == 2
+    assert worker["status"] == "done" and (tmp_path / "w").read_text() == "x"  # a fresh worker ran it again
+    assert sorted(results.load(tmp_path / "runs").x) == [1, 3]
+
+
+def test_two_sweeps_on_one_runs_dir_run_each_task_once(tiny, tmp_path):
+    spec = {"notebook": str(tiny), "params": {"sleep": 1.0}, "grid": {"x": [1, 2]}}
+    outcomes = []
+    threads = [threading.Thread(target=lambda: outcomes.append(sweep.run_grid(spec, tmp_path, workers=2,
+                                                                              progress=False)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    statuses = [o["status"] for result in outcomes for o in result.outcomes]
+    assert statuses.count("done") == 2 and set(statuses) <= {"done", "skipped", "locked"}
+    assert len(results.load(tmp_path)) == 2
+
+
+def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
+    """Kill a sweep (and its workers and kernels) mid-way, check the records, resume, compare."""
+    (tmp_path / "s.yaml").write_text(json.dumps({"notebook": str(tiny), "params": {"sleep": 1.5},
+                                                 "grid": {"x": [1, 2, 3, 4, 5]}}))
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "oneshot_lab", "sweep", str(tmp_path / "s.yaml"), "--runs",
+                             str(runs), "--workers", "1"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not any(results.is_complete(d) for d in runs.glob("tiny-*")):
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = _records(runs)
+    assert 1 <= len(killed) < 5, f"the sweep was not killed mid-way: {len(killed)} records"
+    for name, files in killed.items():  # every visible record is complete and readable
+        assert json.loads(files["manifest.json"])["status"] == "complete"
+        assert pd.read_csv(runs / name / "metrics.csv").shape == (1, 2)
+    resumed = sweep.run_grid(tmp_path / "s.yaml", runs, workers=1, progress=False)
+    assert resumed.counts() == {"skipped": len(killed), "done": 5 - len(killed)}
+    final = _records(runs)
+    assert all(final[name] == files for name, files in killed.items()), "a finished run was recomputed"
+    assert sorted(results.load(runs).x) == [1, 2, 3, 4, 5]
+
+
+# ---------------------------------------------------------------- Dask and results.load over a real sweep
+
+def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
+    spec = {"notebook": "01", "params": {"smoke": True, "dataset": "synthetic", "model": "mlp",
+                                         "methods": ["magnitude/global", "random/layer"]},
+            "grid": {"seed": [0]}}
+    local = sweep.run_grid(spec, tmp_path / "local", workers=1, progress=False)
+    dask = sweep.run_grid(spec, tmp_path / "dask", executor="dask", workers=2, progress=False)
+    assert local.ok and dask.ok and [o["run_id"] for o in local.outcomes] == [o["run_id"] for o in dask.outcomes]
+    run = local.outcomes[0]["run_id"]
+    for table in ("metrics", "layers", "dense_history"):
+        assert (tmp_path / "local" / run / f"{table}.csv").read_bytes() == \
+            (tmp_path / "dask" / run / f"{table}.csv").read_bytes()
+    frame = results.load(tmp_path / "dask")
+    assert set(frame.notebook) == {"01_magnitude_pruning"} and set(frame.dataset) == {"synthetic"}
+    assert set(frame.seed) == {0} and set(frame.run) == {run} and "test_accuracy" in frame
