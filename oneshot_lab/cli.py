@@ -20,7 +20,7 @@ EPILOG = """examples:
   oneshot-lab run 01 -p sparsities '[0.5, 0.9]' -p seed 1 --out runs/try1
   oneshot-lab sweep sweeps/compare_criteria.yaml          run (or resume) a sweep into the spec's runs_dir
   oneshot-lab sweep my.yaml --runs runs/my --dry-run      list its runs and which are already complete
-  oneshot-lab sweep my.yaml --executor dask --scheduler tcp://10.0.0.5:8786
+  oneshot-lab sweep my.yaml --executor dask --scheduler tcp://scheduler-host:8786
   oneshot-lab report runs/compare_criteria                mean +- std table and figures (notebook 04)
 
 A sweep is resumable: re-run the same command and complete runs are skipped, failed or missing
