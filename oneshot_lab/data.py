@@ -6,6 +6,7 @@ import gzip
 import os
 import random as _pyrandom
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -133,7 +134,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise ValueError(f"cannot read IDX file {path}: {err}") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")

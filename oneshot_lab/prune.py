@@ -74,7 +74,11 @@ class Masks(Mapping[str, torch.Tensor]):
         """Raise if a mask names a missing parameter or has the wrong shape."""
         params = dict(model.named_parameters())
         for name, mask in self.items():
-            live = _parameter(model, name) if name not in params else params[name]
+            try:
+                live = params[name] if name in params else _parameter(model, name)
+            except AttributeError:
+                raise ValueError(f"mask {name!r} names no parameter of the model; prunable parameters: "
+                                 f"{', '.join(prunable(model))}") from None
             if live.shape != mask.shape:
                 raise ValueError(f"mask {name!r} has shape {tuple(mask.shape)} but the parameter has "
                                  f"{tuple(live.shape)}")

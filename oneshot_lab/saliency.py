@@ -20,10 +20,16 @@ def _names(model: nn.Module, names: list[str] | None) -> list[str]:
     return prunable(model) if names is None else list(names)
 
 
+def _effective(model: nn.Module, name: str) -> torch.Tensor:
+    """The weight the model computes with (under torch.nn.utils.prune: `weight_orig * weight_mask`)."""
+    mod_name, _, attr = name.rpartition(".")
+    return getattr(model.get_submodule(mod_name), attr) if mod_name else getattr(model, attr)
+
+
 @torch.no_grad()
 def magnitude(model: nn.Module, names: list[str] | None = None) -> Scores:
-    """|w| of every prunable weight."""
-    return {n: _parameter(model, n).detach().abs().clone() for n in _names(model, names)}
+    """|w| of every prunable weight (entries pruned with torch.nn.utils.prune score 0)."""
+    return {n: _effective(model, n).detach().abs().clone() for n in _names(model, names)}
 
 
 @torch.no_grad()

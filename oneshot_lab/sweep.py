@@ -71,19 +71,33 @@ def parameters(notebook: str | os.PathLike) -> dict[str, dict[str, Any]]:
     return found
 
 
-def check_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> None:
-    """Raise ValueError for unknown parameter names or values of the wrong type."""
+def _as_float(value: Any) -> Any:
+    """An int, or a numeric string such as YAML's '1e-3', as a float; anything else unchanged."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def check_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
+    """`params` with float parameters made floats (1 -> 1.0, '1e-3' -> 0.001); ValueError for unknown names or wrong types."""
     declared = parameters(notebook)
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {Path(notebook).name}; "
                          f"valid parameters: {', '.join(declared)}")
+    params = {k: _as_float(v) if declared[k]["inferred_type_name"] == "float" else v for k, v in params.items()}
     for name, value in params.items():
         type_name = declared[name]["inferred_type_name"]
         check = _TYPE_CHECKS.get(type_name)
         if check is not None and not check(value):
             raise ValueError(f"parameter {name!r} of {Path(notebook).name} must be {type_name}, "
                              f"got {value!r} ({type(value).__name__})")
+    return params
 
 
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -119,8 +133,7 @@ def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None =
     import papermill
 
     path = resolve_notebook(notebook)
-    params = dict(params or {})
-    check_parameters(path, params)
+    params = check_parameters(path, dict(params or {}))
     default_out = parameters(path).get("out_dir", {}).get("default", "'runs'").strip("\"'")
     out_dir = Path(params.get("out_dir", default_out)).resolve()
     if "out_dir" in parameters(path):
@@ -204,12 +217,6 @@ def _notebook_path(name: Any, base: Path | None) -> Path:
         raise SpecError(str(err)) from None
 
 
-def _normalise(declared: Mapping[str, Mapping], params: Mapping[str, Any]) -> dict:
-    """`params` with ints given for float parameters made floats, so 1 and 1.0 name the same run."""
-    return {k: float(v) if declared[k]["inferred_type_name"] == "float" and isinstance(v, int)
-            and not isinstance(v, bool) else v for k, v in params.items()}
-
-
 def _settings(where: str, block: Mapping) -> list[dict]:
     """The parameter settings of one spec block: `params` merged under every grid point and list entry."""
     fixed, grid, listed = block.get("params") or {}, block.get("grid") or {}, block.get("list") or []
@@ -244,16 +251,14 @@ def _block_tasks(where: str, block: Mapping, base: Path | None, timeout: Any) ->
     tasks = []
     for name in names:
         path = _notebook_path(name, base)
-        declared = parameters(path)
         for params in settings:
             if "out_dir" in params:
                 raise SpecError(f"{where}: do not set out_dir: the sweep gives every run its own record "
                                 f"directory RUNS_DIR/<run id>")
             try:
-                check_parameters(path, params)
+                params = check_parameters(path, params)  # ints and numeric strings for floats: 1 and 1.0 name one run
             except ValueError as err:
                 raise SpecError(f"{where}: {err}") from None
-            params = _normalise(declared, params)
             tasks.append(Task(str(path), params, run_id(path, params), timeout))
     return tasks
 

@@ -28,7 +28,8 @@ def write_idx(path, array: np.ndarray, gz: bool = False) -> None:
     """Write `array` (uint8) as an IDX file, gzipped if `gz`."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
     data = header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-    (gzip.open if gz else open)(path, "wb").write(data)
+    with (gzip.open if gz else open)(path, "wb") as fh:
+        fh.write(data)
 
 
 @pytest.fixture()

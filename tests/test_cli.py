@@ -65,3 +65,10 @@ def test_help_explains_sweep_and_report():
     out = subprocess.run([sys.executable, "-m", "oneshot_lab", "sweep", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "grid:" in out.stdout and "--executor" in out.stdout and "skipped" in out.stdout
     assert "report" in cli.parser().format_help()
+
+
+def test_float_parameters_accept_ints_and_exponent_notation():
+    params = sweep.check_parameters("01", {"lr": "1e-3", "layer_report_sparsity": 1, "epochs": 3})
+    assert params["lr"] == 0.001 and isinstance(params["layer_report_sparsity"], float) and params["epochs"] == 3
+    with pytest.raises(ValueError, match="must be float"):
+        sweep.check_parameters("01", {"lr": "fast"})

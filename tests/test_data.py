@@ -85,6 +85,12 @@ def test_corrupt_idx_files_are_rejected(tmp_path):
     (tmp_path / "badgz.gz").write_bytes(b"not gzip at all")
     with pytest.raises(ValueError, match="cannot read IDX"):
         ol.data.read_idx(tmp_path / "badgz.gz")
+    write_idx(tmp_path / "flipped.gz", np.arange(256, dtype=np.uint8).reshape(4, 8, 8), gz=True)
+    raw = bytearray((tmp_path / "flipped.gz").read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # corrupt the deflate stream (zlib.error, not OSError)
+    (tmp_path / "flipped.gz").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="cannot read IDX file .*flipped.gz"):
+        ol.data.read_idx(tmp_path / "flipped.gz")
 
 
 def test_mismatched_image_and_label_counts(idx_dir):

@@ -122,6 +122,8 @@ def test_masks_are_explicit_not_inferred_from_zeros():
         Masks({"w": torch.ones(3)})
     with pytest.raises(ValueError, match="shape"):
         Masks({"3.weight": torch.ones(2, 2, dtype=torch.bool)}).apply(model)
+    with pytest.raises(ValueError, match="names no parameter.*prunable parameters: 0.weight"):
+        Masks({"1.weight": torch.ones(2, dtype=torch.bool)}).apply(model)
 
 
 def test_torch_prune_round_trip():
@@ -131,8 +133,10 @@ def test_torch_prune_round_trip():
     assert Masks.from_torch_prune(exported).equal(masks)
     for name, mask in masks.items():
         assert (exported.get_submodule(name.rsplit(".", 1)[0]).weight[~mask] == 0).all()
-    # scores read through a torch-pruned module use the live `weight_orig`
-    assert torch.equal(saliency.magnitude(exported)["3.weight"], model[3].weight.abs())
+    # scores of a torch-pruned module are those of the weight it computes with: pruned entries score 0
+    assert torch.equal(saliency.magnitude(exported)["3.weight"], (model[3].weight * masks["3.weight"]).abs())
+    assert masks.apply(exported) is exported and torch.equal(exported[3].weight_orig[~masks["3.weight"]],
+                                                                     torch.zeros(int((~masks["3.weight"]).sum())))
     with pytest.raises(ValueError, match="no torch.nn.utils.prune masks"):
         Masks.from_torch_prune(model)
 

@@ -18,6 +18,7 @@ def test_run_record_and_manifest(tmp_path):
     assert manifest["params"]["sparsities"] == [0.5, 0.9] and manifest["tables"] == ["metrics"]
     assert "torch" in manifest["versions"] and manifest["duration_s"] >= 0
     assert not list((tmp_path / "r").glob(".*tmp"))
+    assert (tmp_path / "r" / "manifest.json").stat().st_mode & 0o044  # readable by others (not mkstemp's 0600)
 
 
 def test_load_joins_parameters_and_skips_incomplete(tmp_path):

@@ -92,7 +92,8 @@ def test_fit_learns_and_logs_every_epoch(synthetic, tiny_mlp):
     frame = history.frame()
     steps = config.steps_per_epoch(len(synthetic.train.y))
     assert sorted(frame[frame.split == "val"].iteration) == [0, steps, 2 * steps, 3 * steps]
-    assert history.final()["val_accuracy"] > 0.6 > history.frame().iloc[1].accuracy - 0.3
+    first_val = frame[(frame.split == "val") & (frame.iteration == 0)].accuracy.item()
+    assert history.final()["val_accuracy"] > max(0.6, first_val + 0.2)
 
 
 def test_lr_schedules():
