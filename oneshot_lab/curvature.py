@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import warnings
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -56,6 +56,15 @@ def _unsupported(model: nn.Module, curvature: str) -> list[str]:
             if curvature in _SECOND_ORDER or has_params:
                 bad.append(f"{name} ({type(module).__name__})")
     return bad
+
+
+def check_names(curvatures: Sequence[str]) -> list[str]:
+    """`curvatures` as a list; ValueError if it is empty or names an unknown curvature."""
+    unknown = [c for c in curvatures if c not in CURVATURES]
+    if not curvatures or unknown:
+        raise ValueError(f"unknown or no curvatures {unknown or list(curvatures)!r}; valid curvatures: "
+                         f"{', '.join(CURVATURES)}")
+    return list(curvatures)
 
 
 def supported_curvatures(model: nn.Module) -> list[str]:

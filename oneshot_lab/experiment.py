@@ -36,6 +36,22 @@ class Method:
         return f"{self.criterion}/{self.scope}"
 
 
+def check_study(methods: Sequence[str], sparsities: Sequence[float],
+                report_sparsity: float | None = None) -> list[Method]:
+    """The parsed methods; ValueError for a bad method or sparsity, or a report sparsity not in `sparsities`."""
+    if not methods:
+        raise ValueError("methods is empty: give at least one 'criterion/scope', e.g. 'magnitude/global'")
+    parsed = [Method.parse(m) for m in methods]
+    if not sparsities:
+        raise ValueError("sparsities is empty: give at least one value in [0, 1]")
+    for s in sparsities:
+        check_sparsity(s)
+    if report_sparsity is not None and not any(abs(float(report_sparsity) - float(s)) < 1e-9 for s in sparsities):
+        raise ValueError(f"report sparsity {report_sparsity!r} is not one of the sparsities {list(sparsities)}: "
+                         "pick one of them")
+    return parsed
+
+
 def split_metrics(model: nn.Module, dataset: Dataset) -> dict:
     """Validation and test loss / accuracy as flat columns."""
     out = {}
@@ -54,11 +70,7 @@ def one_shot(model: nn.Module, dataset: Dataset, methods: Sequence[str], sparsit
     if `finetune` is given, 'finetuned' (trained under the binding mask); and one row per
     (method, sparsity, layer) with that layer's density.
     """
-    parsed = [Method.parse(m) for m in methods]
-    if not sparsities:
-        raise ValueError("sparsities is empty: give at least one value in [0, 1]")
-    for s in sparsities:
-        check_sparsity(s)  # every value, before any work
+    parsed = check_study(methods, sparsities)
     dense = {"method": "dense", "criterion": "none", "scope": "none", "sparsity": 0.0, "density": 1.0,
              "stage": "dense", "collapsed_layers": 0, **split_metrics(model, dataset)}
     metric_rows, layer_table = [dense], []

@@ -28,7 +28,7 @@ class IterativeResult:
     layers: pd.DataFrame
 
 
-def _check_increasing(sparsities: Sequence[float]) -> list[float]:
+def check_schedule(sparsities: Sequence[float]) -> list[float]:
     """`sparsities` as floats in [0, 1], non-empty and strictly increasing."""
     values = [check_sparsity(s) for s in sparsities]
     if not values or any(b <= a for a, b in zip(values, values[1:])):
@@ -46,7 +46,7 @@ def iterative(model: nn.Module, dataset: Dataset, sparsities: Sequence[float], r
     (just after deletion) and 'iterative' (after that round's retraining).
     """
     method = Method.parse(f"{criterion}/{scope}")
-    targets = _check_increasing(sparsities)
+    targets = check_schedule(sparsities)
     label = f"iterative {method}"
     current = copy.deepcopy(model)
     masks = Masks.ones(current)

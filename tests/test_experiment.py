@@ -29,3 +29,19 @@ def test_one_shot_rows_and_model_untouched(synthetic, tiny_mlp):
 def test_bad_input_fails_before_work(synthetic, tiny_mlp, methods, sparsities, match):
     with pytest.raises(ValueError, match=match):
         experiment.one_shot(tiny_mlp, synthetic, methods, sparsities)
+
+
+def test_check_study_fails_fast_on_what_notebooks_use_late():
+    assert [str(m) for m in experiment.check_study(["magnitude/global"], [0.5, 0.9], report_sparsity=0.9)] \
+        == ["magnitude/global"]
+    with pytest.raises(ValueError, match=r"report sparsity 0.8 is not one of the sparsities \[0.5, 0.9\]"):
+        experiment.check_study(["magnitude/global"], [0.5, 0.9], report_sparsity=0.8)
+    with pytest.raises(ValueError, match="methods is empty"):
+        experiment.check_study([], [0.5])
+
+
+def test_curvature_names_are_checked():
+    from oneshot_lab import curvature
+    assert curvature.check_names(["ggn", "hessian"]) == ["ggn", "hessian"]
+    with pytest.raises(ValueError, match="unknown or no curvatures \\['diag'\\]; valid curvatures: hessian"):
+        curvature.check_names(["ggn", "diag"])
