@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -10,6 +11,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import curvature as _curvature
 from . import saliency, train
 from .data import Dataset
 from .progress import bar
@@ -98,10 +100,54 @@ def shuffled_mask(reference: Masks, generator: torch.Generator) -> Masks:
                   for n, m in reference.items()})
 
 
-def _check_imp(model: nn.Module, dataset: Dataset, config: TrainConfig, levels: int, rate: float,
-               rewind_iteration: int, scope: str, criterion: str, layer_rates: Mapping[str, float] | None,
-               retrain: str, controls: Sequence[str], finetune_lr: float | None) -> None:
-    """Raise a clear ValueError for any bad argument of `imp`, before any work."""
+# The public scoring function behind each registry entry of saliency.CRITERIA, and the arguments `compute`
+# fills in itself (so they cannot be score options). The registry entries take **kw and forward it, so
+# their own signatures say nothing; criteria missing here are forwarded unchecked.
+_SCORE_FUNCTIONS: dict[str, tuple] = {
+    "magnitude": (saliency.magnitude, ("model",)),
+    "random": (saliency.random, ("model", "seed")),
+    "snip": (saliency.snip, ("model", "dataset", "seed")),
+    "obd": (saliency.obd, ("model", "dataset", "seed")),
+    **{f"obd_{c}": (saliency.obd, ("model", "dataset", "seed", "curvature")) for c in _curvature.CURVATURES},
+}
+_OPTION_CHOICES = {"curvature": _curvature.CURVATURES, "negative": saliency.NEGATIVE}
+
+
+def check_score_options(criterion: str, score_options: Mapping | None) -> None:
+    """Raise a clear ValueError unless `criterion` accepts every keyword in `score_options`.
+
+    Checked without scoring anything: the names against the signature of the public function behind
+    the criterion (`saliency.magnitude`, `.random`, `.snip`, `.obd`), minus the arguments `saliency.compute`
+    passes itself (model, dataset, seed; curvature for 'obd_<curvature>'), and the values of `curvature`
+    and `negative` against their valid choices. A criterion added to `saliency.CRITERIA` without an entry
+    in `_SCORE_FUNCTIONS` has its options passed through unchecked.
+    """
+    if criterion not in saliency.CRITERIA:
+        raise ValueError(f"unknown criterion {criterion!r}; valid criteria: {', '.join(saliency.CRITERIA)}")
+    if score_options is None:
+        return
+    if not isinstance(score_options, Mapping):
+        raise ValueError(f"score_options must be a mapping of keyword options, got {score_options!r}")
+    if criterion not in _SCORE_FUNCTIONS:
+        return
+    function, fixed = _SCORE_FUNCTIONS[criterion]
+    accepted = [n for n in inspect.signature(function).parameters if n not in fixed]
+    unknown = sorted(set(score_options) - set(accepted))
+    if unknown:
+        raise ValueError(f"criterion {criterion!r} does not accept score option(s) {unknown}; "
+                         f"it accepts: {', '.join(accepted) or 'none'}")
+    for name, choices in _OPTION_CHOICES.items():
+        if name in score_options and score_options[name] not in choices:
+            raise ValueError(f"score option {name}={score_options[name]!r} is not valid; "
+                             f"valid choices: {', '.join(choices)}")
+
+
+def check_imp(model: nn.Module, dataset: Dataset, config: TrainConfig, levels: int = 5, rate: float = 0.2,
+              rewind_iteration: int = 0, scope: str = "layer", criterion: str = "magnitude",
+              layer_rates: Mapping[str, float] | None = None, retrain: str = "weight_rewind",
+              controls: Sequence[str] = (), finetune_lr: float | None = None,
+              score_options: Mapping | None = None) -> None:
+    """Raise a clear ValueError for any bad argument of `imp` (same names and defaults), before any work."""
     total = config.total_iterations(len(dataset.train.y))
     if not isinstance(levels, int) or isinstance(levels, bool) or levels < 0:
         raise ValueError(f"levels must be an int >= 0, got {levels!r}")
@@ -128,6 +174,10 @@ def _check_imp(model: nn.Module, dataset: Dataset, config: TrainConfig, levels: 
                          f"got retrain={retrain!r} with controls {list(controls)}")
     if finetune_lr is not None and not float(finetune_lr) >= 0:
         raise ValueError(f"finetune_lr must be >= 0, got {finetune_lr!r}")
+    check_score_options(criterion, score_options)
+
+
+_check_imp = check_imp  # the former private name
 
 
 def _row(level: int, condition: str, retrain: str, masks: Masks, history: History) -> dict:
@@ -178,9 +228,11 @@ def imp(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
     mask, a fresh initialisation ('reinit'), a nested random mask with the ticket's per-layer counts
     ('random_mask') or the ticket mask shuffled within each layer ('shuffled_mask'), all from k.
     Early stopping uses the validation loss only; `seed` drives criterion and control randomness.
+    `score_options` are keyword options of the criterion (see `check_score_options`); every argument
+    is validated before the dense run.
     """
-    _check_imp(model, dataset, config, levels, rate, rewind_iteration, scope, criterion, layer_rates,
-               retrain, controls, finetune_lr)
+    check_imp(model, dataset, config, levels, rate, rewind_iteration, scope, criterion, layer_rates,
+              retrain, controls, finetune_lr, score_options)
     controls = list(controls)
     total, k = config.total_iterations(len(dataset.train.y)), rewind_iteration
     retrain_config = _retrain_config(config, retrain, finetune_lr, total)
@@ -277,9 +329,14 @@ def error_barrier(path: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _check_instability(config: TrainConfig, total: int, rewind_iterations: Sequence[int],
-                       data_seeds: Sequence[int], points: int) -> None:
-    """Raise a clear ValueError for any bad argument of `instability`, before any work."""
+def check_instability(model: nn.Module, dataset: Dataset, config: TrainConfig, rewind_iterations: Sequence[int],
+                      masks: Mapping[str, torch.Tensor] | None = None, data_seeds: Sequence[int] = (1, 2),
+                      points: int = 11) -> Masks | None:
+    """Raise a clear ValueError for any bad argument of `instability` (same names), before any work.
+
+    Returns `masks` as a `Masks` checked against `model` (names and shapes), or None.
+    """
+    total = config.total_iterations(len(dataset.train.y))
     if not isinstance(rewind_iterations, (list, tuple)) or not rewind_iterations:
         raise ValueError(f"rewind_iterations must be a non-empty list of ints, got {rewind_iterations!r}")
     bad = [k for k in rewind_iterations if not isinstance(k, int) or not 0 <= k < total]
@@ -287,8 +344,19 @@ def _check_instability(config: TrainConfig, total: int, rewind_iterations: Seque
         raise ValueError(f"rewind_iterations must lie in [0, {total}) (the run has {total} iterations); bad: {bad}")
     if not isinstance(data_seeds, (list, tuple)) or len(data_seeds) != 2 or data_seeds[0] == data_seeds[1]:
         raise ValueError(f"data_seeds must be two distinct seeds (one data order per copy), got {data_seeds!r}")
-    if not isinstance(points, int) or points < 2:
+    if not isinstance(points, int) or isinstance(points, bool) or points < 2:
         raise ValueError(f"points must be an int >= 2, got {points!r}")
+    if masks is None:
+        return None
+    if not isinstance(masks, Masks):
+        if not isinstance(masks, Mapping):
+            raise ValueError(f"masks must be a Masks (parameter name -> bool tensor) or None, got {type(masks).__name__}")
+        try:
+            masks = Masks(masks)
+        except TypeError as error:
+            raise ValueError(str(error)) from None
+    masks.check(model)
+    return masks
 
 
 def instability(model: nn.Module, dataset: Dataset, config: TrainConfig, rewind_iterations: Sequence[int],
@@ -300,8 +368,7 @@ def instability(model: nn.Module, dataset: Dataset, config: TrainConfig, rewind_
     rewound to k) and trains to the end with `config.seed` replaced by one of `data_seeds` (the data
     order; same schedule). The copies' final weights are interpolated linearly at `points` points.
     """
-    total = config.total_iterations(len(dataset.train.y))
-    _check_instability(config, total, rewind_iterations, data_seeds, points)
+    masks = check_instability(model, dataset, config, rewind_iterations, masks, data_seeds, points)
     rewind_iterations = list(rewind_iterations)
     parent = train.fit(copy.deepcopy(model), dataset, config, snapshot_at=rewind_iterations)
     paths, barriers = [], []
@@ -317,6 +384,69 @@ def instability(model: nn.Module, dataset: Dataset, config: TrainConfig, rewind_
     density = masks.density() if masks is not None else 1.0
     return Instability(path=pd.concat(paths, ignore_index=True).assign(density=density),
                        barriers=pd.concat(barriers, ignore_index=True).assign(density=density))
+
+
+_LIST_HINT = (" -- a string, not a list (papermill -p passes text: give lists with -y, e.g. "
+              "-y 'retrain_modes: [lr_rewind]')")
+
+
+def _not_a_list(name: str, value) -> None:
+    """Raise a clear ValueError if `value` (the parameter `name`) is text or anything else but a list / tuple."""
+    if not isinstance(value, (list, tuple)):
+        hint = _LIST_HINT.replace("retrain_modes", name) if isinstance(value, str) else ""
+        raise ValueError(f"{name} must be a list, got {value!r}{hint}")
+
+
+def replicate_seeds(seed: int, offsets: Sequence[int]) -> list[int]:
+    """The replicate seeds of a study: `seed + offset` for each offset (distinct ints), so sweeping `seed` moves them all."""
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    if (not isinstance(offsets, (list, tuple)) or not offsets
+            or any(isinstance(o, bool) or not isinstance(o, int) for o in offsets) or len(set(offsets)) != len(offsets)):
+        raise ValueError(f"seeds must be a non-empty list of distinct int offsets (added to seed), got {offsets!r}")
+    return [seed + offset for offset in offsets]
+
+
+def _prefixed(what: str, check, *args, **kwargs):
+    """Run `check`, prefixing the message of any ValueError with the name of the parameter it is about."""
+    try:
+        return check(*args, **kwargs)
+    except ValueError as error:
+        raise ValueError(f"{what}: {error}") from None
+
+
+def check_experiment(model: nn.Module, dataset: Dataset, config: TrainConfig, *, levels: int, rate: float,
+                     layer_rates: Mapping[str, float] | None, scope: str, criterion: str, controls: Sequence[str],
+                     late_rewind: int, retrain_modes: Sequence[str], instability_iterations: Sequence[int],
+                     instability_level: int, points: int, seeds: Sequence[int], seed: int = 0,
+                     match_tolerance: float = 0.0, score_options: Mapping | None = None) -> None:
+    """Raise a clear ValueError for any bad parameter of a whole lottery study (notebook 03), before training.
+
+    The study is: `imp` with `controls` rewound to 0; `imp` rewound to `late_rewind`; one `imp` per mode of
+    `retrain_modes`; `instability` at `instability_iterations` of the dense net and of the ticket mask of
+    level `instability_level` (0 <= level <= `levels`, 0 being the dense mask); all for every replicate seed
+    `seed + s` for s in `seeds`. Every call is validated with the checks those functions run themselves.
+    """
+    for name, value in [("controls", controls), ("retrain_modes", retrain_modes),
+                        ("instability_iterations", instability_iterations), ("seeds", seeds)]:
+        _not_a_list(name, value)
+    check_imp(model, dataset, config, levels, rate, 0, scope, criterion, layer_rates, "weight_rewind",
+              controls, None, score_options)
+    _prefixed("late_rewind", check_imp, model, dataset, config, levels, rate, late_rewind, scope, criterion,
+              layer_rates)
+    if any(m not in RETRAIN_MODES for m in retrain_modes) or len(set(retrain_modes)) != len(retrain_modes):
+        bad = [m for m in retrain_modes if m not in RETRAIN_MODES] or "a name repeated"
+        raise ValueError(f"retrain_modes must be a list of distinct names from {', '.join(RETRAIN_MODES)}; "
+                         f"got {retrain_modes!r} (bad: {bad!r})")
+    _prefixed("instability analysis", check_instability, model, dataset, config, instability_iterations,
+              points=points)
+    if (isinstance(instability_level, bool) or not isinstance(instability_level, int)
+            or not 0 <= instability_level <= levels):
+        raise ValueError(f"instability_level must be an int in [0, levels] = [0, {levels}] (the IMP level whose "
+                         f"ticket mask is tested), got {instability_level!r}")
+    if isinstance(match_tolerance, bool) or not isinstance(match_tolerance, (int, float)) or not match_tolerance >= 0:
+        raise ValueError(f"match_tolerance must be a number >= 0, got {match_tolerance!r}")
+    replicate_seeds(seed, seeds)
 
 
 def summarize(metrics: pd.DataFrame, y: str = "early_stop_test_accuracy",

@@ -247,3 +247,48 @@ def summarize(frame: pd.DataFrame, value: str, by: Iterable[str]) -> pd.DataFram
     out["mean_std"] = [f"{m:.4f} ± {s:.4f}" if n > 1 else f"{m:.4f} (n=1)"
                        for m, s, n in zip(out["mean"], out["std"], out["n"])]
     return out
+
+
+BOOKKEEPING = ("run", "notebook", "out_dir", "smoke")
+
+
+def parameters(runs_dir: str | os.PathLike, complete_only: bool = True) -> pd.DataFrame:
+    """One row per run under `runs_dir`: `run`, `notebook` (sweep records) and every parameter, as `load` gives them."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        raise FileNotFoundError(f"runs directory {runs_dir} does not exist")
+    rows = []
+    for run_dir, manifest in _records(runs_dir):
+        if complete_only and manifest.get("status") != "complete":
+            continue
+        row = {"run": _run_name(run_dir, runs_dir), "notebook": manifest.get("notebook")}
+        row.update({name: _param_value(value) for name, value in manifest.get("params", {}).items()
+                    if name not in row})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def varying_parameters(frame: pd.DataFrame, exclude: Iterable[str] = ("seed",),
+                       names: Iterable[str] | None = None) -> list[str]:
+    """The columns of `frame` that take more than one value (a missing value counts as one), in column order.
+
+    `frame` is one row per run (`parameters`), or any table with the run parameters as columns (`load`)
+    with `names` naming them. Left out: `exclude` (the replicate axis, 'seed' by default) and the
+    bookkeeping columns `BOOKKEEPING` (run, notebook, out_dir, smoke). Grouping by the result keeps runs
+    with different settings apart, so that a spread over the remaining runs is a spread over seeds.
+    """
+    skip = {*exclude, *BOOKKEEPING}
+    candidates = list(frame.columns) if names is None else list(names)
+    missing = [n for n in candidates if n not in frame.columns]
+    if missing:
+        raise ValueError(f"no column(s) {', '.join(map(repr, missing))}; available: {', '.join(map(str, frame.columns))}")
+    return [n for n in candidates if n not in skip and frame[n].nunique(dropna=False) > 1]
+
+
+def setting_labels(frame: pd.DataFrame, names: Iterable[str]) -> pd.Series:
+    """Per row, 'name=value, ...' over `names` (the setting a row belongs to); 'all runs' when `names` is empty."""
+    names = list(names)
+    if not names:
+        return pd.Series("all runs", index=frame.index)
+    return pd.Series([", ".join(f"{n}={v}" for n, v in zip(names, values))
+                      for values in frame[names].itertuples(index=False, name=None)], index=frame.index)

@@ -225,6 +225,13 @@ def test_retrain_modes_share_budget_and_data_order(mlp, synthetic, calls):
     (dict(criterion="size"), "valid criteria"),
     (dict(layer_rates={"9.weight": 0.1}), "prunable layers"),
     (dict(layer_rates={"3.weight": 2}), "layer_rates"),
+    (dict(score_options={"bogus": 1}), r"'magnitude' does not accept score option\(s\) \['bogus'\]; it accepts: names"),
+    (dict(criterion="random", score_options={"seed": 3}), "does not accept"),
+    (dict(criterion="obd_ggn", score_options={"curvature": "hessian"}), "does not accept"),
+    (dict(criterion="obd", score_options={"curvature": "exact"}), "curvature='exact' is not valid; valid choices"),
+    (dict(criterion="snip", score_options={"negative": "clamp"}), "does not accept"),
+    (dict(criterion="obd", score_options={"negative": "drop"}), "valid choices: clamp"),
+    (dict(score_options=["names"]), "must be a mapping"),
 ])
 def test_bad_arguments_fail_before_any_training(mlp, synthetic, calls, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -263,6 +270,73 @@ def test_instability_bad_arguments(mlp, synthetic, calls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         lottery.instability(mlp, synthetic, CONFIG, **kwargs)
     assert calls == []
+
+
+@pytest.mark.parametrize("masks, message", [
+    (lambda m: ol.Masks({"9.weight": torch.ones(4, 4, dtype=torch.bool)}), "names no parameter"),
+    (lambda m: ol.Masks({"1.weight": torch.ones(3, 3, dtype=torch.bool)}), "has shape"),
+    (lambda m: {"1.weight": torch.ones_like(m[1].weight)}, "bool"),
+    (lambda m: "1.weight", "must be a Masks"),
+])
+def test_instability_bad_masks_fail_before_the_parent_run(mlp, synthetic, calls, masks, message):
+    with pytest.raises(ValueError, match=message):
+        lottery.instability(mlp, synthetic, CONFIG, [0], masks=masks(mlp))
+    assert calls == []
+
+
+def test_good_score_options_pass_the_check(mlp, synthetic):
+    for criterion, options in [("magnitude", {}), ("random", {"names": ["1.weight"]}), ("obd", {"curvature": "ggn"}),
+                               ("obd_fisher", {"negative": "abs", "samples": 64}), ("snip", {"batch_size": 8}),
+                               ("obd", None)]:
+        lottery.check_score_options(criterion, options)
+    assert lottery._check_imp is lottery.check_imp
+
+
+STUDY = dict(levels=2, rate=0.3, layer_rates=None, scope="layer", criterion="magnitude", controls=CONTROLS,
+             late_rewind=20, retrain_modes=["lr_rewind", "finetune"], instability_iterations=[0, 20],
+             instability_level=2, points=3, seeds=[0, 1], seed=0, match_tolerance=0.02)
+
+
+def test_check_experiment_accepts_the_defaults(mlp, synthetic, calls):
+    lottery.check_experiment(mlp, synthetic, CONFIG, **STUDY)
+    lottery.check_experiment(mlp, synthetic, CONFIG, **{**STUDY, "retrain_modes": [], "controls": [],
+                                                       "instability_level": 0})
+    assert calls == []
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(retrain_modes=["weight_rewind", "bogus"]), r"retrain_modes must be .*weight_rewind, lr_rewind, finetune.*\['bogus'\]"),
+    (dict(retrain_modes=["lr_rewind", "lr_rewind"]), "distinct"),
+    (dict(retrain_modes='["lr_rewind"]'), "a string, not a list"),
+    (dict(controls=["reinit", "nope"]), "controls must be"),
+    (dict(controls="reinit"), "controls must be a list"),
+    (dict(late_rewind=60), r"late_rewind: rewind_iteration must be an int in \[0, 60\)"),
+    (dict(late_rewind=-1), "late_rewind"),
+    (dict(instability_iterations=[0, 60]), r"instability analysis: rewind_iterations must lie in \[0, 60\)"),
+    (dict(instability_iterations=[]), "non-empty"),
+    (dict(instability_level=3), r"instability_level must be an int in \[0, levels\] = \[0, 2\]"),
+    (dict(instability_level=-1), "instability_level"),
+    (dict(points=1), "points must be"),
+    (dict(criterion="size"), "valid criteria"),
+    (dict(scope="net"), "valid scopes"),
+    (dict(rate=1.5), "rate must be"),
+    (dict(layer_rates={"3.weight": 1.2}), "layer_rates"),
+    (dict(levels=-1), "levels must be"),
+    (dict(seeds=[0, 0]), "distinct int offsets"),
+    (dict(seeds=[]), "seeds must be"),
+    (dict(seed="0"), "seed must be an int"),
+    (dict(match_tolerance=-0.1), "match_tolerance"),
+])
+def test_check_experiment_names_the_bad_parameter(mlp, synthetic, calls, change, message):
+    with pytest.raises(ValueError, match=message):
+        lottery.check_experiment(mlp, synthetic, CONFIG, **{**STUDY, **change})
+    assert calls == []
+
+
+def test_replicate_seeds_are_offsets_from_seed():
+    assert lottery.replicate_seeds(0, [0, 1, 2]) == [0, 1, 2]  # the default: results unchanged
+    assert lottery.replicate_seeds(1, [0, 1, 2]) == [1, 2, 3]
+    assert lottery.replicate_seeds(10, (5,)) == [15]
 
 
 def test_lottery_plots_draw(mlp, synthetic):
