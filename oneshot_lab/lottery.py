@@ -177,7 +177,6 @@ def check_imp(model: nn.Module, dataset: Dataset, config: TrainConfig, levels: i
     check_score_options(criterion, score_options)
 
 
-_check_imp = check_imp  # the former private name
 
 
 def _row(level: int, condition: str, retrain: str, masks: Masks, history: History) -> dict:
