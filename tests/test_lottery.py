@@ -289,7 +289,6 @@ def test_good_score_options_pass_the_check(mlp, synthetic):
                                ("obd_fisher", {"negative": "abs", "samples": 64}), ("snip", {"batch_size": 8}),
                                ("obd", None)]:
         lottery.check_score_options(criterion, options)
-    assert lottery._check_imp is lottery.check_imp
 
 
 STUDY = dict(levels=2, rate=0.3, layer_rates=None, scope="layer", criterion="magnitude", controls=CONTROLS,
