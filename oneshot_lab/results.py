@@ -194,15 +194,21 @@ def _param_value(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, (list, dict)) else value
 
 
+def _runs_dir(runs_dir: str | os.PathLike) -> Path:
+    """`runs_dir` as a Path, or FileNotFoundError if it is not a directory."""
+    path = Path(runs_dir)
+    if not path.is_dir():
+        raise FileNotFoundError(f"runs directory {path} does not exist")
+    return path
+
+
 def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: bool = True) -> pd.DataFrame:
     """All rows of `<table>.csv` from every run under `runs_dir`, with each run's parameters as columns.
 
     Columns added per run: its parameters (a metric column of the same name wins), `run` (the run's
     directory relative to `runs_dir`) and, for sweep records, `notebook`.
     """
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise FileNotFoundError(f"runs directory {runs_dir} does not exist")
+    runs_dir = _runs_dir(runs_dir)
     frames = []
     for run_dir, manifest in _records(runs_dir):
         if complete_only and manifest.get("status") != "complete":
@@ -228,9 +234,7 @@ MANIFEST_COLUMNS = ("notebook", "status", "seed", "started", "finished", "durati
 
 def manifests(runs_dir: str | os.PathLike) -> pd.DataFrame:
     """One row per record under `runs_dir` (complete or not): run, notebook, status, timings, error and cell."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise FileNotFoundError(f"runs directory {runs_dir} does not exist")
+    runs_dir = _runs_dir(runs_dir)
     rows = [{"run": _run_name(run_dir, runs_dir), **{k: manifest.get(k) for k in MANIFEST_COLUMNS}}
             for run_dir, manifest in _records(runs_dir)]
     return pd.DataFrame(rows, columns=["run", *MANIFEST_COLUMNS])
@@ -254,9 +258,7 @@ BOOKKEEPING = ("run", "notebook", "out_dir", "smoke")
 
 def parameters(runs_dir: str | os.PathLike, complete_only: bool = True) -> pd.DataFrame:
     """One row per run under `runs_dir`: `run`, `notebook` (sweep records) and every parameter, as `load` gives them."""
-    runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        raise FileNotFoundError(f"runs directory {runs_dir} does not exist")
+    runs_dir = _runs_dir(runs_dir)
     rows = []
     for run_dir, manifest in _records(runs_dir):
         if complete_only and manifest.get("status") != "complete":
