@@ -12,7 +12,7 @@ from torch import nn
 from . import saliency
 from .curvature import compare
 from .data import Dataset
-from .prune import SCOPES, Masks, check_sparsity, masks_from_scores
+from .prune import SCOPES, Masks, check_sparsity, macs, masks_from_scores
 from .train import TrainConfig, evaluate, fit
 
 
@@ -71,8 +71,10 @@ def one_shot(model: nn.Module, dataset: Dataset, methods: Sequence[str], sparsit
     (method, sparsity, layer) with that layer's density.
     """
     parsed = check_study(methods, sparsities)
+    dense_macs = int(macs(model, dataset.input_shape).dense_macs.sum())
     dense = {"method": "dense", "criterion": "none", "scope": "none", "sparsity": 0.0, "density": 1.0,
-             "stage": "dense", "collapsed_layers": 0, **split_metrics(model, dataset)}
+             "macs": dense_macs, "speedup": 1.0, "stage": "dense", "collapsed_layers": 0,
+             **split_metrics(model, dataset)}
     metric_rows, layer_table = [dense], []
     scores_by_criterion: dict[str, dict] = {}
     for method in parsed:
@@ -82,8 +84,10 @@ def one_shot(model: nn.Module, dataset: Dataset, methods: Sequence[str], sparsit
         scores = scores_by_criterion[method.criterion]
         for sparsity in sparsities:
             masks = masks_from_scores(scores, sparsity, method.scope)
+            kept_macs = int(macs(model, dataset.input_shape, masks).kept_macs.sum())
             base = {"method": str(method), "criterion": method.criterion, "scope": method.scope,
-                    "sparsity": float(sparsity), "density": masks.density(),
+                    "sparsity": float(sparsity), "density": masks.density(), "macs": kept_macs,
+                    "speedup": dense_macs / kept_macs if kept_macs else float("inf"),
                     "collapsed_layers": len(masks.collapsed_layers())}
             pruned = masks.apply(copy.deepcopy(model))
             metric_rows.append({**base, "stage": "one_shot", **split_metrics(pruned, dataset)})

@@ -167,6 +167,37 @@ class MaskBinder:
             torch._foreach_mul_(self.params, self.factors)
 
 
+def macs(model: nn.Module, input_shape: tuple[int, ...], masks: Mapping[str, torch.Tensor] | None = None) -> pd.DataFrame:
+    """Multiply-accumulates per example of every prunable layer, dense and counting only kept weights.
+
+    What counts: one MAC per weight per position it is applied at (Linear: once; Conv: every output
+    position); biases, activations and pooling are not counted. Pruned weights cost nothing, the
+    theoretical (unstructured-sparsity) figure of Blalock et al. (2020).
+    """
+    names = prunable(model)
+    positions: dict[str, int] = {}
+    hooks = []
+    for name in names:
+        module = model.get_submodule(name.rpartition(".")[0])
+        out_dim = -1 if isinstance(module, nn.Linear) else 1
+
+        def record(mod, args, output, name=name, out_dim=out_dim):
+            positions[name] = output.numel() // output.shape[out_dim]
+        hooks.append(module.register_forward_hook(record))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, dtype=next(model.parameters()).dtype))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = []
+    for name in names:
+        weights = _parameter(model, name).numel()
+        kept = int(masks[name].sum()) if masks is not None and name in masks else weights
+        rows.append({"layer": name, "dense_macs": weights * positions[name], "kept_macs": kept * positions[name]})
+    return pd.DataFrame(rows)
+
+
 def check_sparsity(sparsity: float) -> float:
     """`sparsity` as a float in [0, 1], or a clear error."""
     try:

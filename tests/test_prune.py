@@ -162,3 +162,15 @@ def test_saliency_scores(tiny_mlp):
     assert all(torch.equal(r1[n], r2[n]) for n in r1) and not torch.equal(r1["1.weight"], r3["1.weight"])
     with pytest.raises(ValueError, match="unknown criterion 'taylor'"):
         saliency.compute("taylor", tiny_mlp)
+
+
+def test_macs_count_weight_applications_by_hand():
+    model = random_model(0)  # Conv1d(1, 3, 3) on length 8 -> 6 positions; then Linear 18x7, 7x5, 5x2
+    dense = ol.prune.macs(model, (1, 8))
+    assert dense.dense_macs.tolist() == [9 * 6, 18 * 7, 7 * 5, 5 * 2]
+    assert dense.kept_macs.tolist() == dense.dense_macs.tolist()
+    masks = masks_from_scores(saliency.magnitude(model), 0.5, scope="layer")
+    kept = ol.prune.macs(model, (1, 8), masks)
+    assert kept.kept_macs.tolist() == [int(masks[n].sum()) * p for n, p in zip(prunable(model), (6, 1, 1, 1))]
+    lenet = ol.build("lenet5", ol.load("digits"))  # 2-D convolutions: 8x8 -> 8x8 -> pool 4x4 -> 4x4
+    assert ol.prune.macs(lenet, (1, 8, 8)).dense_macs.tolist()[:2] == [6 * 25 * 64, 16 * 6 * 25 * 16]
