@@ -1,0 +1,92 @@
+"""The small validators every module uses; each returns the parsed value or raises a one-line ValueError."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+
+
+def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+    """`value` as an int: integral, not a bool, within [minimum, maximum] where given."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+            value = int(value)
+        else:
+            raise ValueError(f"{name} must be an integer, got {value!r}{_bound_text(minimum, maximum)}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be an integer{_bound_text(minimum, maximum)}, got {value!r}")
+    return int(value)
+
+
+def _bound_text(minimum: float | None, maximum: float | None) -> str:
+    """' >= a', ' <= b' or ' in [a, b]' for messages."""
+    if minimum is not None and maximum is not None:
+        return f" in [{minimum}, {maximum}]"
+    if minimum is not None:
+        return f" >= {minimum}"
+    return f" <= {maximum}" if maximum is not None else ""
+
+
+def number(name: str, value: Any, minimum: float | None = None, maximum: float | None = None,
+           open_minimum: bool = False) -> float:
+    """`value` as a finite float (ints accepted, bools and text not), within the bounds where given."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number{_bound_text(minimum, maximum)}, got {value!r}")
+    value = float(value)
+    low_bad = minimum is not None and (value <= minimum if open_minimum else value < minimum)
+    if low_bad or (maximum is not None and value > maximum):
+        bound = f" > {minimum}" if open_minimum and maximum is None else _bound_text(minimum, maximum)
+        raise ValueError(f"{name} must be a number{bound}, got {value!r}")
+    return value
+
+
+def fraction(name: str, value: Any) -> float:
+    """`value` as a float in [0, 1]."""
+    return number(name, value, 0.0, 1.0)
+
+
+def seed(name: str, value: Any) -> int:
+    """`value` as a seed torch accepts: an integer in [0, 2**63 - 1]."""
+    return integer(name, value, 0, SEED_MAX)
+
+
+def one_of(name: str, value: Any, choices: Iterable[str]) -> str:
+    """`value` if it is one of `choices`; the message lists them."""
+    choices = list(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; valid choices: {', '.join(choices)}")
+    return value
+
+
+def listing(name: str, value: Any, item=None, distinct: bool = False, nonempty: bool = True) -> list:
+    """`value` as a list (a tuple accepted, text not), each item passed through `item(name[i], v)` if given."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        hint = " (text, not a list: from the command line give lists as YAML, e.g. -p NAME '[a, b]')" \
+            if isinstance(value, str) else ""
+        raise ValueError(f"{name} must be a list, got {value!r}{hint}")
+    out = [item(f"{name}[{i}]", v) if item else v for i, v in enumerate(value)]
+    if nonempty and not out:
+        raise ValueError(f"{name} must not be empty")
+    if distinct:
+        seen = [v for i, v in enumerate(out) if v in out[:i]]
+        if seen:
+            raise ValueError(f"{name} must not repeat a value, got {list(value)!r} ({seen[0]!r} twice)")
+    return out
+
+
+def mapping(name: str, value: Any) -> dict:
+    """`value` as a dict with string keys."""
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError(f"{name} must be a mapping of names to values, got {value!r}")
+    return dict(value)
+
+
+def increasing(name: str, values: Sequence[float]) -> list[float]:
+    """`values` as a non-empty, strictly increasing list of fractions in [0, 1]."""
+    out = listing(name, values, fraction)
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"{name} must be strictly increasing, got {list(values)!r}")
+    return out
