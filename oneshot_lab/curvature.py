@@ -231,3 +231,37 @@ def convergence(exact: Diagonal, estimates: dict[int, Diagonal]) -> pd.DataFrame
     table = compare({"exact": exact, **{f"hutchinson_{p}": d for p, d in estimates.items()}}, "exact")
     table = table[table["curvature"] != "exact"]
     return table.assign(probes=table["curvature"].str.split("_").str[1].astype(int))
+
+
+def values_table(values: dict[str, dict[str, torch.Tensor]], names: Sequence[str], max_points: int | None = 4000,
+                 seed: int = 0) -> pd.DataFrame:
+    """Long rows (label, parameter, entry, value) of `names` per label, the same seeded `max_points` entries for all."""
+    names = list(names)
+    if not values:
+        raise ValueError("values is empty: give {label: {parameter: tensor}} for at least one label")
+    if not names:
+        raise ValueError("names is empty: give the parameters to tabulate (e.g. oneshot_lab.prunable(model))")
+    if max_points is not None and (isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1):
+        raise ValueError(f"max_points must be a positive int or None, got {max_points!r}")
+    for label, tensors in values.items():
+        missing = [n for n in names if n not in tensors]
+        if missing:
+            raise ValueError(f"{label!r} has no entry for {', '.join(missing)}; it has: {', '.join(tensors)}")
+    first = next(iter(values.values()))
+    for label, tensors in values.items():
+        bad = [n for n in names if tensors[n].shape != first[n].shape]
+        if bad:
+            raise ValueError(f"{label!r} has other shapes than the first label for {', '.join(bad)}")
+    sizes = [first[n].numel() for n in names]
+    total = sum(sizes)
+    pick = torch.arange(total)
+    if max_points is not None and max_points < total:
+        pick = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:max_points].sort().values
+    offsets = torch.cumsum(torch.tensor([0, *sizes]), 0)
+    which = torch.searchsorted(offsets[1:], pick, right=True)
+    parameter = [names[i] for i in which.tolist()]
+    entry = (pick - offsets[which]).tolist()
+    frames = [pd.DataFrame({"label": label, "parameter": parameter, "entry": entry,
+                            "value": torch.cat([t[n].detach().flatten().double().cpu() for n in names])[pick].numpy()})
+              for label, t in values.items()]
+    return pd.concat(frames, ignore_index=True)

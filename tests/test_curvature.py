@@ -188,3 +188,50 @@ def test_compare_reports_exact_agreement_for_the_reference():
     assert (ref.relative_error == 0).all() and (ref.spearman > 0.999).all()
     with pytest.raises(ValueError, match="reference 'fisher'"):
         curvature.compare(diags, "fisher")
+
+
+def test_values_table_same_seeded_entries_for_every_label():
+    gen = torch.Generator().manual_seed(0)
+    exact = {"0.weight": torch.rand(4, 5, generator=gen), "2.weight": torch.rand(3, generator=gen)}
+    values = {"hessian": exact, "score": {n: -2 * t for n, t in exact.items()}}
+    table = curvature.values_table(values, ["0.weight", "2.weight"], max_points=7, seed=1)
+    assert list(table.columns) == ["label", "parameter", "entry", "value"]
+    assert list(table.label) == ["hessian"] * 7 + ["score"] * 7
+    by_label = {label: rows[["parameter", "entry"]].values.tolist() for label, rows in table.groupby("label")}
+    assert by_label["hessian"] == by_label["score"] and len({tuple(k) for k in by_label["hessian"]}) == 7
+    for row in table.itertuples():  # every value is the tensor's entry at (parameter, flat index)
+        assert row.value == pytest.approx(float(values[row.label][row.parameter].flatten()[row.entry]))
+    again = curvature.values_table(values, ["0.weight", "2.weight"], max_points=7, seed=1)
+    assert again.equals(table)
+    other = curvature.values_table(values, ["0.weight", "2.weight"], max_points=7, seed=2)
+    assert not other[["parameter", "entry"]].equals(table[["parameter", "entry"]])
+    everything = curvature.values_table(values, ["2.weight"], max_points=None)
+    assert list(everything.entry) == [0, 1, 2] * 2 and set(everything.parameter) == {"2.weight"}
+    assert len(curvature.values_table(values, ["0.weight", "2.weight"], max_points=100)) == 2 * 23
+
+
+def test_values_table_rejects_missing_parameters_and_shapes():
+    values = {"a": {"w": torch.ones(3)}, "b": {"w": torch.ones(4)}}
+    with pytest.raises(ValueError, match="'a' has no entry for v"):
+        curvature.values_table(values, ["w", "v"])
+    with pytest.raises(ValueError, match="'b' has other shapes"):
+        curvature.values_table(values, ["w"])
+    with pytest.raises(ValueError, match="names is empty"):
+        curvature.values_table(values, [])
+    with pytest.raises(ValueError, match="max_points"):
+        curvature.values_table({"a": {"w": torch.ones(3)}}, ["w"], max_points=0)
+
+
+def test_convergence_labels_rows_by_probe_count_and_drops_the_exact_rows():
+    gen = torch.Generator().manual_seed(0)
+    exact = {"0.weight": torch.rand(20, 10, generator=gen) + 1e-3, "2.weight": torch.rand(5, 20, generator=gen) + 1e-3}
+    noisy = {n: d + torch.randn(d.shape, generator=gen) for n, d in exact.items()}
+    close = {n: d * 1.1 for n, d in exact.items()}
+    table = curvature.convergence(exact, {1: noisy, 10: close})
+    assert list(table["curvature"]) == ["hutchinson_1"] * 2 + ["hutchinson_10"] * 2
+    assert list(table["probes"]) == [1, 1, 10, 10]
+    assert table[table.probes == 10]["relative_error"].to_numpy() == pytest.approx([0.1, 0.1])
+    with pytest.raises(ValueError, match="positive int probe counts"):
+        curvature.convergence(exact, {"hutchinson_4": close})
+    with pytest.raises(ValueError, match="estimates is empty"):
+        curvature.convergence(exact, {})
