@@ -1,13 +1,19 @@
-"""Seaborn figures from tidy result tables (one row per observation)."""
+"""Seaborn figures from tidy tables (one row per observation), organised by what they show."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from functools import partial
+from typing import Any, Callable, Iterable, Sequence
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import seaborn as sns
-import torch
+from matplotlib.lines import Line2D
+
+from .stats import interval
+
+DENSE_SHARED = ("none", "dense")  # facet values of dense rows that mean "the same dense model in every facet"
 
 
 def _axes(ax: plt.Axes | None, size: tuple[float, float] | None = (6.5, 4.0)) -> plt.Axes:
@@ -15,26 +21,136 @@ def _axes(ax: plt.Axes | None, size: tuple[float, float] | None = (6.5, 4.0)) ->
     return ax if ax is not None else plt.subplots(figsize=size)[1]
 
 
-def accuracy_vs_sparsity(metrics: pd.DataFrame, y: str = "test_accuracy", stage: str | None = None,
-                         hue: str = "method", ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """`y` against sparsity per method (mean and standard-deviation band over seeds), dense as a dashed line."""
-    ax = _axes(ax)
+def _require(frame: pd.DataFrame, columns: Iterable[str | None], what: str, source: str = "") -> None:
+    """Raise a ValueError naming the columns (None skipped) that `frame` lacks."""
+    missing = sorted({c for c in columns if c is not None} - set(frame.columns))
+    if missing:
+        raise ValueError(f"{what} needs columns {missing}{f' (see {source})' if source else ''}; "
+                         f"it has {list(frame.columns)}")
+
+
+def _errorbar(confidence: float) -> Callable[[Sequence[float]], tuple[float, float]]:
+    """A seaborn errorbar callable: the Student-t interval of the values at `confidence`."""
+    return partial(interval, confidence=confidence)
+
+
+def _band(frame: pd.DataFrame, by: Sequence[str | None], y: str, confidence: float) -> str:
+    """'band: 95% t-interval over seeds (n=…)', n the observations per plotted point (a range if they differ)."""
+    counts = frame.groupby([c for c in by if c is not None], dropna=False)[y].count()
+    low, high = (int(counts.min()), int(counts.max())) if len(counts) else (0, 0)
+    return f"band: {100 * confidence:g}% t-interval over seeds (n={low if low == high else f'{low}–{high}'})"
+
+
+def _dense_line(ax: plt.Axes, values: pd.Series, confidence: float) -> None:
+    """The dense model on `ax`: a dashed line at the mean of `values`, a grey band for its t-interval."""
+    values = values.dropna()
+    if values.empty:
+        return
+    mean, (low, high) = float(values.mean()), interval(values, confidence)
+    ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"dense ({mean:.3f})")
+    if high > low:
+        ax.axhspan(low, high, color="black", alpha=0.08, linewidth=0, label="dense band")
+
+
+# --- accuracy against sparsity -------------------------------------------------------------------------------------
+
+def baseline_kind(method: pd.Series) -> pd.Series:
+    """'magnitude baseline', 'random baseline' or 'candidate' per method name ('criterion/scope')."""
+    family = method.astype(str).str.split("/").str[0]
+    return family.map({"magnitude": "magnitude baseline", "random": "random baseline"}).fillna("candidate")
+
+
+def _compression(sparsity: Any) -> np.ndarray:
+    """Compression ratio 1 / (1 - sparsity)."""
+    return 1.0 / np.clip(1.0 - np.asarray(sparsity, dtype=float), 1e-12, None)
+
+
+def _log2_compression(sparsity: Any) -> np.ndarray:
+    """log2 of the compression ratio: the x coordinate of the log-compression scale."""
+    return np.log2(_compression(sparsity))
+
+
+def _from_log2_compression(value: Any) -> np.ndarray:
+    """Sparsity at log2 compression `value` (inverse of `_log2_compression`)."""
+    return 1.0 - 1.0 / np.clip(2.0 ** np.asarray(value, dtype=float), 1e-12, None)
+
+
+def _log_compression_axis(ax: plt.Axes, sparsities: Sequence[float], top: bool) -> None:
+    """Log-compression x scale with sparsity ticks; with `top`, a compression-ratio axis above."""
+    ticks = sorted(sparsities)
+    ends = _log2_compression([ticks[0], ticks[-1]])
+    for axis in [ax, ax.twiny()] if top else [ax]:
+        axis.set_xscale("function", functions=(_log2_compression, _from_log2_compression))
+        axis.set_xlim(_from_log2_compression(ends[0] - 0.3), _from_log2_compression(ends[1] + 0.3))
+        labels = [f"{s:g}" for s in ticks] if axis is ax else [f"{c:.3g}×" for c in _compression(ticks)]
+        axis.set_xticks(ticks, labels)
+        axis.minorticks_off()
+        if axis is not ax:
+            axis.set_xlabel("compression ratio (log scale)")
+
+
+def _legend(grid: sns.FacetGrid, extra: dict[str, Any], note: str, size: dict[str, Any]) -> None:
+    """Replace the grid's legend by one with its entries, `extra` and `note` in the title."""
+    entries, title = {}, ""
+    if grid.legend is not None:
+        entries = dict(zip([t.get_text() for t in grid.legend.texts], grid.legend.legend_handles))
+        title = grid.legend.get_title().get_text()
+        grid.legend.remove()
+        rows, cols = grid.axes.shape  # undo the width relplot's legend added, as the new legend adds its own
+        grid.figure.set_size_inches(cols * size["height"] * size["aspect"], rows * size["height"])
+    entries.update(extra)
+    grid.add_legend(legend_data=entries, label_order=list(entries), title=f"{title}\n{note}" if title else note,
+                    adjust_subtitles=True)
+
+
+def accuracy_vs_sparsity(metrics: pd.DataFrame, y: str = "test_accuracy", hue: str | None = "method",
+                         style: str | None = None, col: str | None = None, row: str | None = None,
+                         stage: str | Sequence[str] | None = None, log_compression: bool = False,
+                         confidence: float = 0.95, title: str = "", **relplot_kws: Any) -> sns.FacetGrid:
+    """`y` against sparsity, a facet per `col` x `row`, mean and t-interval band over seeds; dense dashed in each.
+
+    Rows with stage 'dense' are the unpruned model; in a facet they are those whose facet value is the
+    facet's, or 'none', 'dense' or missing. `style="kind"` marks the magnitude and random baselines (the
+    column is derived from `method` when absent). Extra keywords go to `seaborn.relplot`.
+    """
+    derive_kind = style == "kind" and "kind" not in metrics.columns
+    _require(metrics, ["sparsity", "stage", y, hue, "method" if derive_kind else style, col, row], "metrics")
     dense = metrics[metrics["stage"] == "dense"]
     pruned = metrics[metrics["stage"] != "dense"]
     if stage is not None:
-        pruned = pruned[pruned["stage"] == stage]
-    multi_stage = stage is None and pruned["stage"].nunique() > 1
-    sns.lineplot(data=pruned, x="sparsity", y=y, hue=hue, style="stage" if multi_stage else None,
-                 marker="o", errorbar="sd", ax=ax)
-    if not dense.empty:
-        ax.axhline(dense[y].mean(), color="black", linestyle="--", linewidth=1,
-                   label=f"dense ({dense[y].mean():.3f})")
-    ax.set_xlabel("sparsity (fraction of prunable weights removed)")
-    ax.set_ylabel(y.replace("_", " "))
-    ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+        stages = [stage] if isinstance(stage, str) else list(stage)
+        pruned = pruned[pruned["stage"].isin(stages)]
+        if pruned.empty:
+            raise ValueError(f"no rows of stage {', '.join(stages)}; stages: {sorted(metrics['stage'].unique())}")
+    if pruned.empty:
+        raise ValueError("metrics has no pruned rows (stage other than 'dense'): nothing to plot")
+    if derive_kind:
+        pruned = pruned.assign(kind=baseline_kind(pruned["method"]))
+    if style == "kind":
+        present, order = set(pruned["kind"]), ("candidate", "magnitude baseline", "random baseline")
+        relplot_kws.setdefault("style_order", [k for k in order if k in present] + sorted(present - set(order)))
+    relplot_kws = {"height": 4.0, "aspect": 1.4, "marker": "o", **relplot_kws}
+    grid = sns.relplot(data=pruned, kind="line", x="sparsity", y=y, hue=hue, style=style, col=col, row=row,
+                       errorbar=_errorbar(confidence), **relplot_kws)
+    facets = grid.axes_dict.items() if (row or col) else [(None, grid.ax)]
+    for name, ax in facets:
+        names = dict(zip([v for v in (row, col) if v], name if row and col else (name,)))
+        keep = np.ones(len(dense), dtype=bool)
+        for var, value in names.items():
+            keep &= ((dense[var] == value) | dense[var].isna() | dense[var].astype(str).isin(DENSE_SHARED)).to_numpy()
+        _dense_line(ax, dense.loc[keep, y], confidence)
+        if log_compression:
+            _log_compression_axis(ax, pruned["sparsity"].unique(), top=any(ax is a for a in grid.axes[0]))
+    grid.set_axis_labels("sparsity (fraction of prunable weights removed)", y.replace("_", " "))
+    extra = {"dense (unpruned)": Line2D([], [], color="black", linestyle="--", linewidth=1)} if len(dense) else {}
+    _legend(grid, extra, _band(pruned, ["sparsity", hue, style, col, row], y, confidence), relplot_kws)
+    if title:
+        grid.figure.suptitle(title)
+    grid.tight_layout()
+    return grid
 
+
+# --- where the weights go ------------------------------------------------------------------------------------------
 
 def layer_density(layers: pd.DataFrame, sparsity: float, hue: str = "method",
                   ax: plt.Axes | None = None) -> plt.Axes:
@@ -55,169 +171,50 @@ def layer_density(layers: pd.DataFrame, sparsity: float, hue: str = "method",
     return ax
 
 
-def ticket_curves(metrics: pd.DataFrame, y: str = "early_stop_test_accuracy", hue: str = "condition",
-                  style: str | None = None, ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """`y` against % of weights remaining (log x, sparser to the right), mean and sd band over seeds; dense dashed."""
-    ax = _axes(ax)
-    dense = metrics[metrics["condition"] == "dense"]
-    pruned = metrics[metrics["condition"] != "dense"]
-    sns.lineplot(data=pruned, x="weights_remaining", y=y, hue=hue, style=style, marker="o", errorbar="sd", ax=ax)
-    if not dense.empty:
-        ax.axhline(dense[y].mean(), color="black", linestyle="--", linewidth=1, label=f"dense ({dense[y].mean():.3g})")
-    ax.set_xscale("log")
-    ax.invert_xaxis()
-    ticks = sorted(set(round(v, 1) for v in metrics["weights_remaining"]))[::-1]
-    ax.set_xticks(ticks[:: max(1, len(ticks) // 8)])
-    ax.get_xaxis().set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.minorticks_off()
-    ax.set_xlabel("% of prunable weights remaining (log scale)")
-    ax.set_ylabel(y.replace("_", " "))
-    ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
+# --- curvature and saliency ----------------------------------------------------------------------------------------
+
+def _wide(values: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """`values_table` rows as one row per (parameter, entry) and one column per label (ValueError if one is absent)."""
+    _require(values, ["label", "parameter", "entry", "value"], "values", "oneshot_lab.curvature.values_table")
+    present = list(values["label"].unique())
+    for label in labels:
+        if label not in present:
+            raise ValueError(f"values has no label {label!r}; it has: {', '.join(map(str, present))}")
+    return values.pivot(index=["parameter", "entry"], columns="label", values="value").reset_index()
 
 
-def instability(barriers: pd.DataFrame, split: str = "test", hue: str = "network",
-                ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """Error barrier (percentage points) against the rewind iteration k; below ~2 points counts as stable."""
-    ax = _axes(ax)
-    rows = barriers[barriers["split"] == split].assign(barrier_pct=lambda f: 100 * f["barrier"])
-    sns.lineplot(data=rows, x="rewind_iteration", y="barrier_pct", hue=hue, marker="o", errorbar="sd", ax=ax)
-    ax.axhline(2.0, color="grey", linestyle=":", linewidth=1, label="2-point threshold")
-    ax.set_xlabel("rewind iteration k")
-    ax.set_ylabel(f"error barrier on {split} (percentage points)")
-    ax.set_title(title or "instability: two copies from iteration k, different data orders")
-    ax.legend(fontsize="small")
-    return ax
-
-
-def interpolation(path: pd.DataFrame, split: str = "test", hue: str = "rewind_iteration", style: str | None = "network",
-                  ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """Error along the straight line between two trained copies (alpha 0 -> 1), one line per `hue`."""
-    ax = _axes(ax)
-    rows = path[path["split"] == split].assign(error_pct=lambda f: 100 * f["error"])
-    style = style if style in rows.columns and rows[style].nunique() > 1 else None
-    sns.lineplot(data=rows, x="alpha", y="error_pct", hue=hue, style=style, marker=".", errorbar="sd",
-                 palette="viridis", ax=ax)
-    ax.set_xlabel("interpolation alpha (0 = copy A, 1 = copy B)")
-    ax.set_ylabel(f"{split} error (%)")
-    ax.set_title(title or "linear interpolation between the two copies")
-    ax.legend(fontsize="small", title=None if style else hue)
-    return ax
-
-
-def _compression(sparsity):
-    """Compression ratio 1 / (1 - sparsity) (array-friendly)."""
-    import numpy as np
-
-    return 1.0 / np.clip(1.0 - np.asarray(sparsity, dtype=float), 1e-12, None)
-
-
-def _sparsity(compression):
-    """Sparsity 1 - 1 / compression (array-friendly)."""
-    import numpy as np
-
-    return 1.0 - 1.0 / np.clip(np.asarray(compression, dtype=float), 1e-12, None)
-
-
-def _log2_compression(sparsity):
-    """log2 of the compression ratio: the x coordinate of the log-compression scale."""
-    import numpy as np
-
-    return np.log2(_compression(sparsity))
-
-
-def _from_log2_compression(value):
-    """Inverse of `_log2_compression`."""
-    return _sparsity(2.0 ** value)
-
-
-def sweep_curves(metrics: pd.DataFrame, y: str = "test_accuracy", stage: str | None = None,
-                 log_compression: bool = True, ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """`y` against sparsity per method over a sweep: mean and sd band over seeds, dense mean +- sd band,
-    random / magnitude baselines dashed; with `log_compression` a log-scale compression-ratio axis on top."""
-    ax = _axes(ax)
-    dense = metrics[metrics["stage"] == "dense"]
-    pruned = metrics[metrics["stage"] != "dense"]
-    if stage is not None:
-        pruned = pruned[pruned["stage"] == stage]
-    family = pruned["method"].str.split("/").str[0]
-    pruned = pruned.assign(kind=family.where(family.isin(["random", "magnitude"]), "candidate")
-                           .replace({"random": "random baseline", "magnitude": "magnitude baseline"}))
-    sns.lineplot(data=pruned, x="sparsity", y=y, hue="method", style="kind", marker="o", errorbar="sd", ax=ax,
-                 style_order=[k for k in ("candidate", "magnitude baseline", "random baseline")
-                              if k in set(pruned["kind"])])
-    if not dense.empty:
-        mean, sd = dense[y].mean(), dense[y].std() if len(dense) > 1 else 0.0
-        ax.axhline(mean, color="black", linestyle="--", linewidth=1, label=f"dense ({mean:.3f} ± {sd:.3f})")
-        ax.axhspan(mean - sd, mean + sd, color="black", alpha=0.08, linewidth=0)
-    if log_compression:
-        ax.set_xscale("function", functions=(_log2_compression, _from_log2_compression))
-        ticks = sorted(pruned["sparsity"].unique())
-        ends = _log2_compression([ticks[0], ticks[-1]])
-        ax.set_xlim(_from_log2_compression(ends[0] - 0.3), _from_log2_compression(ends[1] + 0.3))
-        ax.set_xticks(ticks, [f"{s:g}" for s in ticks])
-        ax.minorticks_off()
-        top = ax.twiny()  # same scale and limits as the sparsity axis, labelled with compression ratios
-        top.set_xscale("function", functions=(_log2_compression, _from_log2_compression))
-        top.set_xlim(ax.get_xlim())
-        top.set_xticks(ticks, [f"{c:.3g}×" for c in _compression(ticks)])
-        top.minorticks_off()
-        top.set_xlabel("compression ratio (log scale)")
-    ax.set_xlabel("sparsity (fraction of prunable weights removed)")
-    ax.set_ylabel(y.replace("_", " "))
-    ax.set_title(title)
-    ax.legend(fontsize="small")
-    return ax
-
-
-# --- figures of notebook 02 (Optimal Brain Damage) ---------------------------------------------------------------
-
-def _flat(values: dict, names: Sequence[str], what: str) -> torch.Tensor:
-    """The tensors of `values` for `names`, flattened and concatenated (ValueError naming what is missing)."""
-    missing = [n for n in names if n not in values]
-    if missing:
-        raise ValueError(f"{what} has no entry for {', '.join(missing)}; it has: {', '.join(values)}")
-    return torch.cat([values[n].detach().flatten() for n in names])
-
-
-def curvature_scatter(diagonals: dict[str, dict[str, torch.Tensor]], reference: str, names: Sequence[str],
-                      max_points: int = 4000, seed: int = 0, title: str = "") -> plt.Figure:
-    """A log-log panel per estimate vs the `reference` diagonal (random `max_points` of `names`); negatives red."""
-    if reference not in diagonals:
-        raise ValueError(f"reference {reference!r} is not among the diagonals: {', '.join(diagonals)}")
-    if not names:
-        raise ValueError("names is empty: give the parameters to plot (e.g. oneshot_lab.prunable(model))")
-    flat = {k: _flat(d, names, f"diagonal {k!r}") for k, d in diagonals.items()}
-    pick = torch.randperm(len(flat[reference]), generator=torch.Generator().manual_seed(seed))[:max_points]
-    pick = pick[flat[reference][pick] > 0]
-    if len(pick) == 0:
+def curvature_scatter(values: pd.DataFrame, reference: str, title: str = "") -> sns.FacetGrid:
+    """A log-log panel per estimate against the `reference` diagonal; negative estimates red at |value|."""
+    wide = _wide(values, [reference])
+    others = [label for label in values["label"].unique() if label != reference]
+    if not others:
+        raise ValueError(f"values has only the reference {reference!r}: no estimate to compare")
+    wide = wide[wide[reference] > 0]
+    if wide.empty:
         raise ValueError(f"no positive {reference!r} entries among the sampled weights: nothing to draw on log axes")
-    others = [k for k in diagonals if k != reference]
-    panels = max(1, len(others))
-    fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.8), squeeze=False, sharex=True, sharey=True)
-    for ax, kind in zip(axes[0], others):
-        exact, estimate = flat[reference][pick], flat[kind][pick]
-        ax.scatter(exact[estimate > 0], estimate[estimate > 0], s=4, alpha=0.4, label="estimate > 0")
-        ax.scatter(exact[estimate < 0], -estimate[estimate < 0], s=4, alpha=0.4, color="tab:red",
-                   label="estimate < 0 (|·|)")
-        ax.axline((float(exact.min()),) * 2, (float(exact.max()),) * 2, color="black", linestyle="--", linewidth=0.8)
-        ax.set(xscale="log", yscale="log", xlabel=f"{reference} diagonal (exact)", title=kind)
-    axes[0, 0].set_ylabel("estimated diagonal")
-    if others:
-        axes[0, -1].legend(fontsize="x-small", loc="lower right", markerscale=3)
-    fig.suptitle(title or f"curvature estimates vs the {reference} diagonal")
-    fig.tight_layout()
-    return fig
+    points = wide.rename(columns={reference: "exact"}).melt(id_vars=["parameter", "entry", "exact"], value_vars=others,
+                                                            var_name="estimate", value_name="value")
+    points = points[points["value"] != 0]
+    signs = ("estimate > 0", "estimate < 0 (|·|)")
+    points = points.assign(sign=np.where(points["value"] > 0, *signs), absolute=points["value"].abs())
+    grid = sns.relplot(data=points, kind="scatter", x="exact", y="absolute", col="estimate", col_order=others,
+                       hue="sign", hue_order=list(signs), palette=dict(zip(signs, ("tab:blue", "tab:red"))),
+                       s=6, alpha=0.4, linewidth=0, height=3.6, aspect=1.0)
+    grid.set(xscale="log", yscale="log")
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels(f"{reference} diagonal (exact)", "estimated diagonal")
+    ends = (float(points["exact"].min()), float(points["exact"].max()))
+    for ax in grid.axes.flat:
+        ax.axline((ends[0],) * 2, (ends[1],) * 2, color="black", linestyle="--", linewidth=0.8, label="y = x")
+    grid.figure.suptitle(title or f"curvature estimates vs the {reference} diagonal")
+    grid.tight_layout()
+    return grid
 
 
 def estimator_convergence(convergence: pd.DataFrame, y: str = "relative_error", ax: plt.Axes | None = None,
                           title: str = "Hutchinson: relative error of the diagonal vs probes") -> plt.Axes:
     """`y` against probes per parameter (log-log), with a ∝ 1/√probes guide from the median at the fewest probes."""
-    missing = {"probes", "parameter", y} - set(convergence.columns)
-    if missing:
-        raise ValueError(f"convergence needs columns {sorted(missing)} (see oneshot_lab.curvature.convergence); "
-                         f"it has {list(convergence.columns)}")
+    _require(convergence, ["probes", "parameter", y], "convergence", "oneshot_lab.curvature.convergence")
     if convergence.empty:
         raise ValueError("convergence is empty: nothing to plot")
     ax = _axes(ax, size=None)
@@ -230,23 +227,16 @@ def estimator_convergence(convergence: pd.DataFrame, y: str = "relative_error", 
     return ax
 
 
-def saliency_vs_magnitude(scores: dict[str, dict[str, torch.Tensor]], criterion: str,
-                          names: Sequence[str] | None = None, max_points: int = 3000,
-                          ax: plt.Axes | None = None, title: str = "") -> plt.Axes:
-    """`criterion` score against `scores['magnitude']`, log-log, one colour per layer (first `max_points` of each)."""
-    for key in ("magnitude", criterion):
-        if key not in scores:
-            raise ValueError(f"scores has no {key!r} entry; it has: {', '.join(scores)}")
-    names = list(names) if names is not None else [n for n in scores[criterion] if n in scores["magnitude"]]
-    magnitude = {n: _flat(scores["magnitude"], [n], "scores['magnitude']")[:max_points] for n in names}
-    saliency = {n: _flat(scores[criterion], [n], f"scores[{criterion!r}]")[:max_points] for n in names}
-    points = pd.DataFrame([{"layer": n, "magnitude": float(m), "saliency": float(s)}
-                           for n in names for m, s in zip(magnitude[n], saliency[n])])
-    points = points[(points.magnitude > 0) & (points.saliency > 0)] if not points.empty else points
+def saliency_vs_magnitude(values: pd.DataFrame, criterion: str, ax: plt.Axes | None = None,
+                          title: str = "") -> plt.Axes:
+    """`criterion` score against the 'magnitude' score per weight of a `values_table`, log-log, a colour per layer."""
+    points = _wide(values, ["magnitude", criterion])
+    points = points[["parameter", "entry", "magnitude", criterion]].rename(columns={criterion: "saliency"})
+    points = points[(points["magnitude"] > 0) & (points["saliency"] > 0)]
     if points.empty:
         raise ValueError(f"no weight has a positive magnitude and {criterion!r} score: nothing to draw on log axes")
     ax = _axes(ax, size=None)
-    sns.scatterplot(data=points, x="magnitude", y="saliency", hue="layer", s=6, alpha=0.5, linewidth=0, ax=ax)
+    sns.scatterplot(data=points, x="magnitude", y="saliency", hue="parameter", s=6, alpha=0.5, linewidth=0, ax=ax)
     ax.set(xscale="log", yscale="log", xlabel="|w|", ylabel=f"{criterion} saliency  h w² / 2",
            title=title or f"{criterion} saliency vs magnitude, per layer")
     return ax
@@ -254,10 +244,7 @@ def saliency_vs_magnitude(scores: dict[str, dict[str, torch.Tensor]], criterion:
 
 def calibration(calibration: pd.DataFrame, baseline: str | None = None) -> plt.Figure:
     """Measured (solid) and predicted (dashed) loss increase vs fraction deleted; measured vs predicted, log-log."""
-    missing = {"label", "fraction", "measured", "predicted"} - set(calibration.columns)
-    if missing:
-        raise ValueError(f"calibration needs columns {sorted(missing)} (see oneshot_lab.obd.calibration); "
-                         f"it has {list(calibration.columns)}")
+    _require(calibration, ["label", "fraction", "measured", "predicted"], "calibration", "oneshot_lab.obd.calibration")
     labels = list(calibration["label"].unique())
     baseline = labels[-1] if baseline is None and labels else baseline
     if baseline not in labels:
@@ -283,27 +270,59 @@ def calibration(calibration: pd.DataFrame, baseline: str | None = None) -> plt.F
     return fig
 
 
-def accuracy_grid(metrics: pd.DataFrame, y: str = "test_accuracy", stages: Sequence[str] = ("one_shot", "finetuned"),
-                  scopes: Sequence[str] = ("global", "layer"), hue: str = "criterion", title: str = "") -> plt.Figure:
-    """`accuracy_vs_sparsity` per (stage row, scope column), dense in every panel, one shared legend on the right."""
-    missing = {"stage", "scope", "sparsity", hue, y} - set(metrics.columns)
-    if missing:
-        raise ValueError(f"metrics needs columns {sorted(missing)}; it has {list(metrics.columns)}")
-    absent = ([s for s in stages if s not in set(metrics["stage"])]
-              + [s for s in scopes if s not in set(metrics["scope"])])
-    if absent:
-        raise ValueError(f"metrics has no rows for {', '.join(absent)}: stages {sorted(metrics['stage'].unique())}, "
-                         f"scopes {sorted(metrics['scope'].unique())}")
-    fig, axes = plt.subplots(len(stages), len(scopes), figsize=(6.5 * len(scopes), 4.5 * len(stages)), sharey=True,
-                             squeeze=False)
-    for row, stage in enumerate(stages):
-        for col, scope in enumerate(scopes):
-            accuracy_vs_sparsity(metrics[metrics["scope"].isin([scope, "none"])], y=y, stage=stage, hue=hue,
-                                 ax=axes[row, col], title=f"{stage.replace('_', '-')}, {scope} scope")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    for ax in axes.flat:
-        ax.get_legend().remove()
-    fig.legend(handles, labels, loc="center right", fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0, 0.84, 1))
-    return fig
+# --- lottery tickets -----------------------------------------------------------------------------------------------
+
+def ticket_curves(metrics: pd.DataFrame, y: str = "early_stop_test_accuracy", hue: str = "condition",
+                  style: str | None = None, ax: plt.Axes | None = None, title: str = "",
+                  confidence: float = 0.95) -> plt.Axes:
+    """`y` against % of weights remaining (log x, sparser to the right), mean and t-interval band; dense dashed."""
+    _require(metrics, ["condition", "weights_remaining", y, hue, style], "metrics")
+    ax = _axes(ax)
+    pruned = metrics[metrics["condition"] != "dense"]
+    sns.lineplot(data=pruned, x="weights_remaining", y=y, hue=hue, style=style, marker="o",
+                 errorbar=_errorbar(confidence), ax=ax)
+    _dense_line(ax, metrics.loc[metrics["condition"] == "dense", y], confidence)
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ticks = sorted(set(round(v, 1) for v in metrics["weights_remaining"]))[::-1]
+    ax.set_xticks(ticks[:: max(1, len(ticks) // 8)])
+    ax.get_xaxis().set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.minorticks_off()
+    ax.set_xlabel("% of prunable weights remaining (log scale)")
+    ax.set_ylabel(y.replace("_", " "))
+    ax.set_title(title)
+    ax.legend(fontsize="small", title=_band(pruned, ["weights_remaining", hue, style], y, confidence))
+    return ax
+
+
+def instability(barriers: pd.DataFrame, split: str = "test", hue: str = "network",
+                ax: plt.Axes | None = None, title: str = "", confidence: float = 0.95) -> plt.Axes:
+    """Error barrier (percentage points) against the rewind iteration k; below ~2 points counts as stable."""
+    _require(barriers, ["split", "rewind_iteration", "barrier", hue], "barriers", "oneshot_lab.lottery.instability")
+    ax = _axes(ax)
+    rows = barriers[barriers["split"] == split].assign(barrier_pct=lambda f: 100 * f["barrier"])
+    sns.lineplot(data=rows, x="rewind_iteration", y="barrier_pct", hue=hue, marker="o",
+                 errorbar=_errorbar(confidence), ax=ax)
+    ax.axhline(2.0, color="grey", linestyle=":", linewidth=1, label="2-point threshold")
+    ax.set_xlabel("rewind iteration k")
+    ax.set_ylabel(f"error barrier on {split} (percentage points)")
+    ax.set_title(title or "instability: two copies from iteration k, different data orders")
+    ax.legend(fontsize="small", title=_band(rows, ["rewind_iteration", hue], "barrier_pct", confidence))
+    return ax
+
+
+def interpolation(path: pd.DataFrame, split: str = "test", hue: str = "rewind_iteration", style: str | None = "network",
+                  ax: plt.Axes | None = None, title: str = "", confidence: float = 0.95) -> plt.Axes:
+    """Error along the straight line between two trained copies (alpha 0 -> 1), one line per `hue`."""
+    _require(path, ["split", "alpha", "error", hue], "path", "oneshot_lab.lottery.instability")
+    ax = _axes(ax)
+    rows = path[path["split"] == split].assign(error_pct=lambda f: 100 * f["error"])
+    style = style if style in rows.columns and rows[style].nunique() > 1 else None
+    sns.lineplot(data=rows, x="alpha", y="error_pct", hue=hue, style=style, marker=".",
+                 errorbar=_errorbar(confidence), palette="viridis", ax=ax)
+    ax.set_xlabel("interpolation alpha (0 = copy A, 1 = copy B)")
+    ax.set_ylabel(f"{split} error (%)")
+    ax.set_title(title or "linear interpolation between the two copies")
+    note = _band(rows, ["alpha", hue, style], "error_pct", confidence)
+    ax.legend(fontsize="small", title=note if style else f"{hue}\n{note}")
+    return ax
