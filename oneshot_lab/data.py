@@ -14,6 +14,8 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
+from . import checks
+
 VAL_FRACTION = 0.1
 
 
@@ -193,8 +195,6 @@ SOURCES: dict[str, Callable[[int, Path | None], Dataset]] = {
 
 def load(name: str = "mnist1d", seed: int = 0, root: str | os.PathLike | None = None) -> Dataset:
     """Load dataset `name` offline; `seed` picks the validation split, `root` locates IDX files."""
-    if name not in SOURCES:
-        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(SOURCES)}")
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an int, got {seed!r}")
+    checks.one_of("dataset", name, SOURCES)
+    seed = checks.seed("seed", seed)
     return SOURCES[name](seed, None if root is None else Path(root).expanduser())

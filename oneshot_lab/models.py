@@ -8,6 +8,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from . import checks
+
 from .data import Dataset
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
@@ -15,8 +17,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "si
 
 def _activation(name: str) -> nn.Module:
     """A fresh (never in-place) activation module called `name`."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; valid activations: {', '.join(ACTIVATIONS)}")
+    checks.one_of("activation", name, ACTIVATIONS)
     return ACTIVATIONS[name]()
 
 
@@ -31,8 +32,7 @@ def _dense_stack(in_features: int, widths: Sequence[int], out_features: int, act
 
 def mlp(dataset: Dataset, widths: Sequence[int] = (100,), activation: str = "relu") -> nn.Sequential:
     """Fully connected network with the given hidden widths."""
-    if isinstance(widths, (int, str)) or any(int(w) < 1 for w in widths):
-        raise ValueError(f"widths must be a list of positive ints, got {widths!r}")
+    widths = checks.listing("widths", widths, lambda n, v: checks.integer(n, v, 1))
     in_features = math.prod(dataset.input_shape)
     return nn.Sequential(nn.Flatten(), *_dense_stack(in_features, widths, dataset.num_classes, activation))
 
@@ -91,8 +91,8 @@ BUILDERS: dict[str, Callable[..., nn.Sequential]] = {
 
 def build(name: str, dataset: Dataset, seed: int = 0, **options) -> nn.Sequential:
     """Build model `name` for `dataset`, initialised from `seed` without touching global RNG state."""
-    if name not in BUILDERS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(BUILDERS)}")
+    checks.one_of("model", name, BUILDERS)
+    seed = checks.seed("seed", seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from . import checks
+
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 SCOPES = ("global", "layer")
 
@@ -24,7 +26,7 @@ def prunable(model: nn.Module) -> list[str]:
     return names
 
 
-def _parameter(model: nn.Module, name: str) -> torch.Tensor:
+def parameter(model: nn.Module, name: str) -> torch.Tensor:
     """The live tensor behind parameter `name` (`weight_orig` under torch.nn.utils.prune)."""
     mod_name, _, attr = name.rpartition(".")
     module = model.get_submodule(mod_name)
@@ -48,7 +50,7 @@ class Masks(Mapping[str, torch.Tensor]):
     def ones(cls, model: nn.Module, names: list[str] | None = None) -> "Masks":
         """All-True masks over `names` (default: the prunable parameters of `model`)."""
         names = prunable(model) if names is None else names
-        return cls({n: torch.ones_like(_parameter(model, n), dtype=torch.bool) for n in names})
+        return cls({n: torch.ones_like(parameter(model, n), dtype=torch.bool) for n in names})
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return self._masks[name]
@@ -75,7 +77,7 @@ class Masks(Mapping[str, torch.Tensor]):
         params = dict(model.named_parameters())
         for name, mask in self.items():
             try:
-                live = params[name] if name in params else _parameter(model, name)
+                live = params[name] if name in params else parameter(model, name)
             except AttributeError:
                 raise ValueError(f"mask {name!r} names no parameter of the model; prunable parameters: "
                                  f"{', '.join(prunable(model))}") from None
@@ -88,7 +90,7 @@ class Masks(Mapping[str, torch.Tensor]):
         self.check(model)
         with torch.no_grad():
             for name, mask in self.items():
-                _parameter(model, name).mul_(mask)
+                parameter(model, name).mul_(mask)
         return model
 
     def binder(self, model: nn.Module) -> "MaskBinder":
@@ -109,19 +111,24 @@ class Masks(Mapping[str, torch.Tensor]):
         """Fraction of masked entries that are pruned."""
         return 1.0 - self.density()
 
-    def report(self) -> pd.DataFrame:
-        """Per-layer table: entries, kept, density, sparsity and a flag for a layer pruned to nothing."""
+    def table(self, **labels) -> pd.DataFrame:
+        """One row per layer: the `labels` columns, layer, entries, kept, density and collapsed (nothing kept)."""
         rows = []
         for name, mask in self.items():
             kept = int(mask.sum())
-            rows.append({"layer": name, "shape": tuple(mask.shape), "entries": mask.numel(), "kept": kept,
-                         "density": kept / mask.numel(), "sparsity": 1 - kept / mask.numel(),
-                         "collapsed": kept == 0})
+            rows.append({**labels, "layer": name, "entries": mask.numel(), "kept": kept,
+                         "density": kept / mask.numel(), "collapsed": kept == 0})
+        return pd.DataFrame(rows, columns=[*labels, "layer", "entries", "kept", "density", "collapsed"])
+
+    def report(self) -> pd.DataFrame:
+        """`table` with each layer's shape and sparsity, plus a 'total' row."""
+        layers = self.table()
+        layers.insert(1, "shape", [tuple(m.shape) for m in self.values()])
+        layers.insert(5, "sparsity", 1 - layers["density"])
         kept, total = self.count()
-        rows.append({"layer": "total", "shape": (), "entries": total, "kept": kept,
-                     "density": self.density(), "sparsity": self.sparsity(),
-                     "collapsed": any(r["collapsed"] for r in rows)})
-        return pd.DataFrame(rows)
+        total_row = {"layer": "total", "shape": (), "entries": total, "kept": kept, "density": self.density(),
+                     "sparsity": self.sparsity(), "collapsed": bool(layers["collapsed"].any())}
+        return pd.concat([layers, pd.DataFrame([total_row])], ignore_index=True)
 
     def collapsed_layers(self) -> list[str]:
         """Names of masks that prune every entry (layer collapse)."""
@@ -158,7 +165,7 @@ class MaskBinder:
 
     def __init__(self, model: nn.Module, masks: Masks):
         masks.check(model)
-        self.params = [_parameter(model, n) for n in masks]
+        self.params = [parameter(model, n) for n in masks]
         self.factors = [masks[n].to(p.dtype) for n, p in zip(masks, self.params)]
 
     @torch.no_grad()
@@ -192,7 +199,7 @@ def macs(model: nn.Module, input_shape: tuple[int, ...], masks: Mapping[str, tor
             hook.remove()
     rows = []
     for name in names:
-        weights = _parameter(model, name).numel()
+        weights = parameter(model, name).numel()
         kept = int(masks[name].sum()) if masks is not None and name in masks else weights
         rows.append({"layer": name, "dense_macs": weights * positions[name], "kept_macs": kept * positions[name]})
     return pd.DataFrame(rows)
@@ -200,13 +207,12 @@ def macs(model: nn.Module, input_shape: tuple[int, ...], masks: Mapping[str, tor
 
 def check_sparsity(sparsity: float) -> float:
     """`sparsity` as a float in [0, 1], or a clear error."""
-    try:
-        value = float(sparsity)
-    except (TypeError, ValueError):
-        raise ValueError(f"sparsity must be a number in [0, 1], got {sparsity!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity!r}")
-    return value
+    return checks.fraction("sparsity", sparsity)
+
+
+def check_scope(scope: str) -> str:
+    """`scope` if it is 'global' or 'layer'."""
+    return checks.one_of("scope", scope, SCOPES)
 
 
 def n_to_prune(sparsity: float, n: int) -> int:
@@ -218,8 +224,7 @@ def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: float, scope
                       masks: Mapping[str, torch.Tensor] | None = None) -> Masks:
     """Prune the lowest-scoring entries to `sparsity`; entries already pruned in `masks` stay pruned."""
     sparsity = check_sparsity(sparsity)
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}; valid scopes: {', '.join(SCOPES)}")
+    check_scope(scope)
     if not scores:
         raise ValueError("scores is empty: nothing to prune")
     scored = {}

@@ -86,8 +86,6 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-_now = utc_now
-
 
 @dataclass
 class Run:
@@ -114,7 +112,7 @@ class Run:
 
     def finish(self, status: str = "complete", error: str | None = None) -> None:
         """Mark the run finished (complete or failed) with its end time and duration."""
-        self.manifest.update(status=status, finished=_now(), duration_s=round(time.monotonic() - self._t0, 3))
+        self.manifest.update(status=status, finished=utc_now(), duration_s=round(time.monotonic() - self._t0, 3))
         if error is not None:
             self.manifest["error"] = error
         self._save()
@@ -127,7 +125,7 @@ def start(out_dir: str | os.PathLike, params: Mapping[str, Any]) -> Run:
         "params": _jsonable(dict(params)),
         "seed": _jsonable(params.get("seed")),
         "status": "running",
-        "started": _now(),
+        "started": utc_now(),
         "versions": versions(),
         "git_revision": git_revision(),
         "tables": [],
@@ -240,23 +238,10 @@ def manifests(runs_dir: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", *MANIFEST_COLUMNS])
 
 
-def summarize(frame: pd.DataFrame, value: str, by: Iterable[str]) -> pd.DataFrame:
-    """Mean, standard deviation (over runs, ddof 1) and count of `value` per group, plus 'mean ± std' text."""
-    by = list(by)
-    missing = [c for c in [value, *by] if c not in frame.columns]
-    if missing:
-        raise ValueError(f"no column(s) {', '.join(map(repr, missing))}; available: {', '.join(map(str, frame.columns))}")
-    out = frame.groupby(by, sort=True, dropna=False)[value].agg(["mean", "std", "count"]).reset_index()
-    out = out.rename(columns={"count": "n"})
-    out["mean_std"] = [f"{m:.4f} ± {s:.4f}" if n > 1 else f"{m:.4f} (n=1)"
-                       for m, s, n in zip(out["mean"], out["std"], out["n"])]
-    return out
-
-
 BOOKKEEPING = ("run", "notebook", "out_dir", "smoke")
 
 
-def parameters(runs_dir: str | os.PathLike, complete_only: bool = True) -> pd.DataFrame:
+def run_parameters(runs_dir: str | os.PathLike, complete_only: bool = True) -> pd.DataFrame:
     """One row per run under `runs_dir`: `run`, `notebook` (sweep records) and every parameter, as `load` gives them."""
     runs_dir = _runs_dir(runs_dir)
     rows = []
@@ -274,7 +259,7 @@ def varying_parameters(frame: pd.DataFrame, exclude: Iterable[str] = ("seed",),
                        names: Iterable[str] | None = None) -> list[str]:
     """The columns of `frame` that take more than one value (a missing value counts as one), in column order.
 
-    `frame` is one row per run (`parameters`), or any table with the run parameters as columns (`load`)
+    `frame` is one row per run (`run_parameters`), or any table with the run parameters as columns (`load`)
     with `names` naming them. Left out: `exclude` (the replicate axis, 'seed' by default) and the
     bookkeeping columns `BOOKKEEPING` (run, notebook, out_dir, smoke). Grouping by the result keeps runs
     with different settings apart, so that a spread over the remaining runs is a spread over seeds.

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import pandas as pd
 import torch
 from torch import nn
 
+from . import checks
+from .config import Config, option
 from .data import Dataset
 from .progress import bar
 from .prune import Masks
@@ -19,37 +21,33 @@ SCHEDULES = ("constant", "cosine", "step")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Config):
     """Hyperparameters of one training run; `iterations` (if set) overrides `epochs`."""
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 64
-    epochs: int = 10
-    iterations: int | None = None
-    schedule: str = "constant"
-    eval_every: int | None = None
-    seed: int = 0
-    progress: bool = True
+    optimizer: str = option("adam", "sgd (with momentum) or adam")
+    lr: float = option(1e-3, "peak learning rate")
+    momentum: float = option(0.9, "SGD momentum (ignored by adam)")
+    weight_decay: float = option(0.0, "coupled L2 weight decay")
+    batch_size: int = option(64, "minibatch size")
+    epochs: int = option(10, "passes over the training split (unless iterations is set)")
+    iterations: int | None = option(None, "optimizer steps of the run; overrides epochs")
+    schedule: str = option("constant", "constant | cosine | step (x0.1 at 50% and 75%)")
+    eval_every: int | None = option(None, "steps between evaluations (default: once per epoch)")
+    seed: int = option(0, "seed of the data order")
 
     def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; valid schedules: {', '.join(SCHEDULES)}")
-        for name in ("lr", "weight_decay", "momentum"):
-            if not float(getattr(self, name)) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size!r}")
-        if self.iterations is None and int(self.epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs!r}")
-        if self.iterations is not None and int(self.iterations) < 0:
-            raise ValueError(f"iterations must be >= 0, got {self.iterations!r}")
-        if self.eval_every is not None and int(self.eval_every) < 1:
-            raise ValueError(f"eval_every must be >= 1, got {self.eval_every!r}")
+        checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
+        checks.one_of("schedule", self.schedule, SCHEDULES)
+        self.store("lr", checks.number("lr", self.lr, 0.0))
+        self.store("momentum", checks.number("momentum", self.momentum, 0.0))
+        self.store("weight_decay", checks.number("weight_decay", self.weight_decay, 0.0))
+        self.store("batch_size", checks.integer("batch_size", self.batch_size, 1))
+        self.store("epochs", checks.integer("epochs", self.epochs, 0))
+        if self.iterations is not None:
+            self.store("iterations", checks.integer("iterations", self.iterations, 0))
+        if self.eval_every is not None:
+            self.store("eval_every", checks.integer("eval_every", self.eval_every, 1))
+        self.store("seed", checks.seed("seed", self.seed))
 
     def steps_per_epoch(self, n_train: int) -> int:
         """Optimizer steps in one pass over `n_train` examples (last batch may be partial)."""
@@ -66,10 +64,6 @@ class TrainConfig:
         if self.schedule == "step" and total > 0:
             return self.lr * (0.1 ** sum(iteration >= f * total for f in (0.5, 0.75)))
         return self.lr
-
-    def replace(self, **changes) -> "TrainConfig":
-        """A copy with some fields changed (validated again)."""
-        return TrainConfig(**{**asdict(self), **changes})
 
 
 @dataclass
@@ -142,12 +136,15 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
         masks: Mapping[str, torch.Tensor] | None = None, snapshot_at: Iterable[int] = (),
-        start_iteration: int = 0) -> History:
+        start_iteration: int = 0, progress: bool = True) -> History:
     """Train `model` in place; pruned entries stay exactly 0 after every step; returns the history.
 
-    `start_iteration` resumes the data order and LR schedule at that step (for rewinding).
+    `start_iteration` resumes the data order and LR schedule at that step (for rewinding); `progress`
+    shows a bar (a display choice, not a hyperparameter).
     """
     n_train = len(dataset.train.y)
+    if n_train == 0:
+        raise ValueError(f"dataset {dataset.name!r} has an empty training split: nothing to train on")
     total = config.total_iterations(n_train)
     wanted = sorted({int(i) for i in snapshot_at})
     if not 0 <= start_iteration <= total:
@@ -181,7 +178,7 @@ def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
     if iteration in wanted:
         history.snapshots[iteration] = snapshot(model)
     log(iteration)
-    with bar(total=total - start_iteration, desc="train", disable=not config.progress) as progress:
+    with bar(total=total - start_iteration, desc="train", disable=not progress) as progress:
         while iteration < total:
             step_in_epoch = iteration % per_epoch
             if step_in_epoch == 0 and iteration != start_iteration:

@@ -43,3 +43,79 @@ def idx_dir(tmp_path):
     write_idx(tmp_path / "t10k-images-idx3-ubyte", test)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(n_test, dtype=np.uint8) % 10, gz=True)
     return tmp_path
+
+
+TINY_PARAMETERS = """\
+x: int = 0  # a number the run records
+fail: bool = False  # raise in the second cell
+sleep: float = 0.0  # seconds to sleep before recording
+deaths: int = 0  # kill the kernel (or its worker) on this many attempts, counted in the file counter
+counter: str = ""  # file counting the deaths
+victim: str = "kernel"  # kernel or worker (the process running papermill)
+out_dir: str = "out"  # where metrics.csv goes"""
+
+TINY_WORK = """\
+import os, pathlib, time
+if deaths and (not os.path.exists(counter) or len(open(counter).read()) < deaths):
+    open(counter, "a").write("x")
+    os.kill(os.getppid() if victim == "worker" else os.getpid(), 9)
+time.sleep(sleep)
+if fail:
+    raise ValueError(f"x is {x}")"""
+
+TINY_RECORD = """\
+pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
+pathlib.Path(out_dir, "metrics.csv").write_text(f"x,y\\n{x},{x * x}\\n")"""
+
+
+def write_notebook(path, parameters: str, *cells: str):
+    """Write a python3 notebook: a cell tagged `parameters` with `parameters`, then one code cell per entry of `cells`."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_notebook(tmp_path_factory):
+    """A notebook that starts fast (no torch): records x and x², can fail, sleep or kill its kernel."""
+    return write_notebook(tmp_path_factory.mktemp("nb") / "tiny.ipynb", TINY_PARAMETERS, TINY_WORK, TINY_RECORD)
+
+
+@pytest.fixture()
+def notebook_factory(tmp_path):
+    """A function writing a notebook named `name` in tmp_path from its parameters cell and code cells."""
+    return lambda name, parameters, *cells: write_notebook(tmp_path / name, parameters, *cells)
+
+
+@pytest.fixture()
+def float64_data():
+    """A tiny float64 classification set (6 features, 3 classes) with distinct val / test splits."""
+    from oneshot_lab.data import Dataset, Split
+
+    gen = torch.Generator().manual_seed(0)
+    n = 64
+    x = torch.randn(n + 32, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(3, (n + 32,), generator=gen)
+    return Dataset("tiny", Split(x[:n], y[:n]), Split(x[n:n + 16], y[n:n + 16]), Split(x[n + 16:], y[n + 16:]), 3)
+
+
+@pytest.fixture()
+def float64_mlp():
+    """A factory of 6-8-3 float64 MLPs: float64_mlp(activation="tanh", seed=0)."""
+    from torch import nn
+
+    def make(activation: str = "tanh", seed: int = 0) -> nn.Sequential:
+        gen = torch.Generator().manual_seed(seed)
+        act = {"relu": nn.ReLU, "tanh": nn.Tanh}[activation]
+        model = nn.Sequential(nn.Linear(6, 8), act(), nn.Linear(8, 3)).double()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.empty_like(p).uniform_(-0.4, 0.4, generator=gen))
+        return model
+    return make

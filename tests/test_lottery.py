@@ -12,7 +12,7 @@ import oneshot_lab as ol
 from oneshot_lab import lottery
 from oneshot_lab.data import Dataset, Split
 
-CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine", progress=False)
+CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine")
 CONTROLS = ["reinit", "random_mask", "shuffled_mask"]
 
 
@@ -27,16 +27,21 @@ def calls(monkeypatch):
     """Record every train.fit call lottery makes: the model state at entry, masks, config and start."""
     seen, real_fit = [], ol.train.fit
 
-    def recording_fit(model, dataset, config, masks=None, snapshot_at=(), start_iteration=0):
+    def recording_fit(model, dataset, config, masks=None, snapshot_at=(), start_iteration=0, progress=True):
         seen.append({"state": ol.train.snapshot(model), "masks": masks, "config": config,
                      "start": start_iteration, "model": model})
         history = real_fit(model, dataset, config, masks=masks, snapshot_at=snapshot_at,
-                           start_iteration=start_iteration)
+                           start_iteration=start_iteration, progress=False)
         seen[-1]["history"] = history
         return history
 
     monkeypatch.setattr(ol.train, "fit", recording_fit)
     return seen
+
+
+def run_imp(model, dataset, train=CONFIG, **options):
+    """`lottery.imp` with an IMPConfig of `train` and `options`, no progress bar."""
+    return lottery.imp(model, dataset, lottery.IMPConfig(train=train, **options), progress=False)
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -52,9 +57,10 @@ def kept_per_layer(masks) -> dict:
 @pytest.mark.parametrize("k", [0, 20])
 def test_rewound_weights_are_snapshot_times_mask_bit_for_bit(mlp, synthetic, calls, k):
     init = ol.train.snapshot(mlp)
-    result = lottery.imp(mlp, synthetic, CONFIG, levels=3, rate=0.3, rewind_iteration=k)
-    assert all(torch.equal(bits(init[n]), bits(v)) for n, v in mlp.state_dict().items())  # input untouched
     reference = ol.fit(ol.build("mlp", synthetic, seed=0, widths=(32,)), synthetic, CONFIG, snapshot_at=[k])
+    calls.clear()
+    result = run_imp(mlp, synthetic, CONFIG, levels=3, rate=0.3, rewind_iteration=k)
+    assert all(torch.equal(bits(init[n]), bits(v)) for n, v in mlp.state_dict().items())  # input untouched
     assert all(torch.equal(bits(reference.snapshots[k][n]), bits(v)) for n, v in result.rewind_state.items())
     tickets = calls[1:]
     assert [c["start"] for c in tickets] == [k] * 3
@@ -101,7 +107,7 @@ def test_masks_nested_and_density_follows_schedule_exactly(mlp, scope):
 
 
 def test_imp_density_schedule_and_nested_masks(mlp, synthetic):
-    result = lottery.imp(mlp, synthetic, CONFIG, levels=4, rate=0.5, scope="global")
+    result = run_imp(mlp, synthetic, CONFIG, levels=4, rate=0.5, scope="global")
     tickets = result.metrics[result.metrics.condition != "reinit"]
     assert list(tickets.level) == [0, 1, 2, 3, 4]
     total = sum(m.numel() for m in result.masks[0].values())
@@ -137,27 +143,27 @@ def test_pruned_weights_are_zero_after_every_step_of_every_level(mlp, synthetic,
     monkeypatch.setattr(ol.train, "fit", checking_fit)
     for retrain, controls in [("weight_rewind", CONTROLS), ("lr_rewind", []), ("finetune", [])]:
         checks.clear()
-        lottery.imp(mlp, synthetic, CONFIG.replace(optimizer="sgd", momentum=0.9, weight_decay=1e-3)
-                    if retrain == "finetune" else CONFIG, levels=2, rate=0.5, retrain=retrain, controls=controls)
+        run_imp(mlp, synthetic, CONFIG.replace(optimizer="sgd", momentum=0.9, weight_decay=1e-3)
+                if retrain == "finetune" else CONFIG, levels=2, rate=0.5, retrain=retrain, controls=controls)
         # one check per layer per forward: >= every training step (and every evaluation) of every masked run
         runs = 2 * (1 + len(controls))
         assert len(checks) >= runs * len(ol.prunable(mlp)) * CONFIG.iterations
 
 
 def test_same_seed_replays_identical_run(mlp, synthetic):
-    a = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=3)
-    b = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=3)
+    a = run_imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=3)
+    b = run_imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=3)
     pd.testing.assert_frame_equal(a.metrics, b.metrics, check_exact=True)
     pd.testing.assert_frame_equal(a.curves, b.curves, check_exact=True)
     assert all(x.equal(y) for x, y in zip(a.masks, b.masks))
     assert all(x.equal(y) for c in a.control_masks for x, y in zip(a.control_masks[c], b.control_masks[c]))
-    c = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=4)
+    c = run_imp(mlp, synthetic, CONFIG, levels=2, rate=0.4, controls=CONTROLS, seed=4)
     assert all(x.equal(y) for x, y in zip(a.masks, c.masks))  # magnitude masks do not depend on `seed`
     assert not a.control_masks["random_mask"][2].equal(c.control_masks["random_mask"][2])
 
 
 def test_controls_keep_per_layer_densities(mlp, synthetic, calls):
-    result = lottery.imp(mlp, synthetic, CONFIG, levels=3, rate=0.4, controls=CONTROLS)
+    result = run_imp(mlp, synthetic, CONFIG, levels=3, rate=0.4, controls=CONTROLS)
     layers = result.layers.pivot_table(index=["level", "layer"], columns="condition", values="kept")
     for control in CONTROLS:
         assert (layers[control].dropna() == layers["ticket"].dropna()).all()
@@ -182,8 +188,8 @@ def test_selection_never_reads_the_test_split(mlp, synthetic):
                         Split(torch.randn(synthetic.test.x.shape, generator=gen),
                               synthetic.test.y[torch.randperm(len(synthetic.test.y), generator=gen)]),
                         synthetic.num_classes)
-    a = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, controls=["reinit"])
-    b = lottery.imp(mlp, scrambled, CONFIG, levels=2, rate=0.5, controls=["reinit"])
+    a = run_imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, controls=["reinit"])
+    b = run_imp(mlp, scrambled, CONFIG, levels=2, rate=0.5, controls=["reinit"])
     assert all(x.equal(y) for x, y in zip(a.masks, b.masks))
     same = ["level", "condition", "density", "early_stop_iteration", "early_stop_val_loss", "early_stop_val_accuracy"]
     pd.testing.assert_frame_equal(a.metrics[same], b.metrics[same], check_exact=True)
@@ -195,7 +201,7 @@ def test_retrain_modes_share_budget_and_data_order(mlp, synthetic, calls):
     k = 20
     for retrain in lottery.RETRAIN_MODES:
         calls.clear()
-        result = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, rewind_iteration=k, retrain=retrain)
+        result = run_imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, rewind_iteration=k, retrain=retrain)
         dense, level1, level2 = calls
         for call in (level1, level2):
             assert call["start"] == k and call["config"].seed == CONFIG.seed
@@ -214,28 +220,35 @@ def test_retrain_modes_share_budget_and_data_order(mlp, synthetic, calls):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(retrain="rewind"), "valid modes"),
-    (dict(controls=["reinit", "shuffle"]), "controls must be"),
-    (dict(controls="reinit"), "controls must be"),
+    (dict(retrain="rewind"), "unknown retrain mode 'rewind'; valid choices: weight_rewind, lr_rewind, finetune"),
+    (dict(controls=["reinit", "shuffle"]), "unknown control 'shuffle'; valid choices: reinit"),
+    (dict(controls="reinit"), "controls must be a list"),
+    (dict(controls=["reinit", "reinit"]), "must not repeat"),
     (dict(controls=["reinit"], retrain="lr_rewind"), "need retrain='weight_rewind'"),
     (dict(rewind_iteration=60), r"\[0, 60\)"),
+    (dict(rewind_iteration=True), "rewind_iteration must be an integer"),
     (dict(rate=1.5), "rate must be"),
     (dict(levels=-1), "levels must be"),
-    (dict(scope="net"), "valid scopes"),
-    (dict(criterion="size"), "valid criteria"),
+    (dict(levels=2.5), "levels must be an integer"),
+    (dict(scope="net"), "unknown scope 'net'; valid choices: global, layer"),
+    (dict(criterion="size"), "unknown criterion 'size'; valid choices: magnitude"),
     (dict(layer_rates={"9.weight": 0.1}), "prunable layers"),
     (dict(layer_rates={"3.weight": 2}), "layer_rates"),
-    (dict(score_options={"bogus": 1}), r"'magnitude' does not accept score option\(s\) \['bogus'\]; it accepts: names"),
-    (dict(criterion="random", score_options={"seed": 3}), "does not accept"),
-    (dict(criterion="obd_ggn", score_options={"curvature": "hessian"}), "does not accept"),
-    (dict(criterion="obd", score_options={"curvature": "exact"}), "curvature='exact' is not valid; valid choices"),
-    (dict(criterion="snip", score_options={"negative": "clamp"}), "does not accept"),
-    (dict(criterion="obd", score_options={"negative": "drop"}), "valid choices: clamp"),
+    (dict(score_options={"magnitude": {"bogus": 1}}), r"criterion 'magnitude' has no option\(s\) bogus; its options: none"),
+    (dict(score_options={"random": {"seed": 3}}), "has no option"),
+    (dict(score_options={"obd_ggn": {"curvature": "hessian"}}), "has no option"),
+    (dict(score_options={"obd": {"curvature": "exact"}}), "unknown curvature 'exact'; valid choices"),
+    (dict(score_options={"snip": {"negative": "clamp"}}), "has no option"),
+    (dict(score_options={"obd": {"negative": "drop"}}), "valid choices: clamp"),
+    (dict(score_options={"obd": {"samples": 0}}), "samples must be an integer >= 1"),
+    (dict(score_options={"taylor": {}}), "unknown criterion 'taylor'"),
     (dict(score_options=["names"]), "must be a mapping"),
+    (dict(finetune_lr=float("nan")), "finetune_lr must be a finite number"),
+    (dict(seed=-1), "seed must be an integer"),
 ])
 def test_bad_arguments_fail_before_any_training(mlp, synthetic, calls, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        lottery.imp(mlp, synthetic, CONFIG, **kwargs)
+        run_imp(mlp, synthetic, CONFIG, **kwargs)
     assert calls == []
 
 
@@ -247,121 +260,20 @@ def test_reinitialize_is_seeded_and_leaves_model_alone(mlp):
     assert all(torch.equal(before[n], v) for n, v in mlp.state_dict().items())
 
 
-def test_instability_barrier_and_sparse_copies(mlp, synthetic):
-    masks = lottery.imp(mlp, synthetic, CONFIG, levels=1, rate=0.8).masks[1]
-    result = lottery.instability(mlp, synthetic, CONFIG, [0, 20], masks=masks, points=5)
-    assert set(result.path.rewind_iteration) == {0, 20} and len(result.path) == 2 * 5 * 2
-    assert (result.barriers.barrier >= 0).all() and set(result.barriers.split) == {"val", "test"}
-    assert (result.barriers.density == masks.density()).all()
-    again = lottery.instability(mlp, synthetic, CONFIG, [0, 20], masks=masks, points=5)
-    pd.testing.assert_frame_equal(result.path, again.path, check_exact=True)
-    a, b = ol.train.snapshot(mlp), lottery.reinitialize(mlp, 1).state_dict()
-    assert all(torch.equal(v, a[n]) for n, v in lottery.interpolate(a, b, 0.0).items())
-    assert all(torch.equal(v, b[n]) for n, v in lottery.interpolate(a, b, 1.0).items())
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(rewind_iterations=[60]), r"\[0, 60\)"),
-    (dict(rewind_iterations=5), "non-empty list"),
-    (dict(rewind_iterations=[0], data_seeds=(1, 1)), "two distinct seeds"),
-    (dict(rewind_iterations=[0], points=1), "points"),
-])
-def test_instability_bad_arguments(mlp, synthetic, calls, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        lottery.instability(mlp, synthetic, CONFIG, **kwargs)
-    assert calls == []
-
-
-@pytest.mark.parametrize("masks, message", [
-    (lambda m: ol.Masks({"9.weight": torch.ones(4, 4, dtype=torch.bool)}), "names no parameter"),
-    (lambda m: ol.Masks({"1.weight": torch.ones(3, 3, dtype=torch.bool)}), "has shape"),
-    (lambda m: {"1.weight": torch.ones_like(m[1].weight)}, "bool"),
-    (lambda m: "1.weight", "must be a Masks"),
-])
-def test_instability_bad_masks_fail_before_the_parent_run(mlp, synthetic, calls, masks, message):
-    with pytest.raises(ValueError, match=message):
-        lottery.instability(mlp, synthetic, CONFIG, [0], masks=masks(mlp))
-    assert calls == []
-
-
-def test_good_score_options_pass_the_check(mlp, synthetic):
-    for criterion, options in [("magnitude", {}), ("random", {"names": ["1.weight"]}), ("obd", {"curvature": "ggn"}),
-                               ("obd_fisher", {"negative": "abs", "samples": 64}), ("snip", {"batch_size": 8}),
-                               ("obd", None)]:
-        lottery.check_score_options(criterion, options)
-
-
-STUDY = dict(levels=2, rate=0.3, layer_rates=None, scope="layer", criterion="magnitude", controls=CONTROLS,
-             late_rewind=20, retrain_modes=["lr_rewind", "finetune"], instability_iterations=[0, 20],
-             instability_level=2, points=3, seeds=[0, 1], seed=0, match_tolerance=0.02)
-
-
-def test_check_experiment_accepts_the_defaults(mlp, synthetic, calls):
-    lottery.check_experiment(mlp, synthetic, CONFIG, **STUDY)
-    lottery.check_experiment(mlp, synthetic, CONFIG, **{**STUDY, "retrain_modes": [], "controls": [],
-                                                       "instability_level": 0})
-    assert calls == []
-
-
-@pytest.mark.parametrize("change, message", [
-    (dict(retrain_modes=["weight_rewind", "bogus"]), r"retrain_modes must be .*weight_rewind, lr_rewind, finetune.*\['bogus'\]"),
-    (dict(retrain_modes=["lr_rewind", "lr_rewind"]), "distinct"),
-    (dict(retrain_modes='["lr_rewind"]'), "a string, not a list"),
-    (dict(controls=["reinit", "nope"]), "controls must be"),
-    (dict(controls="reinit"), "controls must be a list"),
-    (dict(late_rewind=60), r"late_rewind: rewind_iteration must be an int in \[0, 60\)"),
-    (dict(late_rewind=-1), "late_rewind"),
-    (dict(instability_iterations=[0, 60]), r"instability analysis: rewind_iterations must lie in \[0, 60\)"),
-    (dict(instability_iterations=[]), "non-empty"),
-    (dict(instability_level=3), r"instability_level must be an int in \[0, levels\] = \[0, 2\]"),
-    (dict(instability_level=-1), "instability_level"),
-    (dict(points=1), "points must be"),
-    (dict(criterion="size"), "valid criteria"),
-    (dict(scope="net"), "valid scopes"),
-    (dict(rate=1.5), "rate must be"),
-    (dict(layer_rates={"3.weight": 1.2}), "layer_rates"),
-    (dict(levels=-1), "levels must be"),
-    (dict(seeds=[0, 0]), "distinct int offsets"),
-    (dict(seeds=[]), "seeds must be"),
-    (dict(seed="0"), "seed must be an int"),
-    (dict(match_tolerance=-0.1), "match_tolerance"),
-])
-def test_check_experiment_names_the_bad_parameter(mlp, synthetic, calls, change, message):
-    with pytest.raises(ValueError, match=message):
-        lottery.check_experiment(mlp, synthetic, CONFIG, **{**STUDY, **change})
-    assert calls == []
-
-
-def test_replicate_seeds_are_offsets_from_seed():
-    assert lottery.replicate_seeds(0, [0, 1, 2]) == [0, 1, 2]  # the default: results unchanged
-    assert lottery.replicate_seeds(1, [0, 1, 2]) == [1, 2, 3]
-    assert lottery.replicate_seeds(10, (5,)) == [15]
-
-
-def test_lottery_plots_draw(mlp, synthetic):
-    result = lottery.imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, controls=["reinit"])
-    metrics = pd.concat([result.metrics.assign(seed=0), result.metrics.assign(seed=1)])
-    ax = ol.plots.ticket_curves(metrics)
-    assert ax.get_xscale() == "log"
-    ol.plots.ticket_curves(metrics, y="early_stop_iteration")
-    unstable = lottery.instability(mlp, synthetic, CONFIG, [0, 20], points=3)
-    ol.plots.instability(unstable.barriers.assign(network="dense"))
-    ol.plots.interpolation(unstable.path.assign(network="dense"))
+def test_good_score_options_pass_the_check():
+    for options in [{}, {"magnitude": {}}, {"obd": {"curvature": "ggn"}}, {"obd_fisher": {"negative": "abs", "samples": 64}},
+                    {"snip": {"batch_size": 8}}, {"obd": {"samples": None}}]:
+        lottery.IMPConfig(score_options=options)
 
 
 def test_summary_tables_mean_and_std_over_seeds(mlp, synthetic):
-    runs = [lottery.imp(ol.build("mlp", synthetic, seed=s, widths=(32,)), synthetic, CONFIG.replace(seed=s),
-                        levels=1, rate=0.5, controls=["reinit"], seed=s).metrics.assign(seed=s) for s in (0, 1)]
+    runs = [run_imp(ol.build("mlp", synthetic, seed=s, widths=(32,)), synthetic, CONFIG.replace(seed=s),
+                    levels=1, rate=0.5, controls=["reinit"], seed=s).metrics.assign(seed=s) for s in (0, 1)]
     metrics = pd.concat(runs, ignore_index=True)
-    summary = lottery.summarize(metrics)
+    summary = ol.stats.summarize(metrics, ["level", "weights_remaining", "condition"], "early_stop_test_accuracy")
     ticket = metrics[(metrics.condition == "ticket")].early_stop_test_accuracy
     row = summary[(summary.level == 1) & (summary.condition == "ticket")].iloc[0]
     assert row["mean"] == pytest.approx(ticket.mean()) and row["std"] == pytest.approx(ticket.std())
-    assert row["count"] == 2 and row["weights_remaining"] == pytest.approx(50.0)
-    table = lottery.mean_std_table(summary)
-    assert list(table.columns) == ["% weights remaining", "dense", "ticket", "reinit"]
-    assert table.loc[1, "ticket"] == f"{ticket.mean():.3f} ± {ticket.std():.3f}"
-    with pytest.raises(ValueError, match="lacks columns"):
-        lottery.summarize(metrics, y="top5")
+    assert row["n"] == 2 and row["weights_remaining"] == pytest.approx(50.0)
     with pytest.raises(ValueError, match="present"):
         lottery.IMPResult(metrics, None, None, []).sparsest_matching("random_mask")

@@ -84,7 +84,7 @@ def test_bad_sparsity_and_scope():
     for bad in (-0.1, 1.5, "half", None):
         with pytest.raises(ValueError, match="sparsity must"):
             masks_from_scores(scores, bad)
-    with pytest.raises(ValueError, match="unknown scope 'local'; valid scopes: global, layer"):
+    with pytest.raises(ValueError, match="unknown scope 'local'; valid choices: global, layer"):
         masks_from_scores(scores, 0.5, scope="local")
     with pytest.raises(ValueError, match="NaN"):
         masks_from_scores({"w": torch.tensor([1.0, float("nan")])}, 0.5)

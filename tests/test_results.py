@@ -60,7 +60,7 @@ def test_varying_parameters_keep_settings_apart(tmp_path):
         run.record("metrics", pd.DataFrame({"sparsity": [0.5, 0.9], "acc": [0.8 + seed / 10, 0.5 + i / 100]}))
         run.finish()
     results.start(tmp_path / "broken", {"seed": 9, "lr": 5.0})  # incomplete: not a setting
-    params = results.parameters(tmp_path)
+    params = results.run_parameters(tmp_path)
     assert len(params) == 4 and set(params.run) == {"r0", "r1", "r2", "r3"}
     assert results.varying_parameters(params) == ["lr"]  # not seed, out_dir, smoke, run; not the constant ones
     assert results.varying_parameters(params, exclude=()) == ["lr", "seed"]
@@ -69,8 +69,6 @@ def test_varying_parameters_keep_settings_apart(tmp_path):
     assert results.varying_parameters(metrics[metrics.lr == 0.1], names=["lr", "model", "seed"]) == []
     with pytest.raises(ValueError, match="no column"):
         results.varying_parameters(metrics, names=["nope"])
-    summary = results.summarize(metrics, "acc", by=["lr", "sparsity"])
-    assert len(summary) == 4 and (summary.n == 2).all()  # each lr its own row, two seeds each
     labels = results.setting_labels(metrics, ["lr"])
     assert set(labels) == {"lr=0.1", "lr=0.01"} and (labels.index == metrics.index).all()
     assert set(results.setting_labels(metrics, [])) == {"all runs"}

@@ -8,7 +8,7 @@ from oneshot_lab import saliency
 from oneshot_lab.prune import masks_from_scores
 from oneshot_lab.train import History, TrainConfig, fit
 
-FAST = dict(batch_size=32, progress=False)
+FAST = dict(batch_size=32)
 
 
 def _masks(model, sparsity=0.7):
@@ -104,11 +104,17 @@ def test_lr_schedules():
 
 
 @pytest.mark.parametrize("bad,match", [
-    (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; valid optimizers: sgd, adam"),
+    (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; valid choices: sgd, adam"),
     (dict(schedule="exp"), "unknown schedule 'exp'"),
-    (dict(lr=-1), "lr must be >= 0"),
-    (dict(batch_size=0), "batch_size must be >= 1"),
-    (dict(iterations=-5), "iterations must be >= 0"),
+    (dict(lr=-1), "lr must be a number >= 0.0"),
+    (dict(batch_size=0), "batch_size must be an integer >= 1"),
+    (dict(iterations=-5), "iterations must be an integer >= 0"),
+    (dict(lr=float("inf")), "lr must be a finite number"),
+    (dict(epochs=2.5), "epochs must be an integer"),
+    (dict(epochs="3"), "epochs must be an integer"),
+    (dict(batch_size=True), "batch_size must be an integer"),
+    (dict(seed=10**20), "seed must be an integer in"),
+    (dict(optimizer="lbfgs"), "unknown optimizer 'lbfgs'; valid choices: sgd, adam"),
 ])
 def test_bad_config(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -127,3 +133,18 @@ def test_evaluate_restores_mode(synthetic, tiny_mlp):
     tiny_mlp.train()
     out = ol.evaluate(tiny_mlp, synthetic, "val")
     assert tiny_mlp.training and set(out) == {"loss", "accuracy"} and 0 <= out["accuracy"] <= 1
+
+
+def test_empty_training_split_is_a_clear_error(synthetic, tiny_mlp):
+    from oneshot_lab.data import Dataset, Split
+
+    empty = Dataset("empty", Split(synthetic.train.x[:0], synthetic.train.y[:0]), synthetic.val, synthetic.test, 4)
+    with pytest.raises(ValueError, match="empty training split"):
+        ol.fit(tiny_mlp, empty, TrainConfig(iterations=1))
+
+
+def test_config_help_and_replace():
+    assert "peak learning rate" in TrainConfig.describe()["lr"]
+    assert TrainConfig().replace(lr=0.5).lr == 0.5
+    with pytest.raises(ValueError, match="has no field"):
+        TrainConfig().replace(progress=False)

@@ -1,0 +1,80 @@
+"""Iterative pruning (LeCun et al. 1989's procedure, any criterion): score, prune, retrain, recompute, repeat."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import pandas as pd
+from torch import nn
+
+from . import checks, saliency
+from .config import Config, option
+from .data import Dataset
+from .oneshot import Method, dense_macs, metrics_row
+from .prune import Masks, check_scope, masks_from_scores
+from .train import TrainConfig, fit
+
+
+@dataclass(frozen=True)
+class IterativeConfig(Config):
+    """Rounds of pruning to increasing sparsities, each followed by retraining under the mask."""
+
+    sparsities: tuple = option((0.5, 0.7, 0.8, 0.9, 0.95), "strictly increasing sparsity after each round")
+    retrain: TrainConfig = option(TrainConfig(), "training under the mask after every round")
+    criterion: str = option("obd_ggn", "the criterion re-scored every round (any name in saliency.CRITERIA)")
+    scope: str = option("global", "global or layer")
+    score_options: dict = option({}, "keyword options per criterion: {criterion: {option: value}}")
+    seed: int = option(0, "seed of random scores and sampled curvature")
+
+    def __post_init__(self) -> None:
+        self.store("sparsities", tuple(checks.increasing("sparsities", self.sparsities)))
+        if not isinstance(self.retrain, TrainConfig):
+            raise ValueError(f"retrain must be a TrainConfig, got {self.retrain!r}")
+        saliency.criterion(self.criterion)
+        check_scope(self.scope)
+        self.store("score_options", saliency.check_options(self.score_options))
+        self.store("seed", checks.seed("seed", self.seed))
+
+    @property
+    def method(self) -> Method:
+        """The criterion and scope as a `Method`."""
+        return Method(self.criterion, self.scope)
+
+
+@dataclass
+class IterativeResult:
+    """The pruned and retrained model, its final masks, metrics per round and per-layer densities."""
+
+    model: nn.Module
+    masks: Masks
+    metrics: pd.DataFrame
+    layers: pd.DataFrame
+
+
+def prune(model: nn.Module, dataset: Dataset, config: IterativeConfig, progress: bool = True) -> IterativeResult:
+    """The loop on a copy of `model`: score, prune to the next sparsity, retrain under the mask, repeat.
+
+    Scores (and so the curvature) are recomputed on the retrained, masked model every round; pruned
+    weights stay pruned. Metrics rows are `oneshot.metrics_row`s with stage 'pruned' (just after
+    deletion) and 'iterative' (after that round's retraining), and a `round` column.
+    """
+    if not isinstance(config, IterativeConfig):
+        raise ValueError(f"config must be an IterativeConfig, got {type(config).__name__}")
+    label = f"iterative {config.method}"
+    current = copy.deepcopy(model)
+    total_macs = dense_macs(current, dataset)
+    masks = Masks.ones(current)
+    rows = [{**metrics_row(current, dataset, None, total_macs, "dense"), "round": 0}]
+    layer_tables = []
+    options = config.score_options.get(config.criterion, {})
+    for round_, target in enumerate(config.sparsities, start=1):
+        scores = saliency.compute(config.criterion, current, dataset, seed=config.seed, **options)
+        masks = masks_from_scores(scores, target, config.scope, masks=masks)
+        masks.apply(current)
+        labels = dict(method=label, criterion=config.criterion, scope=config.scope, sparsity=target)
+        rows.append({**metrics_row(current, dataset, masks, total_macs, "pruned", **labels), "round": round_})
+        fit(current, dataset, config.retrain, masks=masks, progress=progress)
+        rows.append({**metrics_row(current, dataset, masks, total_macs, "iterative", **labels), "round": round_})
+        layer_tables.append(masks.table(method=label, sparsity=target))
+    return IterativeResult(current, masks, pd.DataFrame(rows), pd.concat(layer_tables, ignore_index=True))

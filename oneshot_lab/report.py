@@ -1,0 +1,60 @@
+"""What a sweep report reads: the complete records of one notebook, split into settings that differ in more
+than the seed, with the summary over seeds of each setting."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import results, stats
+
+GROUPING = ("stage", "method", "sparsity")  # columns of the metrics table, not run parameters
+
+
+@dataclass
+class Sweep:
+    """The records of one notebook under a runs directory, labelled by setting."""
+
+    records: pd.DataFrame  # one row per record (complete or not)
+    metrics: pd.DataFrame  # complete runs' metrics rows, with `compression` and `setting`
+    layers: pd.DataFrame  # complete runs' layer rows, with `setting`
+    varying: list[str]  # run parameters other than the seed that differ between runs
+
+    def summary(self, value: str = "test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
+        """`stats.summarize` of `value` per setting, stage, method and sparsity, with the compression ratio."""
+        out = stats.summarize(self.metrics, [*self.varying, *GROUPING], value, confidence)
+        out["compression"] = 1 / (1 - out["sparsity"])
+        out["setting"] = results.setting_labels(out, self.varying)
+        return out
+
+    def headline_stage(self, preferred: str) -> str:
+        """`preferred` if the metrics have rows of that stage, else 'one_shot'."""
+        return preferred if preferred in set(self.metrics["stage"]) else "one_shot"
+
+
+def _of_notebook(frame: pd.DataFrame, notebook: str) -> pd.DataFrame:
+    """The rows of `frame` from `notebook` (all rows when the records do not name their notebook)."""
+    if "notebook" in frame and frame["notebook"].notna().any():
+        return frame[frame["notebook"] == notebook]
+    return frame
+
+
+def gather(runs_dir: str | os.PathLike, notebook: str) -> Sweep:
+    """The records of `notebook` under `runs_dir`; ValueError if none of them is complete.
+
+    Runs that differ in any parameter besides the seed (and the bookkeeping out_dir and smoke) are
+    different settings, labelled 'name=value, ...' in a `setting` column and never averaged together.
+    """
+    records = _of_notebook(results.manifests(runs_dir), notebook)
+    metrics = _of_notebook(results.load(runs_dir), notebook)
+    layers = _of_notebook(results.load(runs_dir, table="layers"), notebook)
+    if metrics.empty:
+        raise ValueError(f"no complete runs of {notebook} under {runs_dir}")
+    params = _of_notebook(results.run_parameters(runs_dir), notebook)
+    params = params[params["run"].isin(set(metrics["run"]))]
+    varying = [n for n in results.varying_parameters(params) if n not in GROUPING]
+    metrics = metrics.assign(compression=1 / metrics["density"], setting=results.setting_labels(metrics, varying))
+    layers = layers.assign(setting=results.setting_labels(layers, varying))
+    return Sweep(records, metrics, layers, varying)

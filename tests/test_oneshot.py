@@ -1,0 +1,73 @@
+"""One-shot studies: rows per method/sparsity/stage, one metrics row shape, untouched input model, validation first."""
+
+import pandas as pd
+import pytest
+import torch
+
+from oneshot_lab import oneshot
+from oneshot_lab.train import TrainConfig
+
+
+def test_one_shot_rows_and_model_untouched(synthetic, tiny_mlp):
+    before = {k: v.clone() for k, v in tiny_mlp.state_dict().items()}
+    config = oneshot.OneShotConfig(methods=["magnitude/global", "random/layer"], sparsities=[0.5, 0.9],
+                                   finetune=TrainConfig(iterations=5))
+    metrics, layers = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
+    assert all(torch.equal(v, tiny_mlp.state_dict()[k]) for k, v in before.items())
+    assert len(metrics) == 1 + 2 * 2 * 2 and set(metrics.stage) == {"dense", "one_shot", "finetuned"}
+    pruned = metrics[metrics.stage == "one_shot"]
+    assert pruned.density.round(2).tolist() == [0.5, 0.1, 0.5, 0.1]
+    assert len(layers) == 2 * 2 * 3 and set(layers.layer) == {"1.weight", "3.weight", "5.weight"}
+    dense = metrics[metrics.stage == "dense"].iloc[0]
+    assert dense.macs > 0 and dense.speedup == 1.0 and dense.density == 1.0  # dense rows carry every column
+
+
+def test_metrics_row_has_one_shape_for_dense_and_pruned(synthetic, tiny_mlp):
+    from oneshot_lab.prune import masks_from_scores
+    from oneshot_lab.saliency import magnitude
+
+    total = oneshot.dense_macs(tiny_mlp, synthetic)
+    dense = oneshot.metrics_row(tiny_mlp, synthetic, None, total, "dense")
+    masks = masks_from_scores(magnitude(tiny_mlp), 0.5, "layer")
+    pruned = oneshot.metrics_row(tiny_mlp, synthetic, masks, total, "one_shot", "magnitude/layer", "magnitude",
+                                 "layer", 0.5)
+    assert list(dense) == list(pruned)
+    assert pruned["speedup"] == pytest.approx(total / pruned["macs"]) and pruned["density"] == masks.density()
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(methods=["magnitude"]), "bad method 'magnitude'"),
+    (dict(methods=["taylor/global"]), "criterion in"),
+    (dict(methods=["magnitude/local"]), "scope in"),
+    (dict(methods=[]), "methods must not be empty"),
+    (dict(methods="magnitude/global"), "methods must be a list"),
+    (dict(sparsities=[0.5, 1.2]), r"sparsities\[1\] must be a number in \[0.0, 1.0\]"),
+    (dict(sparsities=[0.5, True]), r"sparsities\[1\] must be a finite number"),
+    (dict(sparsities=[]), "sparsities must not be empty"),
+    (dict(report_sparsity=0.8), r"report_sparsity 0.8 is not one of the sparsities \[0.5, 0.9\]"),
+    (dict(score_options={"obd": {"probes": 0}}), "probes must be an integer >= 1"),
+    (dict(finetune=5), "finetune must be a TrainConfig"),
+])
+def test_bad_config_fails_before_work(changes, match):
+    with pytest.raises(ValueError, match=match):
+        oneshot.OneShotConfig(**{"methods": ["magnitude/global"], "sparsities": [0.5, 0.9], **changes})
+
+
+def test_best_on_validation_reads_validation_only():
+    metrics = pd.DataFrame([
+        {"stage": "dense", "method": "dense", "sparsity": 0.0, "val_accuracy": 0.9, "test_accuracy": 0.8},
+        {"stage": "one_shot", "method": "a", "sparsity": 0.5, "val_accuracy": 0.7, "test_accuracy": 0.1},
+        {"stage": "one_shot", "method": "b", "sparsity": 0.5, "val_accuracy": 0.6, "test_accuracy": 0.9},
+        {"stage": "finetuned", "method": "b", "sparsity": 0.5, "val_accuracy": 0.95, "test_accuracy": 0.9},
+    ])
+    best = oneshot.best_on_validation(metrics)
+    assert best.method.tolist() == ["dense", "a"] and best.test_accuracy.tolist() == [0.8, 0.1]
+    with pytest.raises(ValueError, match="no rows of stage 'iterative'"):
+        oneshot.best_on_validation(metrics, stage="iterative")
+
+
+def test_curvature_names_are_checked():
+    from oneshot_lab import curvature
+    assert curvature.check_names(["ggn", "hessian"]) == ["ggn", "hessian"]
+    with pytest.raises(ValueError, match="unknown or no curvatures \\['diag'\\]; valid curvatures: hessian"):
+        curvature.check_names(["ggn", "diag"])

@@ -1,0 +1,97 @@
+"""Saliency criteria (OBD, SNIP, magnitude, random) against oracles, and the criterion registry."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, grad
+
+import oneshot_lab as ol
+from oneshot_lab import curvature, oneshot, saliency
+
+
+def test_obd_saliency_is_half_h_w_squared(float64_data, float64_mlp):
+    data, model = float64_data, float64_mlp()
+    diag = curvature.diagonal(model, data, "ggn", samples=None)
+    scores = saliency.obd(model, data, curvature="ggn", samples=None)
+    assert set(scores) == set(ol.prunable(model))
+    for name, s in scores.items():
+        w = dict(model.named_parameters())[name].detach()
+        assert torch.allclose(s, 0.5 * diag[name] * w ** 2, rtol=1e-12, atol=0)
+
+
+def test_negative_curvature_choices(float64_data, float64_mlp):
+    model = float64_mlp()
+    diag = {n: -torch.ones_like(p) for n, p in model.named_parameters()}
+    w = model[0].weight.detach()
+    clamp = saliency.obd_from_diagonal(model, diag, "clamp")["0.weight"]
+    signed = saliency.obd_from_diagonal(model, diag, "signed")["0.weight"]
+    absolute = saliency.obd_from_diagonal(model, diag, "abs")["0.weight"]
+    assert torch.equal(clamp, torch.zeros_like(w))
+    assert torch.allclose(signed, -0.5 * w ** 2) and torch.allclose(absolute, 0.5 * w ** 2)
+    with pytest.raises(ValueError, match="unknown negative 'flip'; valid choices: clamp, signed, abs"):
+        saliency.obd(model, float64_data, negative="flip")
+
+
+def test_snip_is_abs_gradient_times_weight(float64_data, float64_mlp):
+    data, model = float64_data, float64_mlp()
+    x, y = data.train
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    g = grad(lambda p: nn.functional.cross_entropy(functional_call(model, p, (x,)), y))(params)
+    scores = saliency.snip(model, data, samples=None, batch_size=10)
+    for name, s in scores.items():
+        assert torch.allclose(s, (g[name] * params[name]).abs(), rtol=1e-10, atol=1e-14)
+
+
+def test_every_criterion_is_registered_and_runs_in_one_shot(float64_data, float64_mlp):
+    data, model = float64_data, float64_mlp()
+    expected = {"snip", "obd", *(f"obd_{c}" for c in curvature.CURVATURES)}
+    assert expected <= set(saliency.CRITERIA)
+    before = copy.deepcopy(model.state_dict())
+    methods = [f"{c}/{s}" for c in sorted(expected) for s in ("global", "layer")]
+    metrics, layers = oneshot.one_shot(model, data, oneshot.OneShotConfig(
+        methods=methods, sparsities=[0.5], score_options={"obd_hutchinson": {"probes": 8}}), progress=False)
+    assert set(metrics.method) == {"dense", *methods}
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="needs training data"):
+        saliency.compute("obd_ggn", model)
+
+
+def test_obd_ggn_equals_obd_hessian_on_relu(float64_data, float64_mlp):
+    data, model = float64_data, float64_mlp("relu")
+    a = saliency.compute("obd_ggn", model, data, samples=None)
+    b = saliency.compute("obd", model, data, curvature="hessian", samples=None)
+    assert all(torch.allclose(a[n], b[n], rtol=1e-10, atol=1e-15) for n in a)
+
+
+def test_registry_entries_describe_their_options():
+    obd_entry = saliency.CRITERIA["obd"]
+    assert [o.name for o in obd_entry.options] == ["curvature", "negative", "samples", "batch_size", "probes"]
+    assert obd_entry.needs_data and not saliency.CRITERIA["magnitude"].needs_data
+    assert obd_entry.check({"probes": 8}) == {"curvature": "ggn", "negative": "clamp", "samples": 2048,
+                                               "batch_size": 256, "probes": 8}
+    assert all(o.help for c in saliency.CRITERIA.values() for o in c.options)
+
+
+@pytest.mark.parametrize("name, options, match", [
+    ("taylor", {}, "unknown criterion 'taylor'; valid choices: magnitude, random"),
+    ("magnitude", {"names": ["1.weight"]}, r"criterion 'magnitude' has no option\(s\) names; its options: none"),
+    ("obd_ggn", {"curvature": "hessian"}, "its options: negative, samples, batch_size, probes"),
+    ("obd", {"curvature": "diag"}, "unknown curvature 'diag'; valid choices: hessian, ggn"),
+    ("obd", {"samples": 2.5}, "samples must be an integer"),
+    ("snip", {"batch_size": True}, "batch_size must be an integer"),
+])
+def test_unknown_criteria_and_options_are_named(tiny_mlp, name, options, match):
+    with pytest.raises(ValueError, match=match):
+        saliency.compute(name, tiny_mlp, None, **options)
+
+
+def test_score_options_have_one_shape():
+    assert saliency.check_options({"obd": {"probes": 3}})["obd"]["probes"] == 3
+    with pytest.raises(ValueError, match="score_options must be a mapping"):
+        saliency.check_options([("obd", {})])
+    with pytest.raises(ValueError, match="unknown criterion 'samples'"):
+        saliency.check_options({"samples": 64})  # a flat dict is the wrong shape

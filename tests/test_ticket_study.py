@@ -1,0 +1,79 @@
+"""The lottery-ticket study config: every part validated together before training; replicates by seed."""
+
+import pandas as pd
+import pytest
+
+import oneshot_lab as ol
+from oneshot_lab import lottery, stability, ticket_study
+
+CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine")
+CONTROLS = ["reinit", "random_mask", "shuffled_mask"]
+
+
+def study(**changes):
+    """A small valid study with `changes` applied to its fields (imp_* and instability_* go to the parts)."""
+    imp = {k[4:]: changes.pop(k) for k in list(changes) if k.startswith("imp_")}
+    unstable = {k[12:]: changes.pop(k) for k in list(changes) if k.startswith("instability_") and k != "instability_level"}
+    return ticket_study.TicketStudy(
+        imp=lottery.IMPConfig(**{"train": CONFIG, "levels": 2, "rate": 0.3, "controls": CONTROLS, **imp}),
+        instability=stability.InstabilityConfig(**{"train": CONFIG, "rewind_iterations": [0, 20], "points": 3,
+                                                    **unstable}),
+        **{"late_rewind": 20, "retrain_modes": ["lr_rewind", "finetune"], "instability_level": 2,
+           "seed_offsets": [0, 1], "match_tolerance": 0.02, **changes})
+
+
+def test_a_good_study_passes_and_names_its_experiments(synthetic):
+    good = study()
+    good.check(ol.build("mlp", synthetic, widths=(8,)), synthetic)
+    assert list(good.experiments()) == ["controls", "late_rewind", "retrain_lr_rewind", "retrain_finetune"]
+    assert good.experiments()["late_rewind"].rewind_iteration == 20
+    assert good.experiments()["late_rewind"].controls == ()
+    assert study(seed=10).seeds == [10, 11]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(retrain_modes=["weight_rewind", "bogus"]), "unknown retrain_modes\\[1\\] 'bogus'; valid choices: weight_rewind"),
+    (dict(retrain_modes=["lr_rewind", "lr_rewind"]), "must not repeat"),
+    (dict(retrain_modes='["lr_rewind"]'), "text, not a list"),
+    (dict(imp_controls=["reinit", "nope"]), "unknown control 'nope'"),
+    (dict(late_rewind=-1), "late_rewind"),
+    (dict(instability_rewind_iterations=[]), "must not be empty"),
+    (dict(instability_level=3), r"instability_level must be an integer in \[0, 2\]"),
+    (dict(instability_points=1), "points must be"),
+    (dict(imp_criterion="size"), "unknown criterion"),
+    (dict(imp_rate=1.5), "rate must be"),
+    (dict(seed_offsets=[0, 0]), "must not repeat"),
+    (dict(seed_offsets=[]), "must not be empty"),
+    (dict(seed="0"), "seed must be an integer"),
+    (dict(seed=2**63), "seed must be an integer in"),
+    (dict(match_tolerance=-0.1), "match_tolerance"),
+])
+def test_bad_parts_are_named(change, message):
+    with pytest.raises(ValueError, match=message):
+        study(**change)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(late_rewind=60), r"late_rewind: rewind_iteration must be an int in \[0, 60\)"),
+    (dict(instability_rewind_iterations=[0, 60]), r"rewind_iterations must lie in \[0, 60\)"),
+    (dict(imp_layer_rates={"9.weight": 0.1}), "controls: layer_rates names unknown layers"),
+])
+def test_checks_against_the_model_and_data(synthetic, change, message):
+    with pytest.raises(ValueError, match=message):
+        study(**change).check(ol.build("mlp", synthetic, widths=(8,)), synthetic)
+
+
+def test_replicates_equal_single_runs_and_tables_concatenate(synthetic):
+    small = study(imp_levels=1, instability_level=1, retrain_modes=["lr_rewind"])
+    results, metrics = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False)
+    assert list(results) == [0, 1] and set(metrics.seed) == {0, 1} and set(metrics.experiment) == {"controls"}
+    alone = lottery.imp(ol.build("mlp", synthetic, seed=1, widths=[8]), synthetic,
+                        small.imp.replace(train=CONFIG.replace(seed=1), seed=1), progress=False)
+    pd.testing.assert_frame_equal(results[1].metrics, alone.metrics, check_exact=True)
+    _, modes = ticket_study.run(small, "retrain_modes", "mlp", synthetic, {"widths": [8]}, progress=False)
+    assert list(modes.retrain.unique()) == ["none", "lr_rewind"] and len(modes) == 2 * 2
+    layers = ticket_study.combined(results, "layers")
+    assert set(layers.seed) == {0, 1} and {"level", "condition", "layer", "kept", "collapsed"} <= set(layers.columns)
+    table = lottery.matching(results, ["ticket", "reinit"], tolerance=1.0)
+    assert list(table.columns[:3]) == ["seed", "condition", "sparsest_matching_level"] and len(table) == 4
+    assert (table.sparsest_matching_level == 1).all()
