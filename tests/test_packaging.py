@@ -40,3 +40,43 @@ def test_ci_runs_the_readme_test_command():
 def test_console_script_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["oneshot-lab"] == "oneshot_lab.cli:main"
+
+
+HEAVY = ("torch", "pandas", "seaborn", "papermill", "matplotlib", "distributed")
+
+
+def _fresh(code: str) -> str:
+    """The stdout of `code` run in a fresh interpreter from the repository root."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    return out.stdout.strip()
+
+
+def test_import_is_lazy_and_imports_no_heavy_library():
+    loaded = _fresh(f"import sys, oneshot_lab; print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
+    assert loaded == "[]", f"`import oneshot_lab` imported {loaded}"
+
+
+def test_every_module_and_export_resolves_lazily():
+    import pkgutil
+
+    import oneshot_lab as ol
+
+    modules = {m.name for m in pkgutil.iter_modules([str(ROOT / "oneshot_lab")]) if not m.name.startswith("_")}
+    assert {"notebooks", "spec", "sweep", "worker", "results", "prune", "train"} <= modules
+    exports = {"Dataset", "load", "build", "Masks", "masks_from_scores", "prunable", "History", "TrainConfig",
+               "evaluate", "fit"}
+    assert set(ol.__all__) == modules | exports and ol.__version__
+    assert set(ol.__all__) <= set(dir(ol))
+    assert _fresh("import oneshot_lab as ol; print(ol.Masks is ol.prune.Masks, ol.fit is ol.train.fit, "
+                  "ol.load.__module__, ol.notebooks.__name__)") == "True True oneshot_lab.data oneshot_lab.notebooks"
+    assert _fresh("from oneshot_lab import spec, TrainConfig; print(spec.__name__, TrainConfig.__module__)") == \
+        "oneshot_lab.spec oneshot_lab.train"
+    try:
+        ol.no_such_name
+    except AttributeError as err:
+        assert "no attribute 'no_such_name'" in str(err)
+    else:
+        raise AssertionError("an unknown name resolved")
