@@ -1,4 +1,8 @@
-"""The `oneshot-lab` command: notebook parameters, one headless run, resumable sweeps, reports, the demo."""
+"""The `oneshot-lab` command: notebook parameters, one headless run, resumable sweeps, reports, the demo.
+
+Heavy libraries (pandas through `results`, papermill, torch) are imported inside the commands that use them,
+so that bad input is rejected in a fraction of a second.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from . import results, sweep
+from . import notebooks, spec, sweep
 
 REPORT_NOTEBOOK = "04"
 
@@ -51,6 +53,8 @@ exit status: 0 all runs complete, 1 some failed, 2 bad input.
 
 def parse_value(text: str) -> Any:
     """A command-line parameter value read as YAML: 0.9 -> float, true -> bool, [1, 2] -> list."""
+    import yaml
+
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -59,7 +63,7 @@ def parse_value(text: str) -> Any:
 
 def _params(args: argparse.Namespace) -> int:
     """Print a notebook's parameters."""
-    for name, info in sweep.parameters(args.notebook).items():
+    for name, info in notebooks.declared_parameters(args.notebook).items():
         print(f"{name}: {info['inferred_type_name']} = {info['default']}    # {info['help']}")
     return 0
 
@@ -70,16 +74,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.out:
         params["out_dir"] = args.out
     t0 = time.monotonic()
-    output = sweep.run_notebook(args.notebook, params, timeout=args.timeout)
+    output = notebooks.run_notebook(args.notebook, params, timeout=args.timeout)
     print(f"done in {time.monotonic() - t0:.1f}s: {output}")
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     """Execute every notebook with its default parameters (or smoke=True)."""
-    paths = sweep.notebooks()
+    paths = notebooks.notebooks()
     if not paths:
-        raise FileNotFoundError(f"no notebooks found in {sweep.NOTEBOOK_DIR}")
+        raise FileNotFoundError(f"no notebooks found in {notebooks.NOTEBOOK_DIR}")
     t_all = time.monotonic()
     for path in paths:
         params: dict[str, Any] = {"out_dir": str(Path(args.out) / path.stem)}
@@ -87,7 +91,7 @@ def _demo(args: argparse.Namespace) -> int:
             params["smoke"] = True
         t0 = time.monotonic()
         print(f"running {path.name} ...", flush=True)
-        output = sweep.run_notebook(path, params)
+        output = notebooks.run_notebook(path, params)
         print(f"  done in {time.monotonic() - t0:.1f}s -> {output.parent}", flush=True)
     print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {args.out}/")
     return 0
@@ -96,8 +100,10 @@ def _demo(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep and print its summary."""
     if args.dry_run:
-        tasks = sweep.expand(args.spec)
-        runs_dir = Path(args.runs or sweep.spec_runs_dir(args.spec) or ".")
+        from . import results
+
+        tasks = spec.expand(args.spec)
+        runs_dir = Path(args.runs or spec.spec_runs_dir(args.spec) or ".")
         for task in tasks:
             state = "complete" if results.is_complete(runs_dir / task.run_id) else "to run"
             print(f"{task.run_id}  {state:8}  {task.params}")
@@ -111,6 +117,8 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Execute notebook 04 on a runs directory."""
+    from . import results
+
     runs_dir = Path(args.runs_dir)
     if results.manifests(runs_dir).query("status == 'complete'").empty:
         raise ValueError(f"no complete run records under {runs_dir}")
@@ -118,7 +126,7 @@ def _report(args: argparse.Namespace) -> int:
     params = {name: parse_value(value) for name, value in args.param}
     params.update(runs_dir=str(runs_dir.resolve()), out_dir=str(out))
     t0 = time.monotonic()
-    output = sweep.run_notebook(REPORT_NOTEBOOK, params, timeout=args.timeout)
+    output = notebooks.run_notebook(REPORT_NOTEBOOK, params, timeout=args.timeout)
     print(f"report done in {time.monotonic() - t0:.1f}s: {output}")
     print(f"tables and figures: {out}/")
     return 0

@@ -1,11 +1,17 @@
 """The oneshot-lab command: parameters, validation before a kernel starts, one headless run."""
 
+import json
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from oneshot_lab import cli, sweep
+from oneshot_lab import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAVY = ("torch", "pandas", "seaborn", "papermill")
 
 
 def test_params_lists_types_defaults_and_help(capsys):
@@ -37,11 +43,6 @@ def test_python_dash_m_help():
     assert out.returncode == 0 and "demo" in out.stdout and "params" in out.stdout
 
 
-def test_resolve_notebook_by_number_stem_and_path():
-    first = sweep.notebooks()[0]
-    assert sweep.resolve_notebook("01") == sweep.resolve_notebook(first.stem) == sweep.resolve_notebook(first)
-
-
 def test_sweep_and_report_bad_input_is_one_line_before_any_kernel(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
     (tmp_path / "s.yaml").write_text("notebook: 01\ngrid: {seed: [0, 1], epochz: [1]}\n")
@@ -67,8 +68,19 @@ def test_help_explains_sweep_and_report():
     assert "report" in cli.parser().format_help()
 
 
-def test_float_parameters_accept_ints_and_exponent_notation():
-    params = sweep.check_parameters("01", {"lr": "1e-3", "layer_report_sparsity": 1, "epochs": 3})
-    assert params["lr"] == 0.001 and isinstance(params["layer_report_sparsity"], float) and params["epochs"] == 3
-    with pytest.raises(ValueError, match="must be float"):
-        sweep.check_parameters("01", {"lr": "fast"})
+def test_unknown_parameter_is_one_line_and_exit_2_without_heavy_imports():
+    """`oneshot-lab run 01 -p no_such_param 1`: exit 2, the bad name and the valid ones, no torch/pandas/papermill."""
+    t0 = time.monotonic()
+    out = subprocess.run([str(Path(sys.executable).parent / "oneshot-lab"), "run", "01", "-p", "no_such_param", "1"],
+                         capture_output=True, text=True, cwd=ROOT)
+    print(f"oneshot-lab run 01 -p no_such_param 1: rejected in {time.monotonic() - t0:.2f}s")
+    err = out.stderr.strip()
+    assert out.returncode == 2 and len(err.splitlines()) == 1 and out.stdout == ""
+    assert "unknown parameter(s) 'no_such_param'" in err and "valid parameters: dataset, " in err and "smoke" in err
+    code = ("import json, sys; from oneshot_lab import cli; rc = cli.main(sys.argv[1:]); "
+            f"print(json.dumps([rc, [m for m in {HEAVY!r} if m in sys.modules]]))")
+    for args in (["run", "01", "-p", "no_such_param", "1"], ["params", "01"], ["sweep", "nope.yaml"]):
+        probe = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
+        rc, heavy = json.loads(probe.stdout.strip().splitlines()[-1])
+        assert heavy == [], f"oneshot-lab {' '.join(args)} imported {heavy}"
+        assert rc == (0 if args[0] == "params" else 2)

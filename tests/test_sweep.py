@@ -1,4 +1,4 @@
-"""Sweeps: spec validation, stable run ids, resumable records, failures, dead kernels, kill-and-resume, Dask."""
+"""Running sweeps: nothing runs on bad input, resumable records, failures, dead kernels, kill-and-resume, Dask."""
 
 import json
 import os
@@ -9,46 +9,16 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 
-from oneshot_lab import results, sweep
-
-TINY_PARAMETERS = """\
-x: int = 0  # a number the run records
-fail: bool = False  # raise in the second cell
-sleep: float = 0.0  # seconds to sleep before recording
-deaths: int = 0  # kill the kernel (or its worker) on this many attempts, counted in the file counter
-counter: str = ""  # file counting the deaths
-victim: str = "kernel"  # kernel or worker (the process running papermill)
-out_dir: str = "out"  # where metrics.csv goes"""
-
-TINY_WORK = """\
-import os, pathlib, time
-if deaths and (not os.path.exists(counter) or len(open(counter).read()) < deaths):
-    open(counter, "a").write("x")
-    os.kill(os.getppid() if victim == "worker" else os.getpid(), 9)
-time.sleep(sleep)
-if fail:
-    raise ValueError(f"x is {x}")"""
-
-TINY_RECORD = """\
-pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
-pathlib.Path(out_dir, "metrics.csv").write_text(f"x,y\\n{x},{x * x}\\n")"""
+from oneshot_lab import results, spec, sweep
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """A notebook that starts fast (no torch): records x and x², can fail, sleep or kill its kernel."""
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    params = nbformat.v4.new_code_cell(TINY_PARAMETERS)
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(TINY_WORK), nbformat.v4.new_code_cell(TINY_RECORD)]
-    path = tmp_path_factory.mktemp("nb") / "tiny.ipynb"
-    nbformat.write(nb, path)
-    return path
+@pytest.fixture()
+def tiny(tiny_notebook) -> Path:
+    """conftest's fast notebook (no torch): records x and x², can fail, sleep or kill its kernel."""
+    return tiny_notebook
 
 
 def _records(runs_dir: Path) -> dict[str, dict]:
@@ -57,64 +27,33 @@ def _records(runs_dir: Path) -> dict[str, dict]:
             for d in sorted(runs_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")}
 
 
-# ---------------------------------------------------------------- bad specs: one line, nothing runs
+# ---------------------------------------------------------------- bad input: one line, nothing runs or is written
 
-@pytest.mark.parametrize("spec,match", [
-    ({"notebook": "99", "grid": {"seed": [0]}}, "no notebook '99'; known notebooks: 01_magnitude_pruning.ipynb"),
+@pytest.mark.parametrize("bad,match", [
+    ({"notebook": "99", "grid": {"seed": [0]}}, "no notebook '99'"),
     ({"notebook": "01", "grid": {"sparsity_typo": [0.5]}}, "unknown parameter(s) 'sparsity_typo'"),
-    ({"notebook": "01", "grid": {}}, "empty grid"),
-    ({"notebook": "01", "grid": {"seed": []}}, "grid parameter 'seed' has no values"),
-    ({"notebook": "01", "grid": {"methods": ["magnitude/global"]}}, "parameter 'methods' of 01_magnitude_pruning"),
-    ({"notebook": "01", "grid": {"seed": 3}}, "grid values of 'seed' must be a list"),
-    ({"notebook": "01", "grid": {"seed": [0]}, "params": {"out_dir": "x"}}, "do not set out_dir"),
-    ({"notebook": "01", "grdi": {"seed": [0]}}, "unknown key(s) 'grdi'; valid keys: notebook"),
-    ({"grid": {"seed": [0]}}, "no 'notebook'"),
     ({"sweeps": [{"notebook": "01", "grid": {"seed": [0]}}, {"notebook": "01", "list": [{"epoch": 1}]}]},
      "sweeps[1]: unknown parameter(s) 'epoch'"),
 ])
-def test_bad_spec_fails_in_one_line_before_anything_runs(spec, match, tmp_path, monkeypatch):
+def test_bad_spec_fails_in_one_line_before_anything_runs(bad, match, tmp_path, monkeypatch):
     monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
-    with pytest.raises(sweep.SpecError) as err:
-        sweep.run_grid(spec, tmp_path / "runs")
+    with pytest.raises(spec.SpecError) as err:
+        sweep.run_grid(bad, tmp_path / "runs")
     assert match in str(err.value) and "\n" not in str(err.value)
     assert not (tmp_path / "runs").exists()
 
 
-def test_bad_executor_and_spec_file_errors(tmp_path):
-    with pytest.raises(sweep.SpecError, match="unknown executor 'slurm'; valid executors: local, dask"):
-        sweep.run_grid({"notebook": "01", "grid": {"seed": [0]}}, tmp_path, executor="slurm")
-    with pytest.raises(sweep.SpecError, match="no runs directory"):
-        sweep.run_grid({"notebook": "01", "grid": {"seed": [0]}})
-    with pytest.raises(sweep.SpecError, match="no sweep spec 'missing.yaml'"):
-        sweep.expand("missing.yaml")
-    (tmp_path / "bad.yaml").write_text("notebook: [01\n")
-    with pytest.raises(sweep.SpecError, match="not valid YAML"):
-        sweep.expand(tmp_path / "bad.yaml")
-
-
-def test_spec_expansion_and_stable_run_ids(tmp_path):
-    (tmp_path / "s.yaml").write_text("notebook: 01\nparams: {lr: 1, dataset: synthetic}\n"
-                                     "grid: {seed: [0, 1], finetune_epochs: [0, 2]}\nlist: [{seed: 0, lr: 0.5}]\n")
-    tasks = sweep.expand(tmp_path / "s.yaml")
-    assert len(tasks) == 5 and len({t.run_id for t in tasks}) == 5
-    assert all(t.params["lr"] == 1.0 and isinstance(t.params["lr"], float) for t in tasks[:4])
-    again = sweep.expand({"notebook": "01_magnitude_pruning.ipynb",
-                          "list": [{"finetune_epochs": 0, "seed": 0, "dataset": "synthetic", "lr": 1.0}]})
-    assert again[0].run_id == tasks[0].run_id  # key order, int vs float and notebook spelling don't matter
-    assert tasks[0].run_id.startswith("01_magnitude_pruning-") and len(tasks[0].run_id.split("-")[1]) == 12
-    assert sweep.expand({"notebook": "01", "grid": {"seed": [0, 0]}})[0].run_id == \
-        sweep.run_id(sweep.resolve_notebook("01"), {"seed": 0})
-    assert len(sweep.expand({"notebook": "01", "grid": {"seed": [0, 0]}})) == 1
-    assert sweep.expand("sweeps/compare_criteria.yaml")  # the ready spec is valid
-
-
-def test_ready_spec_uses_known_criteria():
-    from oneshot_lab import saliency
-
-    for task in sweep.expand("sweeps/compare_criteria.yaml"):
-        assert {m.split("/")[0] for m in task.params["methods"]} <= set(saliency.CRITERIA)
-        assert len(task.params["sparsities"]) >= 5
-    assert {t.params["seed"] for t in sweep.expand("sweeps/compare_criteria.yaml")} == {0, 1, 2}
+def test_bad_executor_workers_and_runs_dir(tmp_path):
+    good = {"notebook": "01", "grid": {"seed": [0]}}
+    with pytest.raises(spec.SpecError, match="unknown executor 'slurm'; valid executors: local, dask"):
+        sweep.run_grid(good, tmp_path, executor="slurm")
+    with pytest.raises(spec.SpecError, match="workers must be a positive integer"):
+        sweep.run_grid(good, tmp_path, workers=0)
+    with pytest.raises(spec.SpecError, match="needs executor='dask'"):
+        sweep.run_grid(good, tmp_path, scheduler="tcp://localhost:8786")
+    with pytest.raises(spec.SpecError, match="no runs directory"):
+        sweep.run_grid(good)
+    assert not any(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------- records, failures, resume
