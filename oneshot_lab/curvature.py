@@ -188,6 +188,19 @@ def diagonal(model: nn.Module, dataset: Dataset, curvature: str = "ggn", samples
     return _backpack_diagonal(clone, x, y, curvature, int(batch_size), seed)
 
 
+def timed_diagonals(model: nn.Module, dataset: Dataset, curvatures: Sequence[str],
+                    **options) -> tuple[dict[str, Diagonal], pd.DataFrame]:
+    """`diagonal` for each of `curvatures` with the same `options`, and a table of the seconds each took."""
+    import time
+
+    diags, rows = {}, []
+    for kind in check_names(curvatures):
+        start = time.perf_counter()
+        diags[kind] = diagonal(model, dataset, kind, **options)
+        rows.append({"curvature": kind, "seconds": time.perf_counter() - start})
+    return diags, pd.DataFrame(rows)
+
+
 def gradient(model: nn.Module, dataset: Dataset, samples: int | None = None, batch_size: int = 256,
              seed: int = 0, split: str = "train") -> Diagonal:
     """Gradient of the mean cross-entropy over `samples` examples, for every trainable parameter (model untouched)."""

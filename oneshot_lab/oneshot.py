@@ -69,6 +69,11 @@ class OneShotConfig(Config):
         return [Method.parse(m) for m in self.methods]
 
 
+def methods(criteria: list[str], scopes: tuple[str, ...] = SCOPES) -> list[str]:
+    """Every 'criterion/scope' pair of `criteria` and `scopes`, criterion-major."""
+    return [str(Method.parse(f"{c}/{s}")) for c in criteria for s in scopes]
+
+
 def split_metrics(model: nn.Module, dataset: Dataset) -> dict:
     """Validation and test loss / accuracy as flat columns."""
     out = {}

@@ -150,6 +150,18 @@ def accuracy_vs_sparsity(metrics: pd.DataFrame, y: str = "test_accuracy", hue: s
     return grid
 
 
+def training_curves(curves: pd.DataFrame, title: str = "") -> sns.FacetGrid:
+    """A `History.frame()`: training loss, and accuracy of every split, against epochs (one panel each)."""
+    _require(curves, ["epoch", "split", "loss", "accuracy"], "training_curves", "History.frame")
+    long = curves.melt(id_vars=["epoch", "split"], value_vars=["loss", "accuracy"], var_name="metric")
+    long = long[(long["metric"] == "accuracy") | (long["split"] == "train")]
+    grid = sns.relplot(data=long, x="epoch", y="value", hue="split", col="metric", kind="line",
+                       facet_kws={"sharey": False}, height=3.5, aspect=1.4)
+    grid.set_titles("{col_name}")
+    grid.figure.suptitle(title)
+    return grid
+
+
 # --- where the weights go ------------------------------------------------------------------------------------------
 
 def layer_density(layers: pd.DataFrame, sparsity: float, hue: str = "method",

@@ -29,6 +29,18 @@ class Sweep:
         out["setting"] = results.setting_labels(out, self.varying)
         return out
 
+    def layers_near(self, sparsity: float) -> tuple[float, pd.DataFrame]:
+        """The swept sparsity nearest `sparsity`, and the layer rows of every run at it."""
+        available = sorted(set(self.layers["sparsity"]))
+        shown = float(min(available, key=lambda s: abs(s - sparsity)))
+        return shown, self.layers[(self.layers["sparsity"] - shown).abs() < 1e-9]
+
+    def layer_summary(self, sparsity: float) -> pd.DataFrame:
+        """Per setting, method and layer at `sparsity`: mean density over runs and how many runs collapsed it."""
+        _, at = self.layers_near(sparsity)
+        return (at.groupby([*self.varying, "method", "layer"], sort=False, dropna=False)
+                .agg(density=("density", "mean"), collapsed_runs=("collapsed", "sum")).reset_index())
+
     def headline_stage(self, preferred: str) -> str:
         """`preferred` if the metrics have rows of that stage, else 'one_shot'."""
         return preferred if preferred in set(self.metrics["stage"]) else "one_shot"

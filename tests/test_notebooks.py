@@ -165,6 +165,9 @@ def test_notebook_runs_headless_and_writes_records(path, tmp_path):
     assert executed.is_file()
     manifest = results.read_manifest(out_dir)
     assert manifest["status"] == "complete" and manifest["params"]["smoke"] is True
+    declared = notebooks.declared_parameters(path)
+    assert set(declared) <= set(manifest["params"]), "a declared parameter is missing from the manifest"
+    assert manifest["params"]["out_dir"] == str(out_dir)
     assert "metrics" in manifest["tables"]
     for table in manifest["tables"]:
         frame = pd.read_csv(out_dir / f"{table}.csv")
