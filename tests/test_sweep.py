@@ -70,9 +70,6 @@ def test_publish_replaces_a_record_whole_and_load_ignores_staging(tmp_path):
     assert results.is_complete(tmp_path / "r") and not staging.exists()
     assert "error" not in results.read_manifest(tmp_path / "r") and list(results.load(tmp_path).acc) == [0.5]
     assert list(results.manifests(tmp_path).status) == ["complete"]
-    summary = results.summarize(pd.DataFrame({"m": ["a", "a", "b"], "v": [1.0, 3.0, 2.0]}), "v", ["m"])
-    assert list(summary["mean"]) == [2.0, 2.0] and list(summary["n"]) == [2, 1]
-    assert list(summary.mean_std) == ["2.0000 ± 1.4142", "2.0000 (n=1)"]
 
 
 def test_failures_are_recorded_the_sweep_goes_on_and_resume_skips_complete(tiny, tmp_path):
