@@ -1,4 +1,4 @@
-"""Lottery tickets vs their controls: test accuracy against weights remaining, mean ± std over seeds.
+"""Lottery tickets vs their controls: test accuracy against weights remaining, mean and 95% interval over seeds.
 
 Runs IMP (rewinding to the initialisation) with the defaults of notebook 03 on MNIST-1D and digits, with the
 random re-initialisation and random-mask controls on every level's ticket mask, and writes one tidy CSV
@@ -38,15 +38,16 @@ def run_one(dataset: ol.Dataset, seed: int, levels: int, controls: list[str]) ->
     net = ol.build("mlp", dataset, seed=seed, widths=DEFAULTS["widths"])
     config = ol.TrainConfig(optimizer="adam", lr=DEFAULTS["lr"], batch_size=DEFAULTS["batch_size"],
                             iterations=DEFAULTS["iterations"], schedule=DEFAULTS["schedule"],
-                            eval_every=DEFAULTS["eval_every"], seed=seed, progress=False)
-    result = ol.lottery.imp(net, dataset, config, levels=levels, rate=DEFAULTS["rate"],
-                            layer_rates={ol.prunable(net)[-1]: DEFAULTS["output_rate"]}, scope=DEFAULTS["scope"],
-                            criterion=DEFAULTS["criterion"], controls=controls, seed=seed)
+                            eval_every=DEFAULTS["eval_every"], seed=seed)
+    imp = ol.lottery.IMPConfig(train=config, levels=levels, rate=DEFAULTS["rate"],
+                               layer_rates={ol.prunable(net)[-1]: DEFAULTS["output_rate"]}, scope=DEFAULTS["scope"],
+                               criterion=DEFAULTS["criterion"], controls=controls, seed=seed)
+    result = ol.lottery.imp(net, dataset, imp, progress=False)
     return result.metrics.assign(dataset=dataset.name, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run every (dataset, seed), print mean ± std tables and the run time, write CSVs."""
+    """Run every (dataset, seed), print mean ± interval tables and the run time, write CSVs."""
     args = parse(argv)
     run = ol.results.start(args.out, {**DEFAULTS, **vars(args), "seed": args.seeds})
     start, frames, summaries = time.perf_counter(), [], []
@@ -56,12 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         frames += [run_one(data, seed, args.levels, args.controls) for seed in args.seeds]
         metrics = pd.concat(frames, ignore_index=True)
         run.record("metrics", metrics)
-        summary = ol.lottery.summarize(metrics[metrics.dataset == name]).assign(dataset=name)
+        summary = ol.stats.summarize(metrics[metrics.dataset == name], ["level", "weights_remaining", "condition"],
+                                     "early_stop_test_accuracy").assign(dataset=name)
         summaries.append(summary)
         run.record("summary", pd.concat(summaries, ignore_index=True))
-        print(f"\n{name}: early-stop test accuracy (min val loss), mean ± std over seeds {args.seeds}, "
+        print(f"\n{name}: early-stop test accuracy (min val loss), mean ± 95% t-interval over seeds {args.seeds}, "
               f"{time.perf_counter() - t0:.0f} s")
-        print(ol.lottery.mean_std_table(summary).to_string())
+        print(ol.stats.table(summary, ["level", "weights_remaining"], "condition").to_string())
     run.finish()
     print(f"\ntotal run time {time.perf_counter() - start:.0f} s; tables in {args.out}")
     return 0

@@ -5,7 +5,7 @@ Usage: OMP_NUM_THREADS=1 .venv/bin/python benchmarks/obd_vs_magnitude.py [--out 
 Same recipe as the defaults of notebooks/02_obd_saliency.ipynb: LeNet-300-100, Adam 1e-3, batch 64,
 100 epochs with a cosine schedule, curvature over the whole training split, 100 Hutchinson probes.
 Writes metrics.csv / layers.csv (one row per dataset, activation, seed, method, sparsity) and prints
-mean +- std over seeds.
+mean and 95% Student-t interval over seeds.
 """
 
 from __future__ import annotations
@@ -19,30 +19,27 @@ import oneshot_lab as ol
 
 CRITERIA = ["magnitude", "random", "snip", "obd_hessian", "obd_ggn", "obd_ggn_mc", "obd_fisher", "obd_hutchinson"]
 SPARSITIES = [0.5, 0.7, 0.8, 0.9, 0.95]
-TRAIN = ol.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="cosine", progress=False)
+TRAIN = ol.TrainConfig(optimizer="adam", lr=1e-3, batch_size=64, epochs=100, schedule="cosine")
 
 
 def one_run(dataset: str, activation: str, seed: int, model: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train one dense model and prune it one-shot by every criterion and scope."""
     data = ol.load(dataset, seed=seed)
     net = ol.build(model, data, seed=seed, activation=activation)
-    ol.fit(net, data, TRAIN.replace(seed=seed))
+    ol.fit(net, data, TRAIN.replace(seed=seed), progress=False)
     options = {c: {"samples": None} for c in CRITERIA if c.startswith("obd") or c == "snip"}
-    methods = [f"{c}/{s}" for c in CRITERIA for s in ("global", "layer")]
-    metrics, layers = ol.experiment.one_shot(net, data, methods, SPARSITIES, seed=seed, score_options=options)
+    study = ol.oneshot.OneShotConfig(methods=ol.oneshot.methods(CRITERIA), sparsities=SPARSITIES, seed=seed,
+                                     score_options=options)
+    metrics, layers = ol.oneshot.one_shot(net, data, study, progress=False)
     keys = {"dataset": dataset, "model": model, "activation": activation, "seed": seed}
     return metrics.assign(**keys), layers.assign(**keys)
 
 
 def table(metrics: pd.DataFrame) -> pd.DataFrame:
-    """'mean ± std' test accuracy (%) over seeds, one row per dataset, activation and method."""
-    pruned = metrics[metrics.stage == "one_shot"]
-    stats = pruned.groupby(["dataset", "activation", "method", "sparsity"]).test_accuracy.agg(["mean", "std"]) * 100
-    cells = stats.apply(lambda r: f"{r['mean']:.1f} ± {r['std']:.1f}", axis=1).unstack("sparsity")
-    dense = metrics[metrics.stage == "dense"].groupby(["dataset", "activation"]).test_accuracy.agg(["mean", "std"]) * 100
-    for (dataset, activation), r in dense.iterrows():
-        cells.loc[(dataset, activation, "dense"), :] = f"{r['mean']:.1f} ± {r['std']:.1f}"
-    return cells.sort_index()
+    """'mean ± half-width of the 95% t-interval' of test accuracy over seeds, per dataset, activation and method."""
+    rows = metrics[metrics.stage.isin(["one_shot", "dense"])]
+    summary = ol.stats.summarize(rows, ["dataset", "activation", "method", "sparsity"], "test_accuracy")
+    return ol.stats.table(summary, ["dataset", "activation", "method"], "sparsity").sort_index()
 
 
 def main() -> None:

@@ -1,5 +1,7 @@
 """One-shot studies: rows per method/sparsity/stage, one metrics row shape, untouched input model, validation first."""
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -71,3 +73,24 @@ def test_curvature_names_are_checked():
     assert curvature.check_names(["ggn", "hessian"]) == ["ggn", "hessian"]
     with pytest.raises(ValueError, match="unknown or no curvatures \\['diag'\\]; valid curvatures: hessian"):
         curvature.check_names(["ggn", "diag"])
+
+
+def test_agreement_spearman_and_jaccard_against_the_reference():
+    magnitude = {"a": torch.arange(1.0, 9.0), "b": torch.full((4,), 0.01) * torch.arange(1.0, 5.0)}
+    scores = {"magnitude": magnitude, "reversed": {n: -s for n, s in magnitude.items()}}
+    table = oneshot.agreement(scores, "magnitude", 0.25, scope="global")
+    assert list(table.columns) == ["criterion", "parameter", "spearman_vs_magnitude", "kept_jaccard"]
+    by = table.set_index(["criterion", "parameter"])
+    assert by.loc[("magnitude", "a"), "spearman_vs_magnitude"] == pytest.approx(1.0)
+    assert by.loc[("reversed", "a"), "spearman_vs_magnitude"] == pytest.approx(-1.0)
+    assert by.loc[("magnitude", "a"), "kept_jaccard"] == 1.0
+    # 3 of 12 pruned globally: magnitude drops 3 of b, reversed drops the 3 largest of a
+    assert by.loc[("reversed", "a"), "kept_jaccard"] == pytest.approx(5 / 8)
+    assert by.loc[("reversed", "b"), "kept_jaccard"] == pytest.approx(1 / 4)
+    emptied = oneshot.agreement({"magnitude": magnitude}, "magnitude", 4 / 12)
+    assert math.isnan(emptied.set_index("parameter").loc["b", "kept_jaccard"])  # both masks empty b
+    with pytest.raises(ValueError, match="reference 'snip' is not among the scores"):
+        oneshot.agreement(scores, "snip", 0.5)
+    with pytest.raises(ValueError):
+        oneshot.agreement(scores, "magnitude", 1.5)
+
