@@ -24,6 +24,12 @@ def tiny_mlp(synthetic):
     return ol.build("mlp", synthetic, seed=0, widths=(16, 8))
 
 
+@pytest.fixture()
+def mlp(synthetic):
+    """A one-hidden-layer MLP (20-32-4) for the synthetic dataset."""
+    return ol.build("mlp", synthetic, seed=0, widths=(32,))
+
+
 def write_idx(path, array: np.ndarray, gz: bool = False) -> None:
     """Write `array` (uint8) as an IDX file, gzipped if `gz`."""
     header = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -17,12 +17,6 @@ CONTROLS = ["reinit", "random_mask", "shuffled_mask"]
 
 
 @pytest.fixture()
-def mlp(synthetic):
-    """A one-hidden-layer MLP (20-32-4) for the synthetic dataset."""
-    return ol.build("mlp", synthetic, seed=0, widths=(32,))
-
-
-@pytest.fixture()
 def calls(monkeypatch):
     """Record every train.fit call lottery makes: the model state at entry, masks, config and start."""
     seen, real_fit = [], ol.train.fit

@@ -11,12 +11,6 @@ CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, sc
 
 
 @pytest.fixture()
-def mlp(synthetic):
-    """A one-hidden-layer MLP (20-32-4) for the synthetic dataset."""
-    return ol.build("mlp", synthetic, seed=0, widths=(32,))
-
-
-@pytest.fixture()
 def fits(monkeypatch):
     """Count the train.fit calls made."""
     seen, real_fit = [], ol.train.fit
