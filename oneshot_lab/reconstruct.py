@@ -170,7 +170,7 @@ def obc(weight: torch.Tensor, h_inv: torch.Tensor, counts: torch.Tensor) -> tupl
             scale = w[at, q] / col[at, q]
             w -= scale[:, None] * col
             w[at, q] = 0.0
-            hinv.baddbmm_((col / col[at, q][:, None]).unsqueeze(2), col.unsqueeze(1), alpha=-1.0)
+            hinv.addcmul_((col / col[at, q][:, None]).unsqueeze(2), col.unsqueeze(1), value=-1.0)
             gone[at, q] = True
             keep[ids, pos[at, q]] = False
             step += 1

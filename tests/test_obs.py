@@ -101,6 +101,21 @@ def test_fisher_inverses_match_explicit_inverse():
                                    rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("batch", [1, 4])
+def test_woodbury_form_obs_equals_dense_inverse_obs(batch):
+    gen = torch.Generator().manual_seed(4)
+    grads = torch.randn(15, 40, generator=gen, dtype=torch.float64)
+    w = torch.randn(40, generator=gen, dtype=torch.float64)
+    group = torch.tensor([0] * 25 + [1] * 15)
+    budgets = torch.tensor([20, 7])
+    lam = 0.1 * float((grads**2).mean())
+    dense = obs.remove(w, obs.fisher_inverse(grads, 0.1), 27, batch, group, budgets)
+    low = obs.remove_lowrank(w, grads, lam, 27, batch, group, budgets)
+    assert torch.equal(dense[1], low[1])
+    torch.testing.assert_close(dense[0], low[0], rtol=1e-9, atol=1e-10)
+    assert dense[2] == pytest.approx(low[2], rel=1e-9)
+
+
 def test_woodfisher_with_one_block_equals_obs(data):
     model = nn.Sequential(nn.Flatten(), nn.Linear(20, 4))
     with torch.no_grad():
