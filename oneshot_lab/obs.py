@@ -13,6 +13,8 @@ Methods (formulas in REFERENCES.md, "Second order with weight updates"):
   w_q^2 / [F^-1]_qq together with the group OBS update dw = -F^-1[:, Q] (F^-1[Q, Q])^-1 w_Q and the
   matching downdate of F^-1 (batch=1: exact greedy OBS). scope="layer" only lets a layer's weights be
   chosen while the layer is short of its count. Refuses models above `max_weights` prunable weights.
+  With fewer examples than weights the inverse is held in Woodbury form (`remove_lowrank`: N x n
+  memory, no n x n matrix); the removals are the same as with the dense inverse (`remove`).
 - "woodfisher": WoodFisher (Singh & Alistarh 2020): the same greedy OBS on a block-diagonal Fisher,
   blocks of `block_size` consecutive weights of one layer (row-major); each block's inverse is built by
   N Woodbury rank-one updates from (1/lambda) I. Each step removes the `batch` weights of least saliency
@@ -431,47 +433,12 @@ def _fisher(clone, names, x, y, method, scope, sparsity, count, opts) -> Pruned:
 # Layer-wise pruners
 
 
-def _global_counts(clone, names, x, total: int, damp: float) -> dict[str, int]:
-    """Per-layer counts from one global ranking of the dense model's OBS reconstruction saliencies."""
-    grams = reconstruct.grams(clone, names, x)
-    scores = []
-    for name in names:
-        weight = reconstruct.flat_weight(clone, name)
-        h_inv = reconstruct.inverse(reconstruct.curvature(grams[name], len(x), damp), name)
-        scores.append(reconstruct.saliency(weight, h_inv).reshape(-1))
-    chosen = torch.zeros(sum(len(s) for s in scores), dtype=torch.long)
-    if total:
-        chosen[torch.topk(torch.cat(scores), total, largest=False).indices] = 1
-    return {n: int(c.sum()) for n, c in zip(names, chosen.split([len(s) for s in scores]))}
-
-
 def _layerwise(clone, names, x, method, scope, sparsity, count, opts) -> Pruned:
-    """obc / sparsegpt / wanda on the working copy `clone`, layer after layer."""
-    counts = count if isinstance(count, dict) else _global_counts(clone, names, x, count, opts["damp"])
-    masks, layers = {}, []
-    for name in names:
-        gram = reconstruct.grams(clone, [name], x)[name]
-        weight = reconstruct.flat_weight(clone, name)
-        k = counts[name]
-        if method == "wanda":
-            keep = reconstruct.row_mask(reconstruct.wanda(weight, gram), reconstruct.split(k, weight.shape[0]))
-            new = weight * keep
-        else:
-            h = reconstruct.curvature(gram, len(x), opts["damp"])
-            if method == "obc":
-                h_inv = reconstruct.inverse(h, name)
-                rows = reconstruct.row_counts(reconstruct.saliency(weight, h_inv), k)
-                new, keep = reconstruct.obc(weight, h_inv, rows)
-            else:
-                reconstruct.inverse(h, name)  # a clear error if H is singular
-                new, keep = reconstruct.sparsegpt(weight, h, k, opts["block_size"])
-        param = clone.get_parameter(name)
-        with torch.no_grad():
-            param.copy_(new.reshape(param.shape).to(param.dtype))
-        masks[name] = keep.reshape(param.shape)
-        layers.append(Layer(name, weight.numel(), weight.numel() - int(keep.sum()),
-                            reconstruct.error(new - weight, gram, len(x))))
-    return Pruned(Masks(masks), clone, method, scope, sparsity, tuple(layers))
+    """obc / sparsegpt / wanda on the working copy `clone`, layer after layer (see `reconstruct.prune_layers`)."""
+    done = reconstruct.prune_layers(clone, names, x, method, count, opts["damp"], opts.get("block_size", 0))
+    masks = Masks({name: keep for name, keep, _ in done})
+    layers = tuple(Layer(name, keep.numel(), keep.numel() - int(keep.sum()), err) for name, keep, err in done)
+    return Pruned(masks, clone, method, scope, sparsity, layers)
 
 
 def wanda_scores(model: nn.Module, dataset, samples: int | None = 1024, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -7,7 +7,8 @@ of calibration examples: the mean reconstruction curvature is H = 2 G / N, the e
 is E = ||X (W - W_hat)^T||_F^2 / N (squared output error per example, summed over rows and positions),
 and Wanda's input norms are sqrt(diag G). All inverse-Hessian maths is float64.
 
-Callers go through `oneshot_lab.obs.prune`; this module holds the per-layer algorithms.
+Callers go through `oneshot_lab.obs.prune` (which documents the per-layer counts); this module holds the
+layer-wise algorithms and `prune_layers`, which runs them over a model.
 """
 
 from __future__ import annotations
@@ -238,3 +239,49 @@ def row_mask(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     ranks = torch.empty_like(order).scatter_(1, order, torch.arange(scores.shape[1]).expand_as(order))
     keep[ranks < counts[:, None]] = False
     return keep
+
+
+def global_counts(model: nn.Module, names: list[str], x: torch.Tensor, total: int, damp: float) -> dict[str, int]:
+    """Per-layer counts from one global ranking of the dense model's OBS reconstruction saliencies."""
+    dense = grams(model, names, x)
+    scores = []
+    for name in names:
+        weight = flat_weight(model, name)
+        h_inv = inverse(curvature(dense[name], len(x), damp), name)
+        scores.append(saliency(weight, h_inv).reshape(-1))
+    chosen = torch.zeros(sum(len(s) for s in scores), dtype=torch.long)
+    if total:
+        chosen[torch.topk(torch.cat(scores), total, largest=False).indices] = 1
+    return {n: int(c.sum()) for n, c in zip(names, chosen.split([len(s) for s in scores]))}
+
+
+def prune_layers(model: nn.Module, names: list[str], x: torch.Tensor, method: str, count: int | dict[str, int],
+                 damp: float, block_size: int) -> list[tuple[str, torch.Tensor, float]]:
+    """Prune the layers `names` of `model` in place, in order, each on inputs through the pruned layers before it.
+
+    `count`: a count per layer, or one total spread over the layers by `global_counts`. `method`: 'obc',
+    'sparsegpt' or 'wanda'. Returns (name, keep mask shaped like the weight, reconstruction error) per layer.
+    """
+    counts = count if isinstance(count, dict) else global_counts(model, names, x, count, damp)
+    done = []
+    for name in names:
+        gram = grams(model, [name], x)[name]
+        weight = flat_weight(model, name)
+        k = counts[name]
+        if method == "wanda":
+            keep = row_mask(wanda(weight, gram), split(k, weight.shape[0]))
+            new = weight * keep
+        else:
+            h = curvature(gram, len(x), damp)
+            if method == "obc":
+                h_inv = inverse(h, name)
+                rows = row_counts(saliency(weight, h_inv), k)
+                new, keep = obc(weight, h_inv, rows)
+            else:
+                inverse(h, name)  # a clear error if H is singular
+                new, keep = sparsegpt(weight, h, k, block_size)
+        param = model.get_parameter(name)
+        with torch.no_grad():
+            param.copy_(new.reshape(param.shape).to(param.dtype))
+        done.append((name, keep.reshape(param.shape), error(new - weight, gram, len(x))))
+    return done
