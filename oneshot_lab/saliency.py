@@ -12,6 +12,7 @@ from torch import nn
 
 from . import checks
 from .curvature import CURVATURES, diagonal, gradient, working_copy
+from .obs import wanda_scores
 from .prune import parameter, prunable
 
 Scores = dict[str, torch.Tensor]
@@ -155,6 +156,10 @@ CRITERIA: dict[str, Criterion] = {c.name: c for c in [
     Criterion("random", lambda m, d, s: random(m, seed=s), "uniform random scores (the control)"),
     Criterion("snip", lambda m, d, s, **o: snip(m, d, seed=s, **o), "|g w|, first-order Taylor (SNIP)",
               (SAMPLES, BATCH), needs_data=True),
+    Criterion("wanda", lambda m, d, s, **o: wanda_scores(m, d, seed=s, **o),
+              "|W_ij| * ||X_j||_2 over calibration inputs (Wanda; the paper compares within rows), no update",
+              (Option("samples", 1024, "calibration examples of the training split (None: all)", minimum=1,
+                      optional=True),), needs_data=True),
     _obd_entry(None),
     *(_obd_entry(c) for c in CURVATURES),
 ]}

@@ -95,3 +95,15 @@ def test_score_options_have_one_shape():
         saliency.check_options([("obd", {})])
     with pytest.raises(ValueError, match="unknown criterion 'samples'"):
         saliency.check_options({"samples": 64})  # a flat dict is the wrong shape
+
+
+def test_wanda_is_a_registered_criterion_equal_to_its_scores(synthetic, tiny_mlp):
+    from oneshot_lab import obs
+
+    via_registry = saliency.compute("wanda", tiny_mlp, synthetic, seed=3, samples=64)
+    direct = obs.wanda_scores(tiny_mlp, synthetic, samples=64, seed=3)
+    assert all(torch.equal(via_registry[n], direct[n]) for n in direct)
+    config = oneshot.OneShotConfig(methods=["wanda/layer", "magnitude/layer"], sparsities=[0.5],
+                                   score_options={"wanda": {"samples": 64}})
+    metrics, _ = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
+    assert set(metrics.method) == {"dense", "wanda/layer", "magnitude/layer"}
