@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab import obs, reconstruct
+from oneshot_lab import fisher, obs, reconstruct
 from oneshot_lab.curvature import sample
 from oneshot_lab.data import Dataset, Split
 
@@ -58,7 +58,7 @@ def tanh_mlp(data):
 
 def test_single_obs_removal_equals_brute_force_refit():
     x, t, w, h = least_squares()
-    new, keep, predicted = obs.remove(w, torch.linalg.inv(h), 1)
+    new, keep, predicted = fisher.remove(w, torch.linalg.inv(h), 1)
     losses = []
     for q in range(len(w)):
         mask = torch.ones(len(w), dtype=torch.bool)
@@ -74,7 +74,7 @@ def test_single_obs_removal_equals_brute_force_refit():
 @pytest.mark.parametrize("batch", [1, 3])
 def test_greedy_obs_equals_refit_given_final_mask(batch):
     x, t, w, h = least_squares(seed=1, n=10)
-    new, keep, predicted = obs.remove(w, torch.linalg.inv(h), 6, batch=batch)
+    new, keep, predicted = fisher.remove(w, torch.linalg.inv(h), 6, batch=batch)
     assert int((~keep).sum()) == 6 and bool((new[~keep] == 0).all())
     torch.testing.assert_close(new, refit(x, t, keep), rtol=1e-8, atol=1e-10)
     assert predicted == pytest.approx(loss(x, t, new) - loss(x, t, w), rel=1e-8)
@@ -83,7 +83,7 @@ def test_greedy_obs_equals_refit_given_final_mask(batch):
 def test_greedy_obs_budgets_per_group():
     x, t, w, h = least_squares(seed=2, n=10)
     group = torch.tensor([0] * 4 + [1] * 6)
-    new, keep, _ = obs.remove(w, torch.linalg.inv(h), 5, batch=2, group=group, budgets=torch.tensor([1, 4]))
+    new, keep, _ = fisher.remove(w, torch.linalg.inv(h), 5, batch=2, group=group, budgets=torch.tensor([1, 4]))
     assert int((~keep[:4]).sum()) == 1 and int((~keep[4:]).sum()) == 4
     torch.testing.assert_close(new, refit(x, t, keep), rtol=1e-8, atol=1e-10)
 
@@ -93,8 +93,8 @@ def test_fisher_inverses_match_explicit_inverse():
     grads = torch.randn(7, 12, generator=gen, dtype=torch.float64)
     lam = 0.05 * float((grads**2).mean())
     explicit = torch.linalg.inv(grads.T @ grads / 7 + lam * torch.eye(12, dtype=torch.float64))
-    torch.testing.assert_close(obs.fisher_inverse(grads, 0.05), explicit, rtol=1e-9, atol=1e-9)
-    blocks = obs.woodbury_blocks(grads.reshape(7, 3, 4), lam)
+    torch.testing.assert_close(fisher.fisher_inverse(grads, 0.05), explicit, rtol=1e-9, atol=1e-9)
+    blocks = fisher.woodbury_blocks(grads.reshape(7, 3, 4), lam)
     for b in range(3):
         g = grads[:, 4 * b:4 * b + 4]
         torch.testing.assert_close(blocks[b], torch.linalg.inv(g.T @ g / 7 + lam * torch.eye(4, dtype=torch.float64)),
@@ -109,8 +109,8 @@ def test_woodbury_form_obs_equals_dense_inverse_obs(batch):
     group = torch.tensor([0] * 25 + [1] * 15)
     budgets = torch.tensor([20, 7])
     lam = 0.1 * float((grads**2).mean())
-    dense = obs.remove(w, obs.fisher_inverse(grads, 0.1), 27, batch, group, budgets)
-    low = obs.remove_lowrank(w, grads, lam, 27, batch, group, budgets)
+    dense = fisher.remove(w, fisher.fisher_inverse(grads, 0.1), 27, batch, group, budgets)
+    low = fisher.remove_lowrank(w, grads, lam, 27, batch, group, budgets)
     assert torch.equal(dense[1], low[1])
     torch.testing.assert_close(dense[0], low[0], rtol=1e-9, atol=1e-10)
     assert dense[2] == pytest.approx(low[2], rel=1e-9)
