@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-SEED_MAX = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit seed
+SEED_MAX = 2**32 - 1  # seeds are mixed as 1_000_003 * seed + ... before torch.Generator.manual_seed (int64)
 
 
 def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -15,7 +15,7 @@ def integer(name: str, value: Any, minimum: int | None = None, maximum: int | No
         if isinstance(value, float) and value.is_integer() and math.isfinite(value):
             value = int(value)
         else:
-            raise ValueError(f"{name} must be an integer, got {value!r}{_bound_text(minimum, maximum)}")
+            raise ValueError(f"{name} must be an integer{_bound_text(minimum, maximum)}, got {value!r}")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(f"{name} must be an integer{_bound_text(minimum, maximum)}, got {value!r}")
     return int(value)
@@ -49,7 +49,7 @@ def fraction(name: str, value: Any) -> float:
 
 
 def seed(name: str, value: Any) -> int:
-    """`value` as a seed torch accepts: an integer in [0, 2**63 - 1]."""
+    """`value` as a seed: an integer in [0, 2**32 - 1] (the lab derives further seeds from it)."""
     return integer(name, value, 0, SEED_MAX)
 
 

@@ -12,11 +12,18 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:
     """A dataclass field with a one-line `help` (shown by `Config.describe`)."""
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help}, **kwargs)
+    if isinstance(default, Config):  # a fresh copy per instance: configs hold dicts
+        return dataclasses.field(default_factory=lambda: dataclasses.replace(default), metadata={"help": help},
+                                 **kwargs)
     return dataclasses.field(default=default, metadata={"help": help}, **kwargs)
 
 
 class Config:
-    """Mixin of frozen config dataclasses: `replace`, `as_dict`, `describe`; subclasses validate in `__post_init__`."""
+    """Mixin of frozen config dataclasses: `replace`, `as_dict`, `describe`; subclasses validate in `__post_init__`.
+
+    Fields are validated on creation and on `replace`; a dict field (score_options, layer_rates) mutated in
+    place afterwards is not validated again, so change configs with `replace`.
+    """
 
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (validated again)."""

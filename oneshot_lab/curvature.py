@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from . import checks
 from .data import Dataset
 
 Diagonal = dict[str, torch.Tensor]
@@ -59,12 +60,22 @@ def _unsupported(model: nn.Module, curvature: str) -> list[str]:
 
 
 def check_names(curvatures: Sequence[str]) -> list[str]:
-    """`curvatures` as a list; ValueError if it is empty or names an unknown curvature."""
+    """`curvatures` as a list of distinct known names; ValueError if it is empty or names an unknown curvature."""
+    curvatures = checks.listing("curvatures", curvatures, distinct=True, nonempty=False)
     unknown = [c for c in curvatures if c not in CURVATURES]
     if not curvatures or unknown:
         raise ValueError(f"unknown or no curvatures {unknown or list(curvatures)!r}; valid curvatures: "
                          f"{', '.join(CURVATURES)}")
-    return list(curvatures)
+    return curvatures
+
+
+def check_options(samples: int | None, batch_size: int, probes: int, seed: int) -> None:
+    """Raise a ValueError for a bad sample count, batch size, probe count or seed."""
+    if samples is not None:
+        checks.integer("samples", samples, 1)
+    checks.integer("batch_size", batch_size, 1)
+    checks.integer("probes", probes, 1)
+    checks.seed("seed", seed)
 
 
 def supported_curvatures(model: nn.Module) -> list[str]:
@@ -177,10 +188,7 @@ def diagonal(model: nn.Module, dataset: Dataset, curvature: str = "ggn", samples
     'hutchinson' (`probes` Rademacher probes). `model` is never modified; the result is signed.
     """
     check(model, curvature)
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-    if curvature == "hutchinson" and int(probes) < 1:
-        raise ValueError(f"probes must be >= 1, got {probes!r}")
+    check_options(samples, batch_size, probes, seed)
     x, y = sample(dataset, samples, seed, split)
     clone = working_copy(model)
     if curvature == "hutchinson":
@@ -188,15 +196,22 @@ def diagonal(model: nn.Module, dataset: Dataset, curvature: str = "ggn", samples
     return _backpack_diagonal(clone, x, y, curvature, int(batch_size), seed)
 
 
-def timed_diagonals(model: nn.Module, dataset: Dataset, curvatures: Sequence[str],
-                    **options) -> tuple[dict[str, Diagonal], pd.DataFrame]:
-    """`diagonal` for each of `curvatures` with the same `options`, and a table of the seconds each took."""
+def timed_diagonals(model: nn.Module, dataset: Dataset, curvatures: Sequence[str], samples: int | None = 2048,
+                    batch_size: int = 256, probes: int = 100, seed: int = 0) -> tuple[dict[str, Diagonal], pd.DataFrame]:
+    """`diagonal` for each of `curvatures` with the same options, and a table of the seconds each took.
+
+    Every name and option is checked before the first diagonal is computed.
+    """
     import time
 
+    kinds = check_names(curvatures)
+    for kind in kinds:
+        check(model, kind)
+    check_options(samples, batch_size, probes, seed)
     diags, rows = {}, []
-    for kind in check_names(curvatures):
+    for kind in kinds:
         start = time.perf_counter()
-        diags[kind] = diagonal(model, dataset, kind, **options)
+        diags[kind] = diagonal(model, dataset, kind, samples, batch_size, probes, seed)
         rows.append({"curvature": kind, "seconds": time.perf_counter() - start})
     return diags, pd.DataFrame(rows)
 

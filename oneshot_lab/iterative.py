@@ -28,6 +28,7 @@ class IterativeConfig(Config):
     seed: int = option(0, "seed of random scores and sampled curvature")
 
     def __post_init__(self) -> None:
+        """Validate every field and store it normalised."""
         self.store("sparsities", tuple(checks.increasing("sparsities", self.sparsities)))
         if not isinstance(self.retrain, TrainConfig):
             raise ValueError(f"retrain must be a TrainConfig, got {self.retrain!r}")

@@ -40,6 +40,7 @@ class IMPConfig(Config):
     seed: int = option(0, "seed of criterion and control randomness")
 
     def __post_init__(self) -> None:
+        """Validate every field and store it normalised."""
         if not isinstance(self.train, TrainConfig):
             raise ValueError(f"train must be a TrainConfig, got {self.train!r}")
         self.store("levels", checks.integer("levels", self.levels, 0))
@@ -175,8 +176,8 @@ def _retrain_config(config: TrainConfig, retrain: str, finetune_lr: float | None
 
 
 def _seed(seed: int, level: int, tag: int) -> int:
-    """A distinct, reproducible seed per (run seed, level, purpose)."""
-    return 1_000_003 * seed + 1_009 * level + tag
+    """A distinct, reproducible seed per (run seed, level, purpose), within the seeds `checks.seed` accepts."""
+    return (1_000_003 * seed + 1_009 * level + tag) % (checks.SEED_MAX + 1)
 
 
 def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), progress: bool = True) -> IMPResult:
@@ -268,6 +269,10 @@ def matching(results: Mapping[int, IMPResult], conditions: list[str], tolerance:
     and the level is empty where no pruned level qualified.
     """
     tolerance = checks.number("match tolerance", tolerance, 0.0)
+    conditions = checks.listing("conditions", conditions, distinct=True)
+    if not isinstance(results, Mapping):
+        raise ValueError(f"results must map seed -> IMPResult (as ticket_study.run returns), "
+                         f"got {type(results).__name__}")
     rows = []
     for seed, result in results.items():
         for condition in conditions:

@@ -143,6 +143,8 @@ def prune(model: nn.Module, dataset, sparsity: float, method: str, scope: str = 
     per method batch, block_size, max_weights. Arguments are all checked before any work.
     """
     method = checks.one_of("method", method, METHODS)
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch nn.Module, got {type(model).__name__}")
     sparsity = checks.fraction("sparsity", sparsity)
     scope = checks.one_of("scope", scope, SCOPES)
     opts = _options(method, options)

@@ -34,6 +34,7 @@ class Method:
         return cls(criterion, scope)
 
     def __str__(self) -> str:
+        """The \'criterion/scope\' text."""
         return f"{self.criterion}/{self.scope}"
 
 
@@ -49,6 +50,7 @@ class OneShotConfig(Config):
     seed: int = option(0, "seed of random scores and of sampled curvature")
 
     def __post_init__(self) -> None:
+        """Validate every field and store it normalised."""
         methods = checks.listing("methods", self.methods)
         for method in methods:
             Method.parse(method)
@@ -71,6 +73,8 @@ class OneShotConfig(Config):
 
 def methods(criteria: list[str], scopes: tuple[str, ...] = SCOPES) -> list[str]:
     """Every 'criterion/scope' pair of `criteria` and `scopes`, criterion-major."""
+    criteria = checks.listing("criteria", criteria, distinct=True)
+    scopes = checks.listing("scopes", scopes, distinct=True)
     return [str(Method.parse(f"{c}/{s}")) for c in criteria for s in scopes]
 
 
@@ -134,15 +138,18 @@ def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig,
     return pd.DataFrame(metric_rows), pd.concat(layer_tables, ignore_index=True)
 
 
-def best_on_validation(metrics: pd.DataFrame, stage: str = "one_shot", by: str = "sparsity") -> pd.DataFrame:
-    """Per `by` value, the method of `stage` with the highest validation accuracy, with its test accuracy.
+def best_on_validation(metrics: pd.DataFrame, stage: str = "one_shot") -> pd.DataFrame:
+    """Per sparsity, the method of `stage` with the highest validation accuracy, with its test accuracy.
 
     The dense row leads the table. Selection reads the validation split only; the test column is reported.
     """
+    by = "sparsity"
+    if not isinstance(metrics, pd.DataFrame):
+        raise ValueError(f"metrics must be a DataFrame of metrics rows (one_shot's), got {type(metrics).__name__}")
     missing = {"stage", "method", by, "val_accuracy", "test_accuracy"} - set(metrics.columns)
     if missing:
         raise ValueError(f"metrics lacks column(s) {sorted(missing)}")
-    rows = metrics[metrics["stage"] == stage]
+    rows = metrics[(metrics["stage"] == stage) & metrics["val_accuracy"].notna()]
     if rows.empty:
         raise ValueError(f"no rows of stage {stage!r}; stages present: {sorted(set(metrics['stage']))}")
     best = rows.loc[rows.groupby(by).val_accuracy.idxmax(), [by, "method", "val_accuracy", "test_accuracy"]]

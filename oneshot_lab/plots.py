@@ -22,7 +22,9 @@ def _axes(ax: plt.Axes | None, size: tuple[float, float] | None = (6.5, 4.0)) ->
 
 
 def _require(frame: pd.DataFrame, columns: Iterable[str | None], what: str, source: str = "") -> None:
-    """Raise a ValueError naming the columns (None skipped) that `frame` lacks."""
+    """Raise a ValueError unless `frame` is a DataFrame with the columns (None skipped)."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"{what} draws a tidy pandas DataFrame, got {type(frame).__name__}")
     missing = sorted({c for c in columns if c is not None} - set(frame.columns))
     if missing:
         raise ValueError(f"{what} needs columns {missing}{f' (see {source})' if source else ''}; "
@@ -153,6 +155,8 @@ def accuracy_vs_sparsity(metrics: pd.DataFrame, y: str = "test_accuracy", hue: s
 def training_curves(curves: pd.DataFrame, title: str = "") -> sns.FacetGrid:
     """A `History.frame()`: training loss, and accuracy of every split, against epochs (one panel each)."""
     _require(curves, ["epoch", "split", "loss", "accuracy"], "training_curves", "History.frame")
+    if curves.empty:
+        raise ValueError("training_curves got an empty history: nothing to plot")
     long = curves.melt(id_vars=["epoch", "split"], value_vars=["loss", "accuracy"], var_name="metric")
     long = long[(long["metric"] == "accuracy") | (long["split"] == "train")]
     grid = sns.relplot(data=long, x="epoch", y="value", hue="split", col="metric", kind="line",

@@ -12,6 +12,7 @@ from torch import nn
 
 from . import checks
 from .curvature import CURVATURES, diagonal, gradient, working_copy
+from .data import Dataset
 from .obs import wanda_scores
 from .prune import parameter, prunable
 
@@ -126,8 +127,11 @@ class Criterion:
     def __call__(self, model: nn.Module, dataset=None, seed: int = 0, **options: Any) -> Scores:
         """The scores of `model` (options validated first)."""
         values = self.check(options)
-        if self.needs_data and dataset is None:
-            raise ValueError(f"criterion {self.name!r} needs training data: pass dataset=")
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"criterion {self.name!r} scores a torch model, got {type(model).__name__}")
+        if self.needs_data and not isinstance(dataset, Dataset):
+            raise ValueError(f"criterion {self.name!r} needs training data: pass dataset= a Dataset "
+                             f"(oneshot_lab.load), got {type(dataset).__name__}")
         return self.function(model, dataset, checks.seed("seed", seed), **values)
 
 

@@ -28,6 +28,7 @@ class InstabilityConfig(Config):
     points: int = option(11, "interpolation points between the two copies (>= 2)")
 
     def __post_init__(self) -> None:
+        """Validate every field and store it normalised."""
         if not isinstance(self.train, TrainConfig):
             raise ValueError(f"train must be a TrainConfig, got {self.train!r}")
         self.store("rewind_iterations", tuple(checks.listing("rewind_iterations", self.rewind_iterations,

@@ -12,7 +12,13 @@ from . import checks
 
 
 def _columns(frame: pd.DataFrame, names: Iterable[str]) -> None:
-    """Raise a ValueError naming the columns of `names` that `frame` lacks."""
+    """Raise a ValueError unless `frame` is a DataFrame with every column of `names`."""
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"expected a pandas DataFrame (a tidy table), got {type(frame).__name__}")
+    names = list(names)
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise ValueError(f"column names must be text, got {bad!r}")
     missing = [c for c in names if c not in frame.columns]
     if missing:
         raise ValueError(f"no column(s) {', '.join(map(repr, missing))}; available: "
@@ -44,9 +50,12 @@ def summarize(frame: pd.DataFrame, by: Sequence[str], value: str, confidence: fl
     Columns: the `by` columns, n, mean, std, sem, ci_low, ci_high, half_width, confidence and `text`
     ('mean ± half_width', or 'mean (n=1)'). NaN values are left out of n.
     """
-    by = [by] if isinstance(by, str) else list(by)
-    checks.number("confidence", confidence, 0.0, 1.0, open_minimum=True)
+    by = [by] if isinstance(by, str) else checks.listing("by", by, nonempty=False)
+    if not 0 < checks.number("confidence", confidence) < 1:
+        raise ValueError(f"confidence must be a number strictly between 0 and 1, got {confidence!r}")
     _columns(frame, [value, *by])
+    if not pd.api.types.is_numeric_dtype(frame[value]):
+        raise ValueError(f"column {value!r} must be numeric, got dtype {frame[value].dtype}")
     rows = []
     groups = frame.groupby(by, sort=False, dropna=False)[value] if by else [((), frame[value])]
     for key, values in groups:
@@ -73,8 +82,10 @@ def paired(frame: pd.DataFrame, a: str, b: str, by: Sequence[str] = (), on: str 
     ci_low, ci_high, agree (pairs whose difference has the sign of the mean) and supported (the
     interval excludes 0). A pair is a seed where both a and b have a value.
     """
-    by = [by] if isinstance(by, str) else list(by)
+    by = [by] if isinstance(by, str) else checks.listing("by", by, nonempty=False)
     _columns(frame, [value, column, on, *by])
+    if on in by:
+        raise ValueError(f"{on!r} is what pairs are matched on; it cannot also be in by={by!r}")
     for name in (a, b):
         if name not in set(frame[column]):
             raise ValueError(f"{column} {name!r} is not in the table; present: "
@@ -83,7 +94,9 @@ def paired(frame: pd.DataFrame, a: str, b: str, by: Sequence[str] = (), on: str 
     wide = both.pivot_table(index=[*by, on], columns=column, values=value, aggfunc="mean").reset_index()
     wide = wide.dropna(subset=[a, b])
     wide["difference"] = wide[a] - wide[b]
-    out = summarize(wide, by, "difference", confidence) if len(wide) else pd.DataFrame(columns=[*by, "n"])
+    if wide.empty:
+        raise ValueError(f"no {on} has a {value} for both {a!r} and {b!r}: nothing to pair")
+    out = summarize(wide, by, "difference", confidence)
     agree = []
     for _, row in out.iterrows():
         mask = np.logical_and.reduce([wide[c] == row[c] for c in by]) if by else np.ones(len(wide), bool)
@@ -98,7 +111,7 @@ def paired(frame: pd.DataFrame, a: str, b: str, by: Sequence[str] = (), on: str 
 
 def table(summary: pd.DataFrame, index: str | Sequence[str], columns: str) -> pd.DataFrame:
     """A wide text table of `summarize` output: one row per `index`, one column per `columns` value."""
-    index = [index] if isinstance(index, str) else list(index)
+    index = [index] if isinstance(index, str) else checks.listing("index", index)
     _columns(summary, [*index, columns, "text"])
     wide = summary.pivot_table(index=index, columns=columns, values="text", aggfunc="first", sort=False)
     return wide.rename_axis(columns=None).fillna("")

@@ -9,12 +9,12 @@ from typing import Mapping
 import pandas as pd
 from torch import nn
 
-from . import checks
+from . import checks, stability
 from .config import Config, option
 from .data import Dataset
 from .lottery import RETRAIN_MODES, IMPConfig, IMPResult, imp
 from .models import build
-from .stability import InstabilityConfig
+from .stability import Instability, InstabilityConfig
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,11 @@ class TicketStudy(Config):
     seed: int = option(0, "base seed; replicate r runs with seed + seed_offsets[r]")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.imp, IMPConfig) or not isinstance(self.instability, InstabilityConfig):
-            raise ValueError("imp must be an IMPConfig and instability an InstabilityConfig")
+        """Validate every field and store it normalised."""
+        if not isinstance(self.imp, IMPConfig):
+            raise ValueError(f"imp must be a lottery.IMPConfig, got {self.imp!r}")
+        if not isinstance(self.instability, InstabilityConfig):
+            raise ValueError(f"instability must be a stability.InstabilityConfig, got {self.instability!r}")
         self.store("late_rewind", checks.integer("late_rewind", self.late_rewind, 0))
         modes = checks.listing("retrain_modes", self.retrain_modes, lambda n, v: checks.one_of(n, v, RETRAIN_MODES),
                                distinct=True, nonempty=False)
@@ -68,24 +71,48 @@ class TicketStudy(Config):
 
 
 def run(study: TicketStudy, experiment: str, model: str, dataset: Dataset, model_options: Mapping | None = None,
-        progress: bool = True) -> tuple[dict[int, IMPResult], pd.DataFrame]:
-    """One experiment of `study` over its replicate seeds: the results by seed and their metrics as one table.
+        progress: bool = True) -> tuple[dict, pd.DataFrame]:
+    """One experiment of `study` over its replicate seeds: the results and their metrics as one table.
 
-    `experiment` is 'controls', 'late_rewind' or 'retrain_modes' (every mode, seed by seed). Rows carry
-    `seed` and `experiment` columns.
+    `experiment` is 'controls' or 'late_rewind' (results keyed by seed) or 'retrain_modes' (every mode,
+    seed by seed; results keyed by (seed, mode), none when the study has no modes). Rows carry `seed`
+    and `experiment` columns.
     """
-    names = ["controls", "late_rewind", "retrain_modes"]
-    checks.one_of("experiment", experiment, names)
+    checks.one_of("experiment", experiment, ("controls", "late_rewind", "retrain_modes"))
     configs = study.experiments()
-    wanted = [f"retrain_{m}" for m in study.retrain_modes] if experiment == "retrain_modes" else [experiment]
+    modes = experiment == "retrain_modes"
+    wanted = [(m, f"retrain_{m}") for m in study.retrain_modes] if modes else [(None, experiment)]
     results, tables = {}, []
     for s in study.seeds:
-        for name in wanted:
+        for mode, name in wanted:
             net = build(model, dataset, seed=s, **dict(model_options or {}))
             result = imp(net, dataset, configs[name].with_seed(s), progress=progress)
-            results.setdefault(s, result)
+            results[(s, mode) if modes else s] = result
             tables.append(result.metrics.assign(seed=s, experiment=experiment))
-    return results, pd.concat(tables, ignore_index=True)
+    return results, pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def instability(study: TicketStudy, tickets: Mapping[int, IMPResult], model: str, dataset: Dataset,
+                model_options: Mapping | None = None, progress: bool = True) -> Instability:
+    """Instability of the dense network and of the ticket of `study.instability_level`, first replicate seed.
+
+    The network is built with that seed; its data-order seeds are seed + `study.instability.data_seeds`.
+    `tickets` are the 'controls' results by seed (the ticket mask was found rewinding to 0). Both tables
+    carry `network` ('dense' or 'ticket (P% weights)') and `seed` columns.
+    """
+    s = study.seeds[0]
+    if s not in tickets:
+        raise ValueError(f"tickets has no result for seed {s}; it has seeds {sorted(tickets)}")
+    mask = tickets[s].masks[study.instability_level]
+    config = study.instability.replace(train=study.instability.train.replace(seed=s),
+                                       data_seeds=tuple(s + d for d in study.instability.data_seeds))
+    paths, barriers = [], []
+    for name, masks in {"dense": None, f"ticket ({100 * mask.density():.1f}% weights)": mask}.items():
+        found = stability.instability(build(model, dataset, seed=s, **dict(model_options or {})), dataset, config,
+                                      masks=masks, progress=progress)
+        paths.append(found.path.assign(network=name, seed=s))
+        barriers.append(found.barriers.assign(network=name, seed=s))
+    return Instability(pd.concat(paths, ignore_index=True), pd.concat(barriers, ignore_index=True))
 
 
 def combined(results: Mapping[int, IMPResult], table: str) -> pd.DataFrame:

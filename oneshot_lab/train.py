@@ -36,6 +36,7 @@ class TrainConfig(Config):
     seed: int = option(0, "seed of the data order")
 
     def __post_init__(self) -> None:
+        """Validate every field and store it normalised."""
         checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
         checks.one_of("schedule", self.schedule, SCHEDULES)
         self.store("lr", checks.number("lr", self.lr, 0.0))
@@ -178,7 +179,7 @@ def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
     if iteration in wanted:
         history.snapshots[iteration] = snapshot(model)
     log(iteration)
-    with bar(total=total - start_iteration, desc="train", disable=not progress) as progress:
+    with bar(total=total - start_iteration, desc="train", disable=not progress) as meter:
         while iteration < total:
             step_in_epoch = iteration % per_epoch
             if step_in_epoch == 0 and iteration != start_iteration:
@@ -200,5 +201,5 @@ def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
                 history.snapshots[iteration] = snapshot(model)
             if iteration % eval_every == 0 or iteration == total:
                 log(iteration)
-            progress.update(1)
+            meter.update(1)
     return history

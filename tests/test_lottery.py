@@ -271,3 +271,10 @@ def test_summary_tables_mean_and_std_over_seeds(mlp, synthetic):
     assert row["n"] == 2 and row["weights_remaining"] == pytest.approx(50.0)
     with pytest.raises(ValueError, match="present"):
         lottery.IMPResult(metrics, None, None, []).sparsest_matching("random_mask")
+
+
+def test_matching_rejects_bad_input():
+    with pytest.raises(ValueError, match="results must map seed"):
+        lottery.matching([], ["ticket"])
+    with pytest.raises(ValueError, match="conditions must be a list"):
+        lottery.matching({}, "ticket")

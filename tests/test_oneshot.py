@@ -94,3 +94,27 @@ def test_agreement_spearman_and_jaccard_against_the_reference():
     with pytest.raises(ValueError):
         oneshot.agreement(scores, "magnitude", 1.5)
 
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: oneshot.methods("magnitude"), "criteria must be a list"),
+    (lambda: oneshot.methods(["magnitude", "magnitude"]), "must not repeat"),
+    (lambda: oneshot.best_on_validation([1]), "metrics must be a DataFrame"),
+])
+def test_helpers_reject_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_timed_diagonals_check_everything_before_computing(synthetic, tiny_mlp, monkeypatch):
+    from oneshot_lab import curvature
+
+    calls = []
+    monkeypatch.setattr(curvature, "diagonal", lambda *a, **k: calls.append(a))
+    for bad, match in [(dict(curvatures="ggn"), "curvatures must be a list"),
+                       (dict(curvatures=["ggn", "hutchinson"], probes=0), "probes must be an integer >= 1"),
+                       (dict(curvatures=["ggn", "ggn"]), "must not repeat"),
+                       (dict(curvatures=["ggn"], samples=0), "samples must be an integer >= 1")]:
+        with pytest.raises(ValueError, match=match):
+            curvature.timed_diagonals(tiny_mlp, synthetic, **bad)
+    assert calls == []

@@ -107,3 +107,10 @@ def test_wanda_is_a_registered_criterion_equal_to_its_scores(synthetic, tiny_mlp
                                    score_options={"wanda": {"samples": 64}})
     metrics, _ = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
     assert set(metrics.method) == {"dense", "wanda/layer", "magnitude/layer"}
+
+
+def test_scoring_needs_a_model_and_a_dataset(synthetic, tiny_mlp):
+    with pytest.raises(ValueError, match="needs training data: pass dataset= a Dataset .* got str"):
+        saliency.compute("snip", tiny_mlp, "synthetic")
+    with pytest.raises(ValueError, match="scores a torch model, got NoneType"):
+        saliency.compute("magnitude", None)

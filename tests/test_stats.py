@@ -63,3 +63,18 @@ def test_paired_uses_only_seeds_both_have_and_names_bad_input():
 def test_table_is_wide_text():
     out = stats.table(stats.summarize(frame(), ["sparsity", "method"], "acc"), "sparsity", "method")
     assert list(out.columns) == ["a", "b"] and list(out.index) == [0.5, 0.9]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda f: stats.summarize(f, ["method"], "acc", confidence=1.0), "strictly between 0 and 1"),
+    (lambda f: stats.summarize(f, ["method"], "method"), "column 'method' must be numeric"),
+    (lambda f: stats.summarize([1, 2], ["method"], "acc"), "expected a pandas DataFrame"),
+    (lambda f: stats.summarize(f, None, "acc"), "by must be a list"),
+    (lambda f: stats.paired(f, "a", "b", by="seed", value="acc"), "cannot also be in by"),
+    (lambda f: stats.paired(f[~((f.method == "b") & (f.sparsity == 0.5))].assign(
+        seed=lambda g: g.seed + 10 * (g.method == "a")), "a", "b", value="acc"), "nothing to pair"),
+    (lambda f: stats.table(stats.summarize(f, ["method"], "acc"), ["method"], ["n"]), "column names must be text"),
+])
+def test_bad_input_is_one_clear_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(frame())

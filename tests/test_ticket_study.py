@@ -45,7 +45,7 @@ def test_a_good_study_passes_and_names_its_experiments(synthetic):
     (dict(seed_offsets=[0, 0]), "must not repeat"),
     (dict(seed_offsets=[]), "must not be empty"),
     (dict(seed="0"), "seed must be an integer"),
-    (dict(seed=2**63), "seed must be an integer in"),
+    (dict(seed=2**32), "seed must be an integer in"),
     (dict(match_tolerance=-0.1), "match_tolerance"),
 ])
 def test_bad_parts_are_named(change, message):
@@ -77,3 +77,24 @@ def test_replicates_equal_single_runs_and_tables_concatenate(synthetic):
     table = lottery.matching(results, ["ticket", "reinit"], tolerance=1.0)
     assert list(table.columns[:3]) == ["seed", "condition", "sparsest_matching_level"] and len(table) == 4
     assert (table.sparsest_matching_level == 1).all()
+
+
+def test_every_retraining_mode_is_kept_and_no_modes_is_no_runs(synthetic):
+    small = study(imp_levels=1, instability_level=1, seed_offsets=[0], retrain_modes=["lr_rewind", "finetune"])
+    results, metrics = ticket_study.run(small, "retrain_modes", "mlp", synthetic, {"widths": [8]}, progress=False)
+    assert sorted(results) == [(0, "finetune"), (0, "lr_rewind")]
+    assert set(metrics.retrain) == {"none", "lr_rewind", "finetune"}
+    none, empty = ticket_study.run(small.replace(retrain_modes=[]), "retrain_modes", "mlp", synthetic,
+                                   {"widths": [8]}, progress=False)
+    assert none == {} and empty.empty
+
+
+def test_instability_of_the_study_uses_its_level_and_seeds(synthetic):
+    small = study(imp_levels=1, instability_level=1, seed_offsets=[3], instability_data_seeds=[101, 202])
+    results, _ = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False)
+    found = ticket_study.instability(small, results, "mlp", synthetic, {"widths": [8]}, progress=False)
+    assert set(found.barriers.seed) == {3} and len(set(found.barriers.network)) == 2
+    density = results[3].masks[1].density()
+    assert set(found.barriers.density) == {1.0, density}
+    with pytest.raises(ValueError, match="tickets has no result for seed 3"):
+        ticket_study.instability(small, {}, "mlp", synthetic, {"widths": [8]})

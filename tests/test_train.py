@@ -143,6 +143,22 @@ def test_empty_training_split_is_a_clear_error(synthetic, tiny_mlp):
         ol.fit(tiny_mlp, empty, TrainConfig(iterations=1))
 
 
+def test_the_largest_seed_trains_and_every_lottery_seed_fits_torch(synthetic, tiny_mlp):
+    from oneshot_lab import checks, lottery
+
+    ol.fit(tiny_mlp, synthetic, TrainConfig(iterations=2, seed=checks.SEED_MAX), progress=False)
+    config = lottery.IMPConfig(train=TrainConfig(iterations=4, eval_every=2), levels=1, controls=["random_mask"])
+    lottery.imp(tiny_mlp, synthetic, config.with_seed(checks.SEED_MAX), progress=False)
+
+
+def test_nested_config_defaults_are_not_shared():
+    from oneshot_lab import ticket_study
+
+    first = ticket_study.TicketStudy()
+    first.imp.layer_rates["1.weight"] = 0.5
+    assert ticket_study.TicketStudy().imp.layer_rates == {}
+
+
 def test_config_help_and_replace():
     assert "peak learning rate" in TrainConfig.describe()["lr"]
     assert TrainConfig().replace(lr=0.5).lr == 0.5
