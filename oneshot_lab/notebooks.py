@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -15,9 +16,11 @@ import tokenize
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from . import checks, strict_yaml
 from .progress import HEADLESS_ENV
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 PARAMETERS_TAG = "parameters"
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -139,32 +142,74 @@ def _json_copy(name: str, value: Any) -> Any:
 
 
 def _as_float(value: Any) -> Any:
-    """An int, or a numeric string such as YAML's '1e-3', as a float; anything else unchanged."""
+    """An int, or a numeric string such as '1e-3', as a float; anything else unchanged."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
         try:
             return float(value)
-        except ValueError:
+        except OverflowError:
             return value
+    if isinstance(value, str) and strict_yaml.FLOAT.match(value.strip()):
+        return float(value)
     return value
 
 
+def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
+    """Raise ValueError unless `value` suits a parameter declared `type_name` (JSON-like, finite, seeds in range)."""
+    try:
+        strict_yaml.check_json_like(value, f"parameter {name!r}")
+    except ValueError as err:
+        raise ValueError(f"{notebook.name}: {err}") from None
+    check = _TYPE_CHECKS.get(type_name)
+    if check is not None and not check(value):
+        raise ValueError(f"parameter {name!r} of {notebook.name} must be {type_name}, "
+                         f"got {value!r} ({type(value).__name__}){strict_yaml.hint(value, type_name)}")
+    if name == "seed" and type_name == "int" and not 0 <= value <= checks.SEED_MAX:
+        raise ValueError(f"parameter 'seed' of {notebook.name} must be an integer in [0, {checks.SEED_MAX}], "
+                         f"got {value!r}")
+
+
 def check_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
-    """`params` with float parameters made floats (1 -> 1.0, '1e-3' -> 0.001); ValueError for unknown names or wrong types."""
-    known = declared_parameters(notebook)
-    unknown = sorted(set(params) - set(known))
+    """`params` with float parameters made floats (1 -> 1.0, '1e-3' -> 0.001); ValueError for unknown names,
+    wrong types, values that are not JSON-like, non-finite numbers and seeds outside [0, 2**32 - 1]."""
+    path = resolve_notebook(notebook)
+    known = declared_parameters(path)
+    unknown = sorted(set(map(str, params)) - set(known))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {Path(notebook).name}; "
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {path.name}; "
                          f"valid parameters: {', '.join(known)}")
     params = {k: _as_float(v) if known[k]["inferred_type_name"] == "float" else v for k, v in params.items()}
     for name, value in params.items():
-        type_name = known[name]["inferred_type_name"]
-        check = _TYPE_CHECKS.get(type_name)
-        if check is not None and not check(value):
-            raise ValueError(f"parameter {name!r} of {Path(notebook).name} must be {type_name}, "
-                             f"got {value!r} ({type(value).__name__})")
+        _check_value(path, name, known[name]["inferred_type_name"], value)
     return params
+
+
+def defaults(notebook: str | os.PathLike) -> dict[str, Any]:
+    """The notebook's declared default values, float parameters as floats."""
+    return {name: _as_float(value) if info["inferred_type_name"] == "float" else value
+            for name, info in declared_parameters(notebook).items()
+            for value in [ast.literal_eval(info["default"])]}
+
+
+def effective_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
+    """Every parameter a run of `notebook` with `params` sees: `params` (checked) over the declared defaults."""
+    return {**defaults(notebook), **check_parameters(notebook, params)}
+
+
+def identity(notebook: str | os.PathLike) -> dict[str, str]:
+    """What identifies a notebook's code: its path relative to the project (else absolute) and a hash of
+    its code cells (sha256, 16 hex digits)."""
+    path = resolve_notebook(notebook).resolve()
+    try:
+        name = path.relative_to(PROJECT_DIR).as_posix()
+    except ValueError:
+        name = path.as_posix()
+    try:
+        cells = json.loads(path.read_text())["cells"]
+        code = [c.get("source", "") for c in cells if c.get("cell_type") == "code"]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a notebook ({type(err).__name__}: {err})") from None
+    text = json.dumps(["".join(c) if isinstance(c, list) else c for c in code])
+    return {"path": name, "code_hash": hashlib.sha256(text.encode()).hexdigest()[:16]}
 
 
 def set_kernel_environment() -> None:
