@@ -111,7 +111,11 @@ def _execute(task: spec.Task, out: Path, force: bool) -> dict:
     if reason:
         raise ValueError(reason)
     with notebooks.kernel_environment():
-        return run_record.execute(task, out.parent, out, force=force)
+        outcome = run_record.execute(task, out.parent, out, force=force)
+        if outcome["status"] == "locked":  # then it ends complete (same run), in conflict, or ours to run
+            print(f"oneshot-lab: {outcome['error']}; waiting for it to finish", file=sys.stderr, flush=True)
+            outcome = run_record.execute(task, out.parent, out, force=force, wait=True)
+        return outcome
 
 
 def _outcome_code(outcome: dict, force: bool) -> int:
