@@ -174,3 +174,13 @@ def test_macs_count_weight_applications_by_hand():
     assert kept.kept_macs.tolist() == [int(masks[n].sum()) * p for n, p in zip(prunable(model), (6, 1, 1, 1))]
     lenet = ol.build("lenet5", ol.load("digits"))  # 2-D convolutions: 8x8 -> 8x8 -> pool 4x4 -> 4x4
     assert ol.prune.macs(lenet, (1, 8, 8)).dense_macs.tolist()[:2] == [6 * 25 * 64, 16 * 6 * 25 * 16]
+
+
+def test_sparsity_is_the_target_whatever_the_scores():
+    scores = {"w": torch.tensor([float("-inf"), 1.0, 2.0, 3.0])}
+    assert ol.masks_from_scores(scores, 0.0)["w"].all()  # -inf is a low score, not "already pruned"
+    assert ol.masks_from_scores(scores, 0.25)["w"].tolist() == [False, True, True, True]
+    earlier = {"w": torch.tensor([True, True, True, False])}
+    kept = ol.masks_from_scores(scores, 0.0, masks=earlier)["w"]  # pruned earlier: only what masks= says
+    assert kept.tolist() == [True, True, True, False]
+    assert ol.masks_from_scores(scores, 0.5, masks=earlier)["w"].tolist() == [False, True, True, False]
