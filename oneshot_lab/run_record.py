@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Iterator
 
 from .notebooks import declared_parameters, run_notebook, set_kernel_environment
+from .record_files import manifest_problem, read_json
 from .spec import Task
 
 SWEEP_DIR = ".sweep"  # hidden, so results.load never reads staging copies
+MANIFEST = "manifest.json"  # results.MANIFEST, without importing pandas to check a record
 STATES = ("absent", "complete", "other", "incomplete", "foreign")
 
 
@@ -54,17 +56,14 @@ def lock(parent: Path, name: str, wait: bool = False) -> Iterator[bool]:
 def record_state(final: Path, run_id: str) -> tuple[str, dict | None]:
     """What `final` holds: absent, complete (this run), other (a complete record of another run),
     incomplete (a failed or unreadable record), or foreign (files that are not a run record); and its manifest."""
-    from . import results
-
     if not final.exists():
         return "absent", None
     if not final.is_dir():
         return "foreign", None
-    if not (final / results.MANIFEST).is_file():
+    if not (final / MANIFEST).is_file():
         return ("foreign", None) if any(final.iterdir()) else ("absent", None)
-    try:
-        manifest = results.read_manifest(final)
-    except (OSError, ValueError):
+    manifest, reason = read_json(final / MANIFEST)
+    if reason or manifest_problem(manifest):
         return "incomplete", None
     if manifest.get("status") != "complete":
         return "incomplete", manifest

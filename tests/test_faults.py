@@ -184,3 +184,15 @@ def _locked(path: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def test_dead_kernel_and_cell_timeout_are_one_line_exit_1_with_the_failed_record(tiny_notebook, tmp_path, capsys):
+    dead = ["run", str(tiny_notebook), "-p", "deaths", "2", "-p", "counter", str(tmp_path / "c"),
+            "--out", str(tmp_path / "dead")]
+    slow = ["run", str(tiny_notebook), "-p", "sleep", "30", "--timeout", "2", "--out", str(tmp_path / "slow")]
+    for args, cause in ((dead, "kernel died"), (slow, "cell timeout after 2 s")):
+        assert cli.main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and cause in err and str(tmp_path) in err, err
+        out = Path(args[-1])
+        assert results.read_manifest(out)["status"] == "failed" and cause in results.read_manifest(out)["error"]
