@@ -134,7 +134,9 @@ def _outcome_code(outcome: dict, force: bool) -> int:
         print(f"oneshot-lab: error: {outcome['error']}", file=sys.stderr)
         return EXIT_BAD_INPUT
     cell = f" at cell {outcome['error_cell']}" if outcome.get("error_cell") is not None else ""
-    print(f"oneshot-lab: run failed{cell}: {outcome.get('error')}; the failed record is in {out}", file=sys.stderr)
+    kept = f" (the complete record in {outcome['kept']} is kept)" if outcome.get("kept") else ""
+    print(f"oneshot-lab: run failed{cell}: {outcome.get('error')}; the failed record is in {out}{kept}",
+          file=sys.stderr)
     return EXIT_FAILED
 
 

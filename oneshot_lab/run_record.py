@@ -3,7 +3,8 @@
 Every run (a sweep's task, `oneshot-lab run`, a report) goes through `execute`: it takes the record's lock
 in `<parent>/.sweep/locks/`, executes the notebook in a fresh staging directory under
 `<parent>/.sweep/partial/` and moves the finished record into place by one rename. A complete record of the
-same run is never recomputed, a complete record of another run is never replaced unless `force`, and a
+same run is never recomputed, a complete record of another run is never replaced unless `force` (and then
+only by a complete one: a forced re-run that fails is set aside in `<parent>/.sweep/failed/`), and a
 directory that is not a run record is never touched. `results` (and so pandas) is imported where it is used.
 """
 
@@ -105,8 +106,8 @@ def _attempt(task: Task, staging: Path) -> dict:
 
 
 def _finalize(task: Task, staging: Path, final: Path, outcome: dict, attempts: int, started: str,
-              wall_s: float) -> None:
-    """Complete the manifest in `staging` with the run's fields and publish it as `final`."""
+              wall_s: float, dest: Path) -> None:
+    """Complete the manifest in `staging` with the run's fields (its place: `final`) and publish it as `dest`."""
     from . import results
 
     manifest = None
@@ -126,7 +127,8 @@ def _finalize(task: Task, staging: Path, final: Path, outcome: dict, attempts: i
               "host": socket.gethostname()}
     fields.update({k: outcome.get(k) for k in ("error", "error_cell", "error_execution_count") if k in outcome})
     results.update_manifest(staging, **fields)
-    results.publish(staging, final)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    results.publish(staging, dest)
 
 
 def _leftovers(partial: Path, name: str) -> list[Path]:
@@ -176,7 +178,11 @@ def execute(task: Task, runs_dir: str | os.PathLike, final: str | os.PathLike | 
             if attempts == 1:
                 shutil.rmtree(staging, ignore_errors=True)
         wall_s = time.monotonic() - t0
-        _finalize(task, staging, final, outcome, attempts, started, wall_s)
+        dest = final
+        if outcome["status"] != "complete" and state in ("complete", "other"):  # a forced re-run failed:
+            dest = parent / SWEEP_DIR / "failed" / staging.name  # keep the complete record, set this one aside
+            base.update(out_dir=str(dest), kept=str(final))
+        _finalize(task, staging, final, outcome, attempts, started, wall_s, dest)
     status = {"complete": "done"}.get(outcome["status"], outcome["status"])
     return {**base, **outcome, "status": status, "attempts": attempts, "wall_s": round(wall_s, 3)}
 

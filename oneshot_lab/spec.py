@@ -60,6 +60,7 @@ def task(notebook: str | os.PathLike, params: Mapping[str, Any], timeout: int | 
     """A validated task for one run of `notebook` with `params` (ValueError on a bad parameter)."""
     path = resolve_notebook(notebook).resolve()
     params = check_parameters(path, params)
+    timeout = None if timeout is None else checks.integer("timeout (seconds per cell)", timeout, 1)
     ident = identity(path)
     return Task(str(path), params, _hash_id(path.stem, ident, {**defaults(path), **params}), timeout, ident)
 

@@ -135,6 +135,7 @@ CASES = {
                                                                    r / "runs", max_runs=5)), "more than the limit of 5"),
     "api seed parameter": (lambda r: api(lambda: spec.task(NB, {"seed": 2**40})), "must be an integer in [0,"),
     "api set parameter": (lambda r: api(lambda: spec.task(NB, {"methods": {"magnitude/global"}})), "is a set"),
+    "api timeout 0": (lambda r: api(lambda: spec.task(NB, {}, timeout=0)), "timeout (seconds per cell) must be"),
     "api nan parameter": (lambda r: api(lambda: spec.task(NB, {"lr": math.nan})), "only finite numbers"),
     # ---- sweep specs
     "spec date": (lambda r: spec_file(r, "notebook: 01\ngrid: {seed: [2024-01-01]}\n"), "must be int, got '2024-01-01'"),

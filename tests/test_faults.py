@@ -196,3 +196,16 @@ def test_dead_kernel_and_cell_timeout_are_one_line_exit_1_with_the_failed_record
         assert len(err.splitlines()) == 1 and cause in err and str(tmp_path) in err, err
         out = Path(args[-1])
         assert results.read_manifest(out)["status"] == "failed" and cause in results.read_manifest(out)["error"]
+
+
+def test_a_forced_rerun_that_fails_keeps_the_complete_record(tiny_notebook, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "8", "--out", str(out)]) == 0
+    kept = files(out)
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "8", "-p", "fail", "true", "--out", str(out),
+                     "--force"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "ValueError: x is 8" in err and f"the complete record in {out} is kept" in err
+    assert files(out) == kept
+    failed = list((tmp_path / ".sweep" / "failed").iterdir())
+    assert len(failed) == 1 and results.read_manifest(failed[0])["status"] == "failed"
