@@ -153,6 +153,36 @@ def _as_float(value: Any) -> Any:
     return value
 
 
+def _fractions(name: str, value: Any) -> list:
+    """A list of fractions in [0, 1]."""
+    return checks.listing(name, value, checks.fraction)
+
+
+def _counts(minimum: int):
+    """A validator of one integer >= `minimum`."""
+    return lambda name, value: checks.integer(name, value, minimum)
+
+
+# Ranges of the lab's conventional parameter names, checked before a kernel starts (the notebook's own
+# configuration objects check them again, with everything else).
+RULES = {
+    "seed": checks.seed, "lr": lambda n, v: checks.number(n, v, 0.0, open_minimum=True),
+    "batch_size": _counts(1), "eval_every": _counts(1), "points": _counts(2),
+    "sparsities": _fractions, "calibration_fractions": _fractions,
+    "widths": lambda n, v: checks.listing(n, v, _counts(1)),
+    "seeds": lambda n, v: checks.listing(n, v, _counts(0)),
+    "instability_iterations": lambda n, v: checks.listing(n, v, _counts(0)),
+}
+SUFFIX_RULES = {"epochs": _counts(0), "iterations": _counts(0), "levels": _counts(0), "probes": _counts(1),
+                "samples": _counts(0), "workers": _counts(0), "level": _counts(0), "rewind": _counts(0),
+                "sparsity": checks.fraction, "rate": checks.fraction, "tolerance": lambda n, v: checks.number(n, v, 0.0)}
+
+
+def _rule(name: str):
+    """The range check of a conventional parameter name, or None."""
+    return RULES.get(name) or next((rule for suffix, rule in SUFFIX_RULES.items() if name.endswith(suffix)), None)
+
+
 def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
     """Raise ValueError unless `value` suits a parameter declared `type_name` (JSON-like, finite, seeds in range)."""
     try:
@@ -163,9 +193,12 @@ def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
     if check is not None and not check(value):
         raise ValueError(f"parameter {name!r} of {notebook.name} must be {type_name}, "
                          f"got {value!r} ({type(value).__name__}){strict_yaml.hint(value, type_name)}")
-    if name == "seed" and type_name == "int" and not 0 <= value <= checks.SEED_MAX:
-        raise ValueError(f"parameter 'seed' of {notebook.name} must be an integer in [0, {checks.SEED_MAX}], "
-                         f"got {value!r}")
+    rule = _rule(name) if type_name in ("int", "float", "list") else None
+    if rule is not None:
+        try:
+            rule(name, value)
+        except ValueError as err:
+            raise ValueError(f"parameter {name!r} of {notebook.name}: {err}") from None
 
 
 def check_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
