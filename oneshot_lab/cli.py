@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +119,7 @@ def _execute(task: spec.Task, out: Path, force: bool) -> dict:
         return outcome
 
 
-def _outcome_code(outcome: dict, force: bool) -> int:
+def _outcome_code(outcome: dict) -> int:
     """Print what became of one run and return the exit status."""
     out, status = outcome["out_dir"], outcome["status"]
     if status == "done":
@@ -148,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("give the output directory once: --out or -p out_dir, not both")
     task = spec.task(args.notebook, params, args.timeout)
     out = Path(args.out or out or Path(RUNS) / task.run_id)
-    return _outcome_code(_execute(task, out, args.force), args.force)
+    return _outcome_code(_execute(task, out, args.force))
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -160,7 +161,7 @@ def _demo(args: argparse.Namespace) -> int:
     tasks = [spec.task(path, {"smoke": True} if args.smoke else {}) for path in paths]
     for path, task in zip(paths, tasks):
         print(f"running {path.name} ...", flush=True)
-        code = _outcome_code(_execute(task, Path(args.out) / path.stem, force=True), True)
+        code = _outcome_code(_execute(task, Path(args.out) / path.stem, force=True))
         if code:
             return code
     print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {args.out}/")
@@ -199,7 +200,7 @@ def _report(args: argparse.Namespace) -> int:
     params = _param_values(args.param)
     params.update(runs_dir=str(runs_dir.resolve()))
     task = spec.task(REPORT_NOTEBOOK, params, args.timeout)
-    code = _outcome_code(_execute(task, out, force=True), True)
+    code = _outcome_code(_execute(task, out, force=True))
     if not code:
         print(f"tables and figures: {out}/")
     return code
@@ -273,6 +274,11 @@ def _error(message: str, code: int, debug: bool) -> int:
     return code
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning (a skipped run record, say) as one line."""
+    print(f"oneshot-lab: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def os_message(err: OSError) -> str:
     """An OSError as 'cause: path' (both paths for a rename)."""
     cause = err.strerror or type(err).__name__
@@ -284,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of `oneshot-lab` and `python -m oneshot_lab`; exit statuses in `EXIT_CODES`."""
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except KeyboardInterrupt:
         return _error("interrupted; complete runs are kept, re-run the same command to resume",
                       EXIT_INTERRUPTED, args.debug)
