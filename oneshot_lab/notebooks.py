@@ -280,6 +280,7 @@ def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None =
     """
     path = resolve_notebook(notebook)
     params = check_parameters(path, dict(params or {}))
+    timeout = None if timeout is None else checks.integer("timeout (seconds per cell)", timeout, 1)
     default_out = default_out_dir(path)
     out_dir = Path(params.get("out_dir", default_out or "runs")).resolve()
     if default_out is not None:
