@@ -176,8 +176,7 @@ def read_idx(path: str | os.PathLike, max_bytes: int = IDX_MAX_BYTES) -> np.ndar
         raise ValueError(f"cannot read IDX file {path}: {err}") from err
     if len(data) != expected or extra:
         raise ValueError(f"{path}: IDX header promises shape {shape} ({expected} bytes of data) "
-                         f"but the file holds {len(data) + extra if extra else len(data)}"
-                         f"{' or more' if extra else ''} bytes")
+                         f"but the file holds {'more than ' if extra else ''}{len(data)} bytes")
     return np.frombuffer(data, dtype=dtype).reshape(shape)
 
 

@@ -188,7 +188,7 @@ CASES = {
     "idx nan pixels": (lambda r: idx(r, "train-images-idx3-ubyte", np.full((20, 28, 28), np.nan), 0x0D), "NaN"),
     "idx empty train": (lambda r: idx(r, "train-images-idx3-ubyte", np.zeros((0, 28, 28)), 0x08), "do not match"),
     "idx bomb declared": (lambda r: bomb(r, (2000, 1000, 1000), 0), "more than the limit of"),
-    "idx bomb payload": (lambda r: bomb(r, (10, 28, 28), 64 << 20), "or more bytes"),
+    "idx bomb payload": (lambda r: bomb(r, (10, 28, 28), 64 << 20), "holds more than 7840 bytes"),
 }
 
 

@@ -136,7 +136,7 @@ def test_idx_reads_no_more_than_the_header_declares(tmp_path):
 
     with gzip.open(tmp_path / "big.gz", "wb") as fh:
         fh.write(bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, "big") + bytes(8 << 20))
-    with pytest.raises(ValueError, match="promises shape .3,. .3 bytes of data. but the file holds 4 or more"):
+    with pytest.raises(ValueError, match="promises shape .3,. .3 bytes of data. but the file holds more than 3 bytes"):
         ol.data.read_idx(tmp_path / "big.gz")
     write_idx(tmp_path / "huge", np.zeros((2, 2), dtype=np.uint8))
     with pytest.raises(ValueError, match="more than the limit of 3 bytes"):
