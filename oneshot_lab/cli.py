@@ -126,7 +126,11 @@ def _outcome_code(outcome: dict) -> int:
         print(f"done in {outcome['wall_s']:.1f}s: {out}")
         return 0
     if status == "skipped":
-        print(f"already complete: {out} (run id {outcome['run_id']}); pass --force to run it again")
+        from .results import git_revision
+
+        made, now = outcome.get("git_revision"), git_revision()
+        other = f"; made by code revision {made[:10]}, this is {now[:10]}" if made and now and made != now else ""
+        print(f"already complete: {out} (run id {outcome['run_id']}{other}); pass --force to run it again")
         return 0
     if status == "locked":
         print(f"oneshot-lab: error: {outcome['error']}; wait for it or choose another --out", file=sys.stderr)

@@ -2,7 +2,8 @@
 
 Each task runs through `run_record.execute`: in a staging directory under `RUNS_DIR/.sweep/` while holding
 a lock there, moved into place by one rename when it ends, so a killed sweep leaves complete records or none,
-and a re-run skips what is complete. Workers die with the sweep (no orphan keeps a lock). `results` (and so pandas) is imported where it is used, so that importing this module is quick.
+and a re-run skips what is complete. Workers die with the sweep (no orphan keeps a lock). `results` (and so
+pandas) is imported where it is used, so that importing this module is quick.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class SweepResult:
         for o in self.outcomes:
             if o["status"] in ("failed", "died", "error", "conflict"):
                 cell = f" at cell {o['error_cell']}" if o.get("error_cell") is not None else ""
-                lines.append(f"  {o['status']}: {o['run_id']}{cell} (attempts {o.get('attempts', 0)}): {o.get('error')}")
+                lines.append(f"  {o['status']}: {o['run_id']}{cell} (attempts {o.get('attempts', 0)}): "
+                             f"{o.get('error')}")
         return "\n".join(lines)
 
 
