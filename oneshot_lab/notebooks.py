@@ -173,7 +173,7 @@ RULES = {
     "seeds": lambda n, v: checks.listing(n, v, _counts(0)),
     "instability_iterations": lambda n, v: checks.listing(n, v, _counts(0)),
 }
-SUFFIX_RULES = {"epochs": _counts(0), "iterations": _counts(0), "levels": _counts(0), "probes": _counts(1),
+SUFFIX_RULES = {"sparsities": _fractions, "epochs": _counts(0), "iterations": _counts(0), "levels": _counts(0), "probes": _counts(1),
                 "samples": _counts(0), "workers": _counts(0), "level": _counts(0), "rewind": _counts(0),
                 "sparsity": checks.fraction, "rate": checks.fraction,
                 "tolerance": lambda n, v: checks.number(n, v, 0.0)}

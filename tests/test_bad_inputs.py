@@ -165,7 +165,7 @@ CASES = {
     "cli seed 20 digits": (lambda r: command("run", NB, "-p", "seed", "9" * 20), "must be an integer in [0,"),
     "cli lr inf": (lambda r: command("run", NB, "-p", "lr", "inf"), "parameter 'lr'"),
     "cli lr negative": (lambda r: command("run", NB, "-p", "lr", "-1"), "lr must be a number > 0.0, got -1.0"),
-    "cli epochs negative": (lambda r: command("run", NB, "-p", "epochs", "-5"), "epochs must be an integer >= 0"),
+    "cli epochs negative": (lambda r: command("run", NB, "-p", "finetune_epochs", "-5"), "finetune_epochs must be an"),
     "cli sparsity 1.5": (lambda r: command("run", NB, "-p", "sparsities", "[0.5, 1.5]"), "sparsities[1] must be"),
     "cli batch size 0": (lambda r: command("run", NB, "-p", "batch_size", "0"), "batch_size must be an integer >= 1"),
     "cli widths 1.7": (lambda r: command("run", "03", "-p", "widths", "[1.7]"), "widths[0] must be an integer"),
