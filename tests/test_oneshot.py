@@ -39,7 +39,7 @@ def test_metrics_row_has_one_shape_for_dense_and_pruned(synthetic, tiny_mlp):
 
 @pytest.mark.parametrize("changes,match", [
     (dict(methods=["magnitude"]), "bad method 'magnitude'"),
-    (dict(methods=["taylor/global"]), "criterion in"),
+    (dict(methods=["nosuch/global"]), "criterion in"),
     (dict(methods=["magnitude/local"]), "scope in"),
     (dict(methods=[]), "methods must not be empty"),
     (dict(methods="magnitude/global"), "methods must be a list"),
@@ -95,8 +95,8 @@ def test_agreement_spearman_and_jaccard_against_the_reference():
     assert by.loc[("reversed", "b"), "kept_jaccard"] == pytest.approx(1 / 4)
     emptied = oneshot.agreement({"magnitude": magnitude}, "magnitude", 4 / 12)
     assert math.isnan(emptied.set_index("parameter").loc["b", "kept_jaccard"])  # both masks empty b
-    with pytest.raises(ValueError, match="reference 'snip' is not among the scores"):
-        oneshot.agreement(scores, "snip", 0.5)
+    with pytest.raises(ValueError, match="reference 'taylor' is not among the scores"):
+        oneshot.agreement(scores, "taylor", 0.5)
     with pytest.raises(ValueError):
         oneshot.agreement(scores, "magnitude", 1.5)
 
