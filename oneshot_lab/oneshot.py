@@ -64,6 +64,7 @@ class OneShotConfig(Config):
     from_init: TrainConfig | None = option(
         None, "train each mask from the initial weights with this recipe (stage 'from_init'); None: no control")
     control_sparsities: tuple = option((), "sparsities at which budgets and from_init run (empty: all)")
+    control_methods: tuple = option((), "methods for which budgets and from_init run (empty: all)")
 
     def __post_init__(self) -> None:
         """Validate every field and store it normalised."""
@@ -84,6 +85,11 @@ class OneShotConfig(Config):
         if outside:
             raise ValueError(f"control_sparsities {outside} are not among the sparsities {list(self.sparsities)}")
         self.store("control_sparsities", tuple(controls))
+        control_methods = checks.listing("control_methods", self.control_methods, nonempty=False)
+        unknown = [m for m in control_methods if m not in self.methods]
+        if unknown:
+            raise ValueError(f"control_methods {unknown} are not among the methods {list(self.methods)}")
+        self.store("control_methods", tuple(control_methods))
         self.store("score_options", check_options(self.score_options))
         if self.report_sparsity is not None and not any(
                 abs(checks.fraction("report_sparsity", self.report_sparsity) - s) < 1e-9 for s in self.sparsities):
@@ -96,9 +102,10 @@ class OneShotConfig(Config):
         """The methods as `Method` objects."""
         return [Method.parse(m) for m in self.methods]
 
-    def controlled(self, sparsity: float) -> bool:
-        """Whether the budget and from-init controls run at `sparsity`."""
-        return not self.control_sparsities or any(abs(sparsity - c) < 1e-9 for c in self.control_sparsities)
+    def controlled(self, method: str, sparsity: float) -> bool:
+        """Whether the budget and from-init controls run for `method` at `sparsity`."""
+        return ((not self.control_methods or method in self.control_methods)
+                and (not self.control_sparsities or any(abs(sparsity - c) < 1e-9 for c in self.control_sparsities)))
 
 
 def methods(criteria: list[str], scopes: tuple[str, ...] = SCOPES) -> list[str]:
@@ -169,7 +176,7 @@ def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress
                               "prune_seconds": time.perf_counter() - started})
             metric_rows.append(metrics_row(pruned, dataset, masks, total_macs, "one_shot", **labels))
             trained = [("finetuned", config.finetune, pruned)] if config.finetune is not None else []
-            if config.controlled(sparsity):
+            if config.controlled(str(method), sparsity):
                 trained += [(f"finetuned_{e}ep", config.finetune.replace(epochs=e), pruned) for e in config.budgets]
                 if config.from_init is not None:
                     trained.append(("from_init", config.from_init, initial))

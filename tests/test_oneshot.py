@@ -53,6 +53,7 @@ def test_metrics_row_has_one_shape_for_dense_and_pruned(synthetic, tiny_mlp):
     (dict(budgets=[20]), r"budgets \[20\] need a finetune recipe"),
     (dict(finetune=TrainConfig(), budgets=[0]), r"budgets\[0\] must be an integer >= 1"),
     (dict(control_sparsities=[0.7]), r"control_sparsities \[0.7\] are not among the sparsities"),
+    (dict(control_methods=["random/layer"]), r"control_methods \['random/layer'\] are not among the methods"),
     (dict(methods=["obc/layer"], score_options={"obc": {"damp": -1}}), "damp must be"),
     (dict(methods=["obc/layer"], score_options={"obc": {"block": 4}}), "unknown option 'block' for method 'obc'"),
 ])
@@ -150,14 +151,15 @@ def test_budget_and_from_init_controls(synthetic, tiny_mlp):
 
     initial = build("mlp", synthetic, seed=0, widths=(16, 8))
     recipe = TrainConfig(iterations=6, eval_every=3)
-    config = oneshot.OneShotConfig(methods=["magnitude/layer"], sparsities=[0.5, 0.9], finetune=recipe,
-                                   budgets=[2], from_init=recipe.replace(iterations=9), control_sparsities=[0.9])
+    config = oneshot.OneShotConfig(methods=["magnitude/layer", "random/layer"], sparsities=[0.5, 0.9],
+                                   finetune=recipe, budgets=[2], from_init=recipe.replace(iterations=9),
+                                   control_sparsities=[0.9], control_methods=["magnitude/layer"])
     with pytest.raises(ValueError, match="pass initial="):
         oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
     metrics, _ = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False, initial=initial)
-    stages = metrics.groupby("sparsity").stage.apply(sorted).to_dict()
-    assert stages[0.5] == ["finetuned", "one_shot"]
-    assert stages[0.9] == ["finetuned", "finetuned_2ep", "from_init", "one_shot"]
+    stages = metrics[metrics.method != "dense"].groupby(["method", "sparsity"]).stage.apply(sorted).to_dict()
+    assert stages[("magnitude/layer", 0.5)] == stages[("random/layer", 0.9)] == ["finetuned", "one_shot"]
+    assert stages[("magnitude/layer", 0.9)] == ["finetuned", "finetuned_2ep", "from_init", "one_shot"]
     assert metrics.set_index("stage").loc["from_init", "budget_iterations"] == 9
     # the from-init control is the mask on the initial weights, trained by the given recipe
     masks = masks_from_scores(magnitude(tiny_mlp), 0.9, "layer")
