@@ -10,7 +10,7 @@ from torch import nn
 
 from . import checks, saliency
 from .config import Config, option
-from .data import Dataset
+from .data import Dataset, load
 from .oneshot import Method, dense_macs, metrics_row
 from .prune import Masks, check_scope, masks_from_scores
 from .train import TrainConfig, fit
@@ -79,3 +79,24 @@ def prune(model: nn.Module, dataset: Dataset, config: IterativeConfig, progress:
         rows.append({**metrics_row(current, dataset, masks, total_macs, "iterative", **labels), "round": round_})
         layer_tables.append(masks.table(method=label, sparsity=target))
     return IterativeResult(current, masks, pd.DataFrame(rows), pd.concat(layer_tables, ignore_index=True))
+
+
+def replicate(models: dict, dataset: str, config: IterativeConfig, criteria: list[str], root: str | None = None,
+              progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The loop for every criterion on each seed's trained model (`{seed: model}`, e.g. `Replicates.models`).
+
+    Each seed reloads its own data split and scores with its own seed, so criteria are paired on the seed.
+    Returns (metrics, layers) with a `seed` column.
+    """
+    criteria = checks.listing("criteria", criteria, distinct=True)
+    configs = [config.replace(criterion=c) for c in criteria]  # every criterion checked before any work
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"models must map seeds to trained models, got {type(models).__name__}")
+    metrics, layers = [], []
+    for seed, model in models.items():
+        data = load(dataset, seed=seed, root=root)
+        for one in configs:
+            result = prune(model, data, one.replace(seed=seed), progress=progress)
+            metrics.append(result.metrics.assign(seed=seed))
+            layers.append(result.layers.assign(seed=seed))
+    return pd.concat(metrics, ignore_index=True), pd.concat(layers, ignore_index=True)

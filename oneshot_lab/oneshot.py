@@ -250,12 +250,13 @@ def agreement(scores: dict[str, dict], reference: str, sparsity: float, scope: s
 
 @dataclass(frozen=True)
 class Replicates:
-    """A one-shot study repeated over seeds: every table carries a `seed` column."""
+    """A one-shot study repeated over seeds: every table carries a `seed` column; `models` the dense models."""
 
     metrics: pd.DataFrame
     layers: pd.DataFrame
     histories: pd.DataFrame
     costs: pd.DataFrame
+    models: dict
 
 
 def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig, seeds: list[int],
@@ -263,7 +264,7 @@ def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig
     """Per seed: load the data split, build and train the dense model, run the one-shot `study` on it.
 
     The seed sets the validation split, the initialisation, the data order, random scores and calibration
-    samples, so methods are paired on it. `costs` holds each mask's scoring / pruning wall time in seconds
+    samples, so methods are paired on it. `models` maps each seed to its trained dense model. `costs` holds each mask's scoring / pruning wall time in seconds
     (a criterion's scores are computed at its first sparsity); it is kept apart from the metrics, which
     are bit-reproducible.
     """
@@ -271,6 +272,7 @@ def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig
     if not isinstance(train, TrainConfig) or not isinstance(study, OneShotConfig):
         raise ValueError("train must be a TrainConfig and study a OneShotConfig")
     tables: dict[str, list[pd.DataFrame]] = {"metrics": [], "layers": [], "histories": [], "costs": []}
+    models = {}
     for seed in seeds:
         data = load(dataset, seed=seed, root=root)
         net = build(model, data, seed=seed, **(model_options or {}))
@@ -283,4 +285,5 @@ def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig
         tables["metrics"].append(metrics.assign(seed=seed))
         tables["layers"].append(layers.assign(seed=seed))
         tables["histories"].append(history.frame().assign(seed=seed))
-    return Replicates(**{k: pd.concat(v, ignore_index=True) for k, v in tables.items()})
+        models[seed] = net
+    return Replicates(**{k: pd.concat(v, ignore_index=True) for k, v in tables.items()}, models=models)
