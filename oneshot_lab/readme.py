@@ -22,7 +22,7 @@ from . import stats
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
-COLLECTED = ("dense.csv", "dense_over_seeds.csv", "summary.csv", "findings.csv", "tally.csv", "costs.csv",
+COLLECTED = ("metrics.csv", "dense.csv", "dense_over_seeds.csv", "summary.csv", "findings.csv", "tally.csv", "costs.csv",
              "matching.csv", "published.csv", "manifest.json")
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
@@ -65,7 +65,7 @@ def tally(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 Formatter = Callable[[pd.DataFrame], pd.DataFrame]
-NB01, NB02 = "01_magnitude_pruning", "02_obd_saliency"
+NB01, NB02, NB04 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report"
 BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "01-dense": (NB01, "dense.csv", dense),
     "01-accuracy": (NB01, "summary.csv", partial(wide, stages=("one_shot", "finetuned"),
@@ -82,6 +82,9 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
                                                           "obd_hutchinson/global", "obd_ggn/layer"))),
     "02-tally": (NB02, "tally.csv", tally),
     "02-findings": (NB02, "findings.csv", verdicts),
+    "04-finetuned": (NB04, "metrics.csv", partial(wide, stages=("finetuned",), index=["sparsity"], columns="method")),
+    "04-tally": (NB04, "tally.csv", tally),
+    "04-findings": (NB04, "findings.csv", verdicts),
 }
 
 
