@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from . import checks, obs, saliency
+from . import checks, obs, parallel, saliency
 from .config import Config, option
 from .curvature import compare
 from .data import Dataset, load
@@ -259,31 +259,37 @@ class Replicates:
     models: dict
 
 
+def replicate_seed(dataset: str, model: str, train: TrainConfig, study: OneShotConfig, seed: int,
+                   model_options: dict | None = None, root: str | None = None, progress: bool = False) -> dict:
+    """One seed of `replicate`: load the split, build, train, run the study; the tables and the dense model."""
+    data = load(dataset, seed=seed, root=root)
+    net = build(model, data, seed=seed, **(model_options or {}))
+    initial = copy.deepcopy(net)
+    history = fit(net, data, train.replace(seed=seed), progress=progress)
+    costs: list[dict] = []
+    metrics, layers = one_shot(net, data, study.replace(seed=seed), progress=progress, initial=initial, costs=costs)
+    return {"metrics": metrics.assign(seed=seed), "layers": layers.assign(seed=seed),
+            "histories": history.frame().assign(seed=seed), "costs": pd.DataFrame(costs).assign(seed=seed),
+            "model": net}
+
+
 def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig, seeds: list[int],
-              model_options: dict | None = None, root: str | None = None, progress: bool = True) -> Replicates:
+              model_options: dict | None = None, root: str | None = None, progress: bool = True,
+              workers: int | None = None) -> Replicates:
     """Per seed: load the data split, build and train the dense model, run the one-shot `study` on it.
 
     The seed sets the validation split, the initialisation, the data order, random scores and calibration
-    samples, so methods are paired on it. `models` maps each seed to its trained dense model. `costs` holds each mask's scoring / pruning wall time in seconds
-    (a criterion's scores are computed at its first sparsity); it is kept apart from the metrics, which
-    are bit-reproducible.
+    samples, so methods are paired on it. `models` maps each seed to its trained dense model. `costs` holds
+    each mask's scoring / pruning wall time in seconds (a criterion's scores are computed at its first
+    sparsity); it is kept apart from the metrics, which are bit-reproducible. Seeds run on `workers`
+    processes (default: one per core; 0: in this process), each on one torch thread, so the results do
+    not depend on `workers`.
     """
     seeds = checks.listing("seeds", seeds, checks.seed, distinct=True)
     if not isinstance(train, TrainConfig) or not isinstance(study, OneShotConfig):
         raise ValueError("train must be a TrainConfig and study a OneShotConfig")
-    tables: dict[str, list[pd.DataFrame]] = {"metrics": [], "layers": [], "histories": [], "costs": []}
-    models = {}
-    for seed in seeds:
-        data = load(dataset, seed=seed, root=root)
-        net = build(model, data, seed=seed, **(model_options or {}))
-        initial = copy.deepcopy(net)
-        history = fit(net, data, train.replace(seed=seed), progress=progress)
-        costs: list[dict] = []
-        metrics, layers = one_shot(net, data, study.replace(seed=seed), progress=progress, initial=initial,
-                                   costs=costs)
-        tables["costs"].append(pd.DataFrame(costs).assign(seed=seed))
-        tables["metrics"].append(metrics.assign(seed=seed))
-        tables["layers"].append(layers.assign(seed=seed))
-        tables["histories"].append(history.frame().assign(seed=seed))
-        models[seed] = net
-    return Replicates(**{k: pd.concat(v, ignore_index=True) for k, v in tables.items()}, models=models)
+    build(model, load(dataset, seed=seeds[0], root=root), **(model_options or {}))  # bad input fails here, not in a worker
+    jobs = [(dataset, model, train, study, seed, model_options, root, progress and workers == 0) for seed in seeds]
+    done = parallel.map_jobs(replicate_seed, jobs, workers)
+    tables = {k: pd.concat([d[k] for d in done], ignore_index=True) for k in ("metrics", "layers", "histories", "costs")}
+    return Replicates(**tables, models={seed: d["model"] for seed, d in zip(seeds, done)})

@@ -172,10 +172,14 @@ def test_budget_and_from_init_controls(synthetic, tiny_mlp):
 def test_replicate_pairs_every_method_on_the_seed():
     recipe = TrainConfig(iterations=4, batch_size=32)
     study = oneshot.OneShotConfig(methods=["magnitude/global", "random/layer"], sparsities=[0.5])
-    first = oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]}, progress=False)
-    again = oneshot.replicate("synthetic", "mlp", recipe, study, [1], {"widths": [8]}, progress=False)
+    first = oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]}, workers=0)
+    again = oneshot.replicate("synthetic", "mlp", recipe, study, [1], {"widths": [8]}, workers=0)
+    spawned = oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]}, workers=2)
+    pd.testing.assert_frame_equal(first.metrics, spawned.metrics)  # bit-identical whatever the workers
     assert sorted(set(first.metrics.seed)) == [0, 1] and set(first.costs.method) == set(study.methods)
     pd.testing.assert_frame_equal(first.metrics[first.metrics.seed == 1].reset_index(drop=True),
                                   again.metrics.reset_index(drop=True))
     with pytest.raises(ValueError, match="seeds"):
         oneshot.replicate("synthetic", "mlp", recipe, study, [0, 0], progress=False)
+    with pytest.raises(ValueError, match="unknown model 'nosuch'|model"):
+        oneshot.replicate("synthetic", "nosuch", recipe, study, [0, 1], workers=2)
