@@ -162,7 +162,7 @@ def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
     dask = sweep.run_grid(spec, tmp_path / "dask", executor="dask", workers=2, progress=False)
     assert local.ok and dask.ok and [o["run_id"] for o in local.outcomes] == [o["run_id"] for o in dask.outcomes]
     run = local.outcomes[0]["run_id"]
-    for table in ("metrics", "layers", "dense_history"):
+    for table in ("metrics", "layers", "histories"):
         assert (tmp_path / "local" / run / f"{table}.csv").read_bytes() == \
             (tmp_path / "dask" / run / f"{table}.csv").read_bytes()
     frame = results.load(tmp_path / "dask")
