@@ -156,7 +156,7 @@ def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
 
 def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
     spec = {"notebook": "01", "params": {"smoke": True, "dataset": "synthetic", "model": "mlp",
-                                         "methods": ["magnitude/global", "random/layer"]},
+                                         "methods": ["magnitude/global", "random/layer"], "seeds": [0]},
             "grid": {"seed": [0]}}
     local = sweep.run_grid(spec, tmp_path / "local", workers=1, progress=False)
     dask = sweep.run_grid(spec, tmp_path / "dask", executor="dask", workers=2, progress=False)
