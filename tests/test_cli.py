@@ -22,7 +22,7 @@ def test_params_lists_types_defaults_and_help(capsys):
 
 @pytest.mark.parametrize("args,match", [
     (["run", "01", "-p", "sparsity_typo", "0.5"], "unknown parameter(s) 'sparsity_typo'"),
-    (["run", "01", "-p", "epochs", "many"], "parameter 'epochs' of 01_magnitude_pruning.ipynb must be int"),
+    (["run", "01", "-p", "iterations", "many"], "parameter 'iterations' of 01_magnitude_pruning.ipynb must be int"),
     (["run", "01", "-p", "smoke", "1"], "must be bool"),
     (["run", "99"], "no notebook '99'; known notebooks: 01_magnitude_pruning.ipynb"),
     (["params", "nope.ipynb"], "no notebook 'nope.ipynb'"),
@@ -82,7 +82,7 @@ def test_sweep_and_report_bad_input_is_one_line_before_any_kernel(tmp_path, caps
 def test_sweep_dry_run_lists_runs(capsys, tmp_path):
     assert cli.main(["sweep", "sweeps/compare_criteria.yaml", "--runs", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("01_magnitude_pruning-") == 3 and "to run" in out and "3 runs in" in out
+    assert out.count("01_magnitude_pruning-") == 5 and "to run" in out and "5 runs in" in out
     assert cli.main(["sweep", "sweeps/compare_criteria.yaml", "--dry-run", "--max-runs", "2"]) == 2
     assert "more than the limit of 2" in capsys.readouterr().err
 

@@ -91,4 +91,4 @@ def test_ready_spec_uses_known_criteria():
     for task in spec.expand("sweeps/compare_criteria.yaml"):
         assert {m.split("/")[0] for m in task.params["methods"]} <= set(saliency.CRITERIA)
         assert len(task.params["sparsities"]) >= 5
-    assert {t.params["seed"] for t in spec.expand("sweeps/compare_criteria.yaml")} == {0, 1, 2}
+    assert {t.params["seed"] for t in spec.expand("sweeps/compare_criteria.yaml")} == {0, 1, 2, 3, 4}

@@ -169,13 +169,13 @@ def test_resuming_reports_complete_records_of_another_code_revision(tiny, tmp_pa
 
 def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
     spec = {"notebook": "01", "params": {"smoke": True, "dataset": "synthetic", "model": "mlp",
-                                         "methods": ["magnitude/global", "random/layer"]},
+                                         "methods": ["magnitude/global", "random/layer"], "seeds": [0]},
             "grid": {"seed": [0]}}
     local = sweep.run_grid(spec, tmp_path / "local", workers=1, progress=False)
     dask = sweep.run_grid(spec, tmp_path / "dask", executor="dask", workers=2, progress=False)
     assert local.ok and dask.ok and [o["run_id"] for o in local.outcomes] == [o["run_id"] for o in dask.outcomes]
     run = local.outcomes[0]["run_id"]
-    for table in ("metrics", "layers", "dense_history"):
+    for table in ("metrics", "layers", "histories"):
         assert (tmp_path / "local" / run / f"{table}.csv").read_bytes() == \
             (tmp_path / "dask" / run / f"{table}.csv").read_bytes()
     frame = results.load(tmp_path / "dask")
