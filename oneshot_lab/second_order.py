@@ -84,14 +84,14 @@ def standard(names: list[str], train: TrainConfig, mnist1d_sparsities: tuple = (
 class Comparison:
     """Every setting's one-shot study over seeds: each table carries `setting` and `seed` columns.
 
-    `skipped` lists the methods a setting could not run and why (e.g. 'obs' above its max_weights).
+    `plan` has one row per (setting, method): whether it ran and, if not, why (e.g. 'obs' above its max_weights).
     """
 
     metrics: pd.DataFrame
     layers: pd.DataFrame
     histories: pd.DataFrame
     costs: pd.DataFrame
-    skipped: pd.DataFrame
+    plan: pd.DataFrame
 
 
 def weights(model: nn.Module) -> int:
@@ -100,17 +100,18 @@ def weights(model: nn.Module) -> int:
 
 
 def applicable(methods: list[str], n_weights: int, score_options: dict) -> tuple[list[str], list[dict]]:
-    """The methods a model with `n_weights` prunable weights can run, and one {method, reason} per other one."""
+    """The methods a model with `n_weights` prunable weights can run, and one {method, runs, reason} per method."""
     limit = {**obs.METHODS["obs"].options, **score_options.get("obs", {})}["max_weights"]
-    keep, skipped = [], []
+    keep, plan = [], []
     for method in methods:
         if Method.parse(method).criterion == "obs" and n_weights > limit:
-            skipped.append({"method": method, "reason": f"{n_weights} prunable weights > max_weights={limit}: "
-                                                        "the full Fisher inverse would not fit; woodfisher and obc "
-                                                        "run instead"})
+            plan.append({"method": method, "runs": False,
+                         "reason": f"{n_weights} prunable weights > max_weights={limit}: the full Fisher inverse "
+                                   "would not fit; woodfisher and obc run instead"})
         else:
             keep.append(method)
-    return keep, skipped
+            plan.append({"method": method, "runs": True, "reason": ""})
+    return keep, plan
 
 
 def backward_seconds(model: nn.Module, dataset, samples: int | None = 1024, seed: int = 0) -> float:
@@ -140,13 +141,13 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
     if not isinstance(study, OneShotConfig):
         raise ValueError(f"study must be a OneShotConfig, got {type(study).__name__}")
     seeds = checks.listing("seeds", seeds, checks.seed, distinct=True)
-    tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("metrics", "layers", "histories", "costs", "skipped")}
+    tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("metrics", "layers", "histories", "costs", "plan")}
     for setting in settings:
         data = load(setting.dataset, seed=seeds[0], root=root)
         net = build(setting.model, data, seed=seeds[0], **setting.model_options)
-        methods, skipped = applicable(list(study.methods), weights(net), study.score_options)
+        methods, plan = applicable(list(study.methods), weights(net), study.score_options)
         if not methods:
-            raise ValueError(f"setting {setting.name!r} can run none of the methods: {skipped}")
+            raise ValueError(f"setting {setting.name!r} can run none of the methods: {plan}")
         sparsities = setting.sparsities or study.sparsities
         controls = tuple(c for c in study.control_sparsities if any(abs(c - s) < 1e-9 for s in sparsities))
         if study.control_sparsities and not controls:
@@ -164,7 +165,7 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
                                                         seed)} for seed in seeds]
         costs = pd.concat([result.costs, pd.DataFrame(reference)], ignore_index=True)
         for key, frame in (("metrics", result.metrics), ("layers", result.layers), ("histories", result.histories),
-                           ("costs", costs), ("skipped", pd.DataFrame(skipped, columns=["method", "reason"]))):
+                           ("costs", costs), ("plan", pd.DataFrame(plan))):
             tables[key].append(frame.assign(setting=setting.name))
     return Comparison(**{k: pd.concat(v, ignore_index=True) for k, v in tables.items()})
 
