@@ -66,8 +66,13 @@ STANDARD = {
 
 
 def standard(names: list[str], train: TrainConfig, mnist1d_sparsities: tuple = (), mnist_sparsities: tuple = (),
-             mlp_widths: tuple | None = None) -> list[Setting]:
-    """The named `STANDARD` settings with one dense recipe; `mlp_widths` replaces the MNIST-1D MLP's widths."""
+             mlp_widths: tuple | None = None, mnist_dataset: str = "mnist_subset") -> list[Setting]:
+    """The named `STANDARD` settings with one dense recipe.
+
+    `mlp_widths` replaces the MNIST-1D MLP's widths; `mnist_dataset="mnist"` runs the MNIST MLP on the full
+    MNIST IDX files (pass their directory as `root` to `run`).
+    """
+    checks.one_of("mnist_dataset", mnist_dataset, ("mnist_subset", "mnist"))
     names = checks.listing("settings", names, lambda n, v: checks.one_of(n, v, STANDARD), distinct=True)
     lists = {"mnist1d": tuple(mnist1d_sparsities), "mnist": tuple(mnist_sparsities)}
     out = []
@@ -75,6 +80,8 @@ def standard(names: list[str], train: TrainConfig, mnist1d_sparsities: tuple = (
         dataset, model, options, which = STANDARD[name]
         if name == "mnist1d_mlp" and mlp_widths is not None:
             options = {"widths": list(mlp_widths)}
+        if name == "mnist_mlp":
+            dataset = mnist_dataset
         out.append(Setting(name=name, dataset=dataset, model=model, model_options=options, train=train,
                            sparsities=lists[which]))
     return out

@@ -118,5 +118,8 @@ def test_standard_settings_are_the_named_networks():
     assert [(s.name, s.dataset, s.model, s.model_options, s.sparsities) for s in chosen] == [
         ("mnist_mlp", "mnist_subset", "mlp", {"widths": [40, 20]}, (0.8, 0.98)),
         ("mnist1d_mlp", "mnist1d", "mlp", {"widths": [8]}, (0.9,))]
+    assert second_order.standard(["mnist_mlp"], RECIPE, mnist_dataset="mnist")[0].dataset == "mnist"
+    with pytest.raises(ValueError, match="mnist_dataset"):
+        second_order.standard(["mnist_mlp"], RECIPE, mnist_dataset="digits")
     with pytest.raises(ValueError, match="mnist_cnn"):
         second_order.standard(["mnist_cnn"], RECIPE)
