@@ -136,7 +136,7 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
     (at the setting's own sparsities, if it has any).
 
     Methods are paired on the seed within a setting (same data split, dense model and calibration samples).
-    `costs` gains, per setting and seed, the time of one plain forward + backward pass over the pruners'
+    `costs` gains, per setting and seed, the time of one plain forward + backward pass over obc's
     calibration samples (method `REFERENCE`), the yardstick for each method's `prune_seconds`.
     """
     settings = checks.listing("settings", settings)
@@ -166,7 +166,7 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
                               report_sparsity=report)
         result = replicate(setting.dataset, setting.model, setting.train, local, seeds, setting.model_options,
                            root=root, progress=progress)
-        samples = obs.METHODS["obc"].options["samples"]
+        samples = {**obs.METHODS["obc"].options, **study.score_options.get("obc", {})}["samples"]
         reference = [{"method": REFERENCE, "sparsity": float("nan"), "seed": seed,
                       "prune_seconds": backward_seconds(net, load(setting.dataset, seed=seed, root=root), samples,
                                                         seed)} for seed in seeds]
@@ -214,7 +214,7 @@ def collapsed(layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def reconstruction(layers: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (setting, sparsity, layer, method) of the layer-wise pruners: reconstruction error over seeds, with interval."""
+    """Per (setting, sparsity, layer, method) of the layer-wise pruners: reconstruction error over seeds."""
     missing = {"setting", "method", "sparsity", "layer", "reconstruction_error"} - set(getattr(layers, "columns", ()))
     if missing:
         raise ValueError(f"layers lacks column(s) {sorted(missing)}: pass Comparison.layers")
