@@ -90,16 +90,17 @@ def matching_interval(matching: pd.DataFrame, confidence: float = 0.95) -> pd.Da
 
 
 def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset: str, model: str,
-                         confidence: float = 0.95) -> pd.DataFrame:
+                         value: str = "final_test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
     """The published figures for (`dataset`, `model`) beside ours: mean over seeds and its Student-t interval.
 
-    Ours: the dense network's final test accuracy, and the sparsest level matching dense (zero tolerance) for
+    Ours: the dense network's test accuracy (`value`: final or early-stop), and the sparsest level matching dense (zero tolerance) for
     the ticket and reinit; rows with no published figure for this setting are left out.
     """
     name = ALIASES.get(dataset, dataset)
     wanted = [p for p in PUBLISHED_LOTTERY if p["dataset"] == name and p["model"] == model]
     dense = metrics[metrics.condition == "dense"].drop_duplicates("seed").assign(quantity="dense test accuracy")
-    ours = [stats.summarize(dense, ["quantity"], "final_test_accuracy", confidence)]
+    checks.one_of("value", value, ("final_test_accuracy", "early_stop_test_accuracy"))
+    ours = [stats.summarize(dense, ["quantity"], value, confidence)]
     if not matching.empty:
         zero = matching_interval(matching[matching.tolerance == matching.tolerance.min()], confidence)
         ours.append(zero.assign(quantity=[f"{c} matches dense down to (percent of weights)" for c in zero.condition]))
