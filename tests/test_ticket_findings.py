@@ -101,3 +101,14 @@ def test_published_comparison_puts_the_sources_beside_ours():
     assert ticket_findings.published_comparison(frame, matching, "synthetic", "mlp").empty
     published = {(p["dataset"], p["model"], p["quantity"]) for p in ticket_findings.PUBLISHED_LOTTERY}
     assert ("mnist1d", "mlp", "dense test accuracy") in published
+
+
+def test_the_frankle_carbin_sweep_is_valid_and_follows_the_paper():
+    from oneshot_lab import spec
+
+    (task,) = spec.expand("sweeps/lenet_300_100_mnist.yaml")
+    p = task.params
+    assert task.notebook.endswith("03_lottery_ticket_rewinding.ipynb") or "03_lottery" in task.notebook
+    assert (p["model"], p["lr"], p["batch_size"], p["rate"], p["output_rate"], p["scope"], p["schedule"]) == \
+        ("lenet_300_100", 0.0012, 60, 0.2, 0.1, "layer", "constant")
+    assert p["dataset"] == "mnist_subset" and len(p["seeds"]) == 5 and 0.8 ** p["levels"] < 0.036
