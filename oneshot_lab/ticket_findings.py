@@ -13,7 +13,8 @@ from .ticket_study import TicketStudy
 PUBLISHED_LOTTERY = (
     {"source": "Greydanus 2020 (MLP baseline)", "dataset": "mnist1d", "model": "mlp", "quantity": "dense test accuracy",
      "published": 0.68},
-    {"source": "Greydanus 2020 (MLP baseline)", "dataset": "mnist1d", "model": "lenet_300_100", "quantity": "dense test accuracy",
+    {"source": "Greydanus 2020 (MLP baseline)", "dataset": "mnist1d", "model": "lenet_300_100",
+     "quantity": "dense test accuracy",
      "published": 0.68},
     {"source": "Frankle & Carbin 2019", "dataset": "mnist", "model": "lenet_300_100",
      "quantity": "ticket matches dense down to (percent of weights)", "published": 3.6},
@@ -68,7 +69,7 @@ def stability_claims(study: TicketStudy, split: str = "val") -> list[Claim]:
 
 def evaluate(study: TicketStudy, metrics: pd.DataFrame, barriers: pd.DataFrame | None = None,
              value: str = "final_val_accuracy", confidence: float = 0.95) -> pd.DataFrame:
-    """The findings table of a study: every claim per setting (`findings.evaluate`), barriers read on `value`'s split."""
+    """The findings table of a study: every claim per setting (`findings.evaluate`); barriers on `value`'s split."""
     table = findings.evaluate(metrics, claims(study, value), confidence)
     if barriers is not None and not barriers.empty:
         split = "test" if "_test_" in value else "val"
@@ -93,8 +94,8 @@ def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset:
                          value: str = "final_test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
     """The published figures for (`dataset`, `model`) beside ours: mean over seeds and its Student-t interval.
 
-    Ours: the dense network's test accuracy (`value`: final or early-stop), and the sparsest level matching dense (zero tolerance) for
-    the ticket and reinit; rows with no published figure for this setting are left out.
+    Ours: the dense network's test accuracy (`value`: final or early-stop), and the sparsest level matching
+    dense (zero tolerance) for the ticket and reinit; rows with no published figure for this setting are left out.
     """
     name = ALIASES.get(dataset, dataset)
     wanted = [p for p in PUBLISHED_LOTTERY if p["dataset"] == name and p["model"] == model]

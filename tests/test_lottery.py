@@ -289,7 +289,8 @@ def test_a_shared_dense_run_gives_the_same_run_bit_for_bit(mlp, synthetic):
     pd.testing.assert_frame_equal(alone.metrics, shared.metrics, check_exact=True)
     assert all(a.equal(b) for a, b in zip(alone.masks, shared.masks))
     with pytest.raises(ValueError, match=r"snapshots at \[0\], not at k = 20"):
-        lottery.imp(mlp, synthetic, config, progress=False, dense=lottery.dense_run(mlp, synthetic, CONFIG, (0,), False))
+        lottery.imp(mlp, synthetic, config, progress=False,
+                    dense=lottery.dense_run(mlp, synthetic, CONFIG, (0,), False))
 
 
 def test_budget_controls_at_one_x_replay_the_controls_exactly(mlp, synthetic):
