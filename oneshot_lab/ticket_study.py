@@ -12,9 +12,12 @@ from torch import nn
 from . import checks, stability
 from .config import Config, option
 from .data import Dataset
-from .lottery import RETRAIN_MODES, IMPConfig, IMPResult, imp
+from .lottery import RETRAIN_MODES, IMPConfig, IMPResult, budget_controls, dense_run, imp
 from .models import build
 from .stability import Instability, InstabilityConfig
+from .train import History
+
+Dense = tuple[nn.Module, History]
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,9 @@ class TicketStudy(Config):
     late_rewind: int = option(100, "the late rewind iteration k compared with rewinding to the initialisation")
     retrain_modes: tuple = option(("lr_rewind", "finetune"), "retraining modes compared with weight rewinding")
     instability: InstabilityConfig = option(InstabilityConfig(), "the instability analysis")
-    instability_level: int = option(5, "IMP level whose ticket mask is tested for stability (0: dense)")
+    instability_level: int = option(5, "IMP level whose ticket mask (found rewinding to each k) is tested")
+    control_budget: int = option(3, "the controls' longer budget: this many times the iterations")
+    budget_levels: tuple = option((), "levels whose controls are also trained with the longer budget")
     match_tolerance: float = option(0.0, "'matches dense': early-stop val accuracy at most this far below dense")
     seed_offsets: tuple = option((0, 1, 2), "replicate seed offsets added to seed")
     seed: int = option(0, "base seed; replicate r runs with seed + seed_offsets[r]")
@@ -42,6 +47,10 @@ class TicketStudy(Config):
         self.store("retrain_modes", tuple(modes))
         self.store("instability_level", checks.integer("instability_level", self.instability_level, 0,
                                                        self.imp.levels))
+        self.store("control_budget", checks.integer("control_budget", self.control_budget, 1))
+        levels = checks.listing("budget_levels", self.budget_levels,
+                                lambda n, v: checks.integer(n, v, 1, self.imp.levels), distinct=True, nonempty=False)
+        self.store("budget_levels", tuple(levels))
         self.store("match_tolerance", checks.number("match_tolerance", self.match_tolerance, 0.0))
         offsets = checks.listing("seeds", self.seed_offsets, lambda n, v: checks.integer(n, v, 0), distinct=True)
         self.store("seed_offsets", tuple(offsets))
@@ -70,13 +79,22 @@ class TicketStudy(Config):
         self.instability.check(dataset)
 
 
+def dense_runs(study: TicketStudy, model: str, dataset: Dataset, model_options: Mapping | None = None,
+               progress: bool = True) -> dict[int, Dense]:
+    """Per replicate seed, the one dense run every experiment shares (snapshots at 0, late_rewind and every
+    instability k)."""
+    ks = tuple(sorted({0, study.late_rewind, *study.instability.rewind_iterations}))
+    return {s: dense_run(build(model, dataset, seed=s, **dict(model_options or {})), dataset,
+                         study.imp.train.replace(seed=s), ks, progress) for s in study.seeds}
+
+
 def run(study: TicketStudy, experiment: str, model: str, dataset: Dataset, model_options: Mapping | None = None,
-        progress: bool = True) -> tuple[dict, pd.DataFrame]:
+        progress: bool = True, dense: Mapping[int, Dense] | None = None) -> tuple[dict, pd.DataFrame]:
     """One experiment of `study` over its replicate seeds: the results and their metrics as one table.
 
     `experiment` is 'controls' or 'late_rewind' (results keyed by seed) or 'retrain_modes' (every mode,
     seed by seed; results keyed by (seed, mode), none when the study has no modes). Rows carry `seed`
-    and `experiment` columns.
+    and `experiment` columns. `dense` (from `dense_runs`) shares one dense run per seed.
     """
     checks.one_of("experiment", experiment, ("controls", "late_rewind", "retrain_modes"))
     configs = study.experiments()
@@ -86,32 +104,53 @@ def run(study: TicketStudy, experiment: str, model: str, dataset: Dataset, model
     for s in study.seeds:
         for mode, name in wanted:
             net = build(model, dataset, seed=s, **dict(model_options or {}))
-            result = imp(net, dataset, configs[name].with_seed(s), progress=progress)
+            result = imp(net, dataset, configs[name].with_seed(s), progress=progress,
+                         dense=dense.get(s) if dense else None)
             results[(s, mode) if modes else s] = result
             tables.append(result.metrics.assign(seed=s, experiment=experiment))
     return results, pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def instability(study: TicketStudy, tickets: Mapping[int, IMPResult], model: str, dataset: Dataset,
-                model_options: Mapping | None = None, progress: bool = True) -> Instability:
-    """Instability of the dense network and of the ticket of `study.instability_level`, first replicate seed.
+def budget(study: TicketStudy, results: Mapping[int, IMPResult], model: str, dataset: Dataset,
+           model_options: Mapping | None = None, progress: bool = True) -> pd.DataFrame:
+    """The controls of the 'controls' results at `budget_levels`, retrained with `control_budget` x the iterations."""
+    tables = []
+    for s, result in results.items():
+        net = build(model, dataset, seed=s, **dict(model_options or {}))
+        tables.append(budget_controls(net, dataset, study.imp.with_seed(s), result, list(study.budget_levels),
+                                      study.control_budget, progress).assign(seed=s, experiment="budget"))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
-    The network is built with that seed; its data-order seeds are seed + `study.instability.data_seeds`.
-    `tickets` are the 'controls' results by seed (the ticket mask was found rewinding to 0). Both tables
-    carry `network` ('dense' or 'ticket (P% weights)') and `seed` columns.
+
+def instability(study: TicketStudy, tickets: Mapping[int, Mapping[int, IMPResult]], model: str, dataset: Dataset,
+                model_options: Mapping | None = None, progress: bool = True,
+                dense: Mapping[int, Dense] | None = None) -> Instability:
+    """Instability of the dense network and of the ticket of `instability_level`, per rewind point k and seed.
+
+    The ticket at k is the mask IMP found rewinding to k (Frankle et al. 2020): taken from `tickets[k][seed]`
+    (e.g. {0: controls results, late_rewind: late-rewind results}) or, for a k not there, found by an IMP run
+    rewound to k up to `instability_level`. Data-order seeds are seed + `instability.data_seeds`. Both tables
+    carry `network` ('dense' or 'ticket'), `density` and `seed` columns.
     """
-    s = study.seeds[0]
-    if s not in tickets:
-        raise ValueError(f"tickets has no result for seed {s}; it has seeds {sorted(tickets)}")
-    mask = tickets[s].masks[study.instability_level]
-    config = study.instability.replace(train=study.instability.train.replace(seed=s),
-                                       data_seeds=tuple(s + d for d in study.instability.data_seeds))
     paths, barriers = [], []
-    for name, masks in {"dense": None, f"ticket ({100 * mask.density():.1f}% weights)": mask}.items():
-        found = stability.instability(build(model, dataset, seed=s, **dict(model_options or {})), dataset, config,
-                                      masks=masks, progress=progress)
-        paths.append(found.path.assign(network=name, seed=s))
-        barriers.append(found.barriers.assign(network=name, seed=s))
+    for s in study.seeds:
+        options = dict(model_options or {})
+        config = study.instability.replace(train=study.instability.train.replace(seed=s),
+                                           data_seeds=tuple(s + d for d in study.instability.data_seeds))
+        shared = dense.get(s) if dense and config.train == study.imp.train.replace(seed=s) else None
+        parent = shared[1] if shared else None
+        runs = [("dense", None, config)]
+        for k in config.rewind_iterations:
+            found = tickets.get(k, {}).get(s)
+            if found is None:
+                plain = study.imp.replace(controls=(), levels=study.instability_level, rewind_iteration=k)
+                found = imp(build(model, dataset, seed=s, **options), dataset, plain.with_seed(s), progress, shared)
+            runs.append(("ticket", found.masks[study.instability_level], config.replace(rewind_iterations=(k,))))
+        for network, masks, part in runs:
+            result = stability.instability(build(model, dataset, seed=s, **options), dataset, part, masks=masks,
+                                           progress=progress, parent=parent)
+            paths.append(result.path.assign(network=network, seed=s))
+            barriers.append(result.barriers.assign(network=network, seed=s))
     return Instability(pd.concat(paths, ignore_index=True), pd.concat(barriers, ignore_index=True))
 
 
