@@ -88,6 +88,7 @@ def pivot(frame: pd.DataFrame, index: list[str], columns: str, values: str, wher
 
 Formatter = Callable[[pd.DataFrame], pd.DataFrame]
 NB01, NB02, NB04, NB05 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report", "05_beyond_the_diagonal"
+NB03 = "03_lottery_ticket_rewinding"
 BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "01-dense": (NB01, "dense.csv", dense),
     "01-accuracy": (NB01, "summary.csv", partial(wide, stages=("one_shot", "finetuned"),
@@ -104,6 +105,11 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
                                                           "obd_hutchinson/global", "obd_ggn/layer"))),
     "02-tally": (NB02, "tally.csv", tally),
     "02-findings": (NB02, "findings.csv", verdicts),
+    "03-published": (NB03, "published.csv", partial(select, columns=[
+        "quantity", "published", "source", "ours_mean", "ours_ci_low", "ours_ci_high", "seeds"])),
+    "03-matching": (NB03, "matching.csv", partial(pivot, index=["seed"], columns="condition", values="weights_remaining")),
+    "03-tally": (NB03, "tally.csv", tally),
+    "03-findings": (NB03, "findings.csv", verdicts),
     "04-finetuned": (NB04, "metrics.csv", partial(wide, stages=("finetuned",), index=["sparsity"], columns="method")),
     "04-tally": (NB04, "tally.csv", tally),
     "04-findings": (NB04, "findings.csv", verdicts),
