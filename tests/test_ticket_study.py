@@ -79,6 +79,13 @@ def test_replicates_equal_single_runs_and_tables_concatenate(synthetic):
     assert (table.sparsest_matching_level == 1).all()
 
 
+def test_seeds_on_worker_processes_give_the_same_tables(synthetic):
+    small = study(imp_levels=1, instability_level=1, retrain_modes=[])
+    _, here = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False, workers=0)
+    _, spawned = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False, workers=2)
+    pd.testing.assert_frame_equal(here, spawned, check_exact=True)
+
+
 def test_every_retraining_mode_is_kept_and_no_modes_is_no_runs(synthetic):
     small = study(imp_levels=1, instability_level=1, seed_offsets=[0], retrain_modes=["lr_rewind", "finetune"])
     results, metrics = ticket_study.run(small, "retrain_modes", "mlp", synthetic, {"widths": [8]}, progress=False)
