@@ -30,7 +30,9 @@ BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- 
 def markdown(frame: pd.DataFrame) -> str:
     """A GitHub pipe table of `frame` (index dropped), every cell as text."""
     def cell(value) -> str:
-        return (f"{value:.3f}" if isinstance(value, float) else str(value)).replace("|", "\\|")
+        if isinstance(value, float):
+            return "—" if pd.isna(value) else f"{value:.3f}"
+        return str(value).replace("|", "\\|")
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
@@ -64,8 +66,29 @@ def tally(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def tally_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """The tally of a findings table."""
+    return findings_module.tally(frame)
+
+
+def select(frame: pd.DataFrame, columns: list[str], where: dict | None = None) -> pd.DataFrame:
+    """`columns` of the rows matching `where` ({column: list of values})."""
+    for column, values in (where or {}).items():
+        frame = frame[frame[column].isin(values)]
+    return frame[columns]
+
+
+def pivot(frame: pd.DataFrame, index: list[str], columns: str, values: str, where: dict | None = None) -> pd.DataFrame:
+    """A wide text table: one row per `index`, one column per `columns` value, cells from `values`."""
+    for column, wanted in (where or {}).items():
+        frame = frame[frame[column].isin(wanted)]
+    wide = frame.pivot_table(index=index, columns=columns, values=values, aggfunc="first", sort=False)
+    return wide.rename_axis(columns=None).fillna("").reset_index()
+
+
 Formatter = Callable[[pd.DataFrame], pd.DataFrame]
-NB01, NB02, NB04 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report"
+NB01, NB02, NB04, NB05 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report", "05_beyond_the_diagonal"
+NB03 = "03_lottery_ticket_rewinding"
 BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "01-dense": (NB01, "dense.csv", dense),
     "01-accuracy": (NB01, "summary.csv", partial(wide, stages=("one_shot", "finetuned"),
@@ -82,9 +105,23 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
                                                           "obd_hutchinson/global", "obd_ggn/layer"))),
     "02-tally": (NB02, "tally.csv", tally),
     "02-findings": (NB02, "findings.csv", verdicts),
+    "03-published": (NB03, "published.csv", partial(select, columns=[
+        "quantity", "published", "source", "ours_mean", "ours_ci_low", "ours_ci_high", "seeds"])),
+    "03-matching": (NB03, "matching.csv", partial(pivot, index=["seed"], columns="condition", values="weights_remaining")),
+    "03-tally": (NB03, "tally.csv", tally),
+    "03-findings": (NB03, "findings.csv", verdicts),
     "04-finetuned": (NB04, "metrics.csv", partial(wide, stages=("finetuned",), index=["sparsity"], columns="method")),
     "04-tally": (NB04, "tally.csv", tally),
     "04-findings": (NB04, "findings.csv", verdicts),
+    "05-dense": (NB05, "dense.csv", partial(select, columns=["setting", "n", "text"])),
+    "05-oneshot": (NB05, "summary.csv", partial(pivot, index=["setting", "method"], columns="sparsity", values="text",
+                                                 where={"stage": ["one_shot"], "sparsity": [0.9, 0.95]})),
+    "05-published": (NB05, "published.csv", partial(select, columns=[
+        "sparsity", "method", "published_accuracy", "lab_method", "n", "our_accuracy", "ci_low", "ci_high"])),
+    "05-costs": (NB05, "cost_summary.csv", partial(pivot, index=["method"], columns="setting",
+                                                    values="seconds (interval)")),
+    "05-tally": (NB05, "findings.csv", tally_of),
+    "05-findings": (NB05, "findings.csv", verdicts),
 }
 
 
