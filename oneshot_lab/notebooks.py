@@ -180,8 +180,13 @@ SUFFIX_RULES = {"sparsities": _fractions, "epochs": _counts(0), "iterations": _c
 
 
 def _rule(name: str):
-    """The range check of a conventional parameter name, or None."""
-    return RULES.get(name) or next((rule for suffix, rule in SUFFIX_RULES.items() if name.endswith(suffix)), None)
+    """The range check of a conventional parameter name, or None; a scalar suffix rule checks each item of a list."""
+    if name in RULES:
+        return RULES[name]
+    rule = next((rule for suffix, rule in SUFFIX_RULES.items() if name.endswith(suffix)), None)
+    if rule is None or name.endswith("sparsities"):
+        return rule
+    return lambda n, v: checks.listing(n, v, rule, nonempty=False) if isinstance(v, list) else rule(n, v)
 
 
 def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
