@@ -54,7 +54,7 @@ def prepare(layers: int, width: int, ties: bool, tool: str) -> Callable[[], Any]
     return lambda: prune(net)
 
 
-def one_size(label: str, layers: int, width: int, ties: bool, repeats: int) -> dict[str, Any]:
+def one_size(label: str, layers: int, width: int, ties: bool, repeats: int, memory: bool = True) -> dict[str, Any]:
     """Time (interleaved medians), peak-memory growth and mask identity of both tools at one size."""
     from oneshot_lab.prune import Masks
 
@@ -70,7 +70,7 @@ def one_size(label: str, layers: int, width: int, ties: bool, repeats: int) -> d
         "torch": lambda: torch_prune_global(copies["torch"].pop())}, repeats))
     del copies
     memory = {tool: measure.peak_growth(f"{__name__}:prepare", layers=layers, width=width, ties=ties, tool=tool)
-              for tool in ("lab", "torch")}
+              if memory else 0 for tool in ("lab", "torch")}
     return {"size": label + (" ties" if ties else ""), "weights": layers * width * width,
             "kept": kept[0], "identical_masks": identical,
             "lab_s": round(times["lab"], 4), "torch_s": round(times["torch"], 4),
@@ -84,7 +84,7 @@ def run(quick: bool = False, repeats: int = 3) -> dict[str, Any]:
     sizes = QUICK_SIZES if quick else SIZES
     rows = [one_size(label, layers, width, False, repeats) for label, layers, width in sizes]
     label, layers, width = sizes[min(1, len(sizes) - 1)]
-    rows.append(one_size(label, layers, width, True, repeats))
+    rows.append(one_size(label, layers, width, True, repeats, memory=not quick))
     markdown = (f"### Global magnitude pruning to {SPARSITY:.0%} (bias-free Linear stacks), lab vs "
                 "torch.nn.utils.prune.global_unstructured\n\n" + measure.markdown_table(rows))
     return {"rows": rows, "sparsity": SPARSITY, "markdown": markdown}

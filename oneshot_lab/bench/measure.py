@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -15,6 +16,14 @@ from typing import Any, Callable, Mapping
 
 MEMORY_METHOD = ("peak resident set (VmHWM, reset through /proc/self/clear_refs) minus the resident set "
                  "just before the call, in a fresh Python process per measurement")
+
+
+@functools.lru_cache(maxsize=None)
+def dataset(name: str):
+    """`oneshot_lab.load(name, seed=0)`, loaded once per process."""
+    import oneshot_lab as ol
+
+    return ol.load(name, seed=0)
 
 
 def interleaved(calls: Mapping[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
@@ -114,7 +123,8 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None)
         return "(no rows)\n"
     columns = columns or list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    cell = lambda value: "" if value is None else str(value)
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -62,7 +62,7 @@ def fit_vs_bare(quick: bool, repeats: int) -> list[dict[str, Any]]:
     """Median seconds of `fit` and of the bare loop per case; checks both end at bit-identical weights."""
     import oneshot_lab as ol
 
-    data = ol.load("mnist1d", seed=0)
+    data = measure.dataset("mnist1d")
     rows = []
     for label, case in FIT_CASES.items():
         steps = {**case, **(QUICK_FIT if quick else {})}
@@ -101,7 +101,7 @@ def masked_step(quick: bool, repeats: int) -> list[dict[str, Any]]:
     """Seconds per step of LeNet-300-100 at batch 60: dense, lab masks (re-zeroing), torch.prune's hook; 90%."""
     import oneshot_lab as ol
 
-    data = ol.load("mnist1d", seed=0)
+    data = measure.dataset("mnist1d")
     gen = torch.Generator().manual_seed(0)
     idx = torch.randint(len(data.train.y), (60,), generator=gen)
     x, y = data.train.x[idx], data.train.y[idx]
