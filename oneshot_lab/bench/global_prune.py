@@ -70,13 +70,14 @@ def one_size(label: str, layers: int, width: int, ties: bool, repeats: int, memo
         "torch": lambda: torch_prune_global(copies["torch"].pop())}, repeats))
     del copies
     memory = {tool: measure.peak_growth(f"{__name__}:prepare", layers=layers, width=width, ties=ties, tool=tool)
-              if memory else 0 for tool in ("lab", "torch")}
+              for tool in ("lab", "torch")} if memory else {}
     return {"size": label + (" ties" if ties else ""), "weights": layers * width * width,
             "kept": kept[0], "identical_masks": identical,
             "lab_s": round(times["lab"], 4), "torch_s": round(times["torch"], 4),
             "time_ratio": measure.ratio(times["lab"], times["torch"]),
-            "lab_peak_mib": round(memory["lab"] / 2**20, 1), "torch_peak_mib": round(memory["torch"] / 2**20, 1),
-            "memory_ratio": measure.ratio(max(memory["lab"], 1), max(memory["torch"], 1))}
+            "lab_peak_mib": round(memory["lab"] / 2**20, 1) if memory else None,
+            "torch_peak_mib": round(memory["torch"] / 2**20, 1) if memory else None,
+            "memory_ratio": measure.ratio(max(memory["lab"], 1), max(memory["torch"], 1)) if memory else None}
 
 
 def run(quick: bool = False, repeats: int = 3) -> dict[str, Any]:

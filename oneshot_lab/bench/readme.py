@@ -55,8 +55,9 @@ def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             add("global prune time", f"global prune time / torch, {row['size']} (masks identical: "
                 f"{'yes' if row['identical_masks'] else 'NO'})", row["time_ratio"], "<= 0.1x",
                 row["time_ratio"] <= 0.1 and row["identical_masks"])
-            add("global prune memory", f"global prune peak memory / torch, {row['size']}", row["memory_ratio"],
-                "<= 0.5x", row["memory_ratio"] <= 0.5)
+            if row["memory_ratio"] is not None:
+                add("global prune memory", f"global prune peak memory / torch, {row['size']}", row["memory_ratio"],
+                    "<= 0.5x", row["memory_ratio"] <= 0.5)
     if "lab" in data:
         for row in data["lab"]["rows"]:
             if "target_s" in row:
@@ -98,7 +99,8 @@ def replace(readme_text: str, generated: str) -> str:
     """`readme_text` with its generated section replaced (or appended before '## Tests' if absent)."""
     if START in readme_text:
         head, rest = readme_text.split(START, 1)
-        return head + generated + rest.split(END, 1)[1].lstrip("\n")
+        tail = rest.split(END, 1)[1].lstrip("\n")
+        return head + generated + ("\n" + tail if tail else "")
     anchor = "\n## Tests"
     head, _, tail = readme_text.partition(anchor)
     return head.rstrip("\n") + "\n\n" + generated + ("\n## Tests" + tail if tail else "")

@@ -16,7 +16,7 @@ FIT_CASES = {
     "lottery MLP": dict(model="mlp", options={"widths": [100, 100]}, iterations=1500, eval_every=100),
     "conv1d": dict(model="conv1d", options={}, iterations=500, eval_every=100),
 }
-QUICK_FIT = {"iterations": 40, "eval_every": 10}
+QUICK_FIT = {"iterations": 20, "eval_every": 10}
 STEP_OPTIMIZERS = {"sgd momentum": dict(optimizer="sgd", lr=0.05, momentum=0.9), "adam": dict(optimizer="adam", lr=1e-3)}
 
 
