@@ -165,10 +165,10 @@ class MaskBinder:
 
     def __init__(self, model: nn.Module, masks: Masks):
         masks.check(model)
-        self.params = [parameter(model, n) for n in masks]
+        # Detached views share storage with the parameters: in-place products on them need no autograd context.
+        self.params = [parameter(model, n).detach() for n in masks]
         self.factors = [masks[n].to(p.dtype) for n, p in zip(masks, self.params)]
 
-    @torch.no_grad()
     def __call__(self) -> None:
         if self.params:
             torch._foreach_mul_(self.params, self.factors)
