@@ -97,6 +97,7 @@ class Stops:
 def picked_ties(flat: torch.Tensor, k: int, ties: torch.Tensor) -> torch.Tensor | None:
     """Which of the tied entries `ties` nth_element puts among the first k, by replaying its partition passes.
 
+    torch.topk uses nth_element only when k * 64 > n (else partial_sort, not replayed here).
     Only the tied entries are followed; the values of the part still holding position k-1 are rebuilt after
     every pass (Hoare partition: the i-th stop of the left scan, >= pivot, trades places with the i-th stop of
     the right scan, <= pivot, while the first lies before the second). None if introselect would switch to

@@ -56,3 +56,31 @@ def test_global_masks_equal_global_unstructured_with_ties(grid):
         torch_prune.global_unstructured([(reference[0], "weight"), (reference[2], "weight")],
                                         torch_prune.L1Unstructured, amount=amount)
         assert ours.equal(Masks.from_torch_prune(reference))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_replayed_ties_are_those_topk_keeps(seed):
+    """A few entries tied at the threshold, some but not all pruned: the replay of introselect decides."""
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(8, 3000, (1,), generator=gen))
+    flat = torch.rand(n, generator=gen) if seed % 2 else torch.randint(0, 4, (n,), generator=gen).float()
+    for k in sorted({n // 64 + 1, n // 3, n // 2, int(0.9 * n), n - 1} - {0}):  # k * 64 <= n: partial_sort
+        threshold = flat.sort().values[k - 1]
+        flat[torch.randint(n, (5,), generator=gen)] = threshold
+        threshold = flat.sort().values[k - 1]
+        ties = (flat == threshold).nonzero().squeeze(1)
+        picked = selection.picked_ties(flat, k, ties)
+        ours = flat < threshold
+        ours[picked] = True
+        assert torch.equal(ours, topk_set(flat, k)), (n, k)
+
+
+def test_lowest_replays_a_few_ties_on_large_vectors():
+    gen = torch.Generator().manual_seed(5)
+    flat = torch.rand(300_000, generator=gen)
+    threshold = flat.kthvalue(270_000).values
+    flat[torch.randint(300_000, (6,), generator=gen)] = threshold
+    below, tied = int((flat < threshold).sum()), int((flat == threshold).sum())
+    k = below + tied // 2  # some, not all, of the tied entries are pruned
+    assert 0 < k - below < tied <= selection.MAX_TIES
+    assert torch.equal(selection.lowest(flat, k), topk_set(flat, k))
