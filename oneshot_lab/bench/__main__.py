@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if name == "quality" and args.spec:
             options["spec"] = args.spec
         machine = measure.machine(args.threads)
+        if name == "lab":
+            machine["clock"] = "wall time"  # what a user of the lab waits for
         start = time.perf_counter()
         payload = module.run(**options)
         payload.update(machine=machine, quick=args.quick, section_seconds=round(time.perf_counter() - start, 1))

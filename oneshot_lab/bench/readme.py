@@ -72,6 +72,14 @@ def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def clocks(data: dict[str, dict[str, Any]]) -> str:
+    """Which clock timed which section (results written before the clock was recorded used wall time)."""
+    used: dict[str, list[str]] = {}
+    for name, payload in data.items():
+        used.setdefault(payload["machine"].get("clock", "wall time"), []).append(name)
+    return "; ".join(f"{clock} ({', '.join(names)})" for clock, names in used.items())
+
+
 def section(results: str | Path) -> str:
     """The generated section, from START to END inclusive."""
     from .measure import markdown_table
@@ -85,7 +93,7 @@ def section(results: str | Path) -> str:
     lines = [START, "## Performance", "",
              f"Measured by `make bench` (`python -m oneshot_lab.bench`; results in `{results.as_posix()}/`, "
              "JSON and markdown). Times are medians over interleaved repeats with the peer measured in the same "
-             f"run; one torch thread. Machine: {first['cpu']}, {first['cores']} cores, torch {first['torch']}, "
+             f"run, as {clocks(data)}; one torch thread. Machine: {first['cpu']}, {first['cores']} cores, torch {first['torch']}, "
              f"Python {first['python']}; {first['date']}; load average at start "
              f"{first['load_average_at_start'][0]:.1f} — a shared machine with other jobs running, so absolute "
              "times are noisy; compare the ratios. Peak memory: "

@@ -105,7 +105,7 @@ def masked_step(quick: bool, repeats: int) -> list[dict[str, Any]]:
     gen = torch.Generator().manual_seed(0)
     idx = torch.randint(len(data.train.y), (60,), generator=gen)
     x, y = data.train.x[idx], data.train.y[idx]
-    steps = 20 if quick else 300
+    steps = 20 if quick else 50  # short blocks, many interleaved repeats: load changes hit every variant alike
     rows = []
     for label, opt in STEP_OPTIMIZERS.items():
         base = ol.build("lenet_300_100", data, seed=0)
@@ -135,7 +135,7 @@ def masked_step(quick: bool, repeats: int) -> list[dict[str, Any]]:
 def run(quick: bool = False, repeats: int = 5) -> dict[str, Any]:
     """Both training benchmarks, with their markdown."""
     fit_rows = fit_vs_bare(quick, 2 if quick else repeats)
-    step_rows = masked_step(quick, 3 if quick else 2 * repeats + 1)
+    step_rows = masked_step(quick, 3 if quick else 10 * repeats + 1)
     markdown = ("### train.fit against a bare PyTorch loop (same steps, masks, evaluations)\n\n"
                 + measure.markdown_table(fit_rows)
                 + "\n### Masked training step (LeNet-300-100, batch 60, 90% magnitude masks)\n\n"
