@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test env clean
+.PHONY: demo test env clean bench bench-quick bench-lab bench-quality
 
 env: $(STAMP)
 
@@ -19,6 +19,22 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q
+
+# Benchmarks against the peers; results in benchmarks/results/, then the README's Performance section.
+bench: $(STAMP)
+	$(PY) -m oneshot_lab.bench training global_prune second_order inference readme
+
+bench-quick: $(STAMP)
+	$(PY) -m oneshot_lab.bench --quick
+
+# Slow: wall time of every notebook (smoke), make demo and the tests; then the README section again.
+bench-lab: $(STAMP)
+	$(PY) -m oneshot_lab.bench lab readme
+
+# Pruning-quality table from a sweep spec (SPEC=sweeps/....yaml), summarised over seeds.
+SPEC ?= sweeps/compare_criteria.yaml
+bench-quality: $(STAMP)
+	$(PY) -m oneshot_lab.bench quality readme --spec $(SPEC)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -218,6 +218,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Run the benchmark suite (`python -m oneshot_lab.bench`)."""
+    from .bench.__main__ import main as bench_main
+
+    return bench_main(args.options)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `oneshot-lab`."""
     top = _Parser(prog="oneshot-lab", description="Run the oneshot_lab notebooks headlessly.",
@@ -267,6 +274,10 @@ def parser() -> argparse.ArgumentParser:
                      help="a parameter of notebook 04, e.g. -p stage one_shot")
     rep.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds")
     rep.set_defaults(func=_report)
+
+    bench = sub.add_parser("bench", help="benchmarks against the peers (`oneshot-lab bench --help`)", add_help=False)
+    bench.add_argument("options", nargs=argparse.REMAINDER, help="options of python -m oneshot_lab.bench")
+    bench.set_defaults(func=_bench)
     return top
 
 
@@ -292,6 +303,9 @@ def os_message(err: OSError) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `oneshot-lab` and `python -m oneshot_lab`; exit statuses in `EXIT_CODES`."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # every option belongs to the benchmark suite's own parser
+        return _bench(argparse.Namespace(options=argv[1:]))
     args = parser().parse_args(argv)
     try:
         with warnings.catch_warnings():

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from . import checks
+from . import checks, selection
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 SCOPES = ("global", "layer")
@@ -165,10 +165,10 @@ class MaskBinder:
 
     def __init__(self, model: nn.Module, masks: Masks):
         masks.check(model)
-        self.params = [parameter(model, n) for n in masks]
+        # Detached views share storage with the parameters: in-place products on them need no autograd context.
+        self.params = [parameter(model, n).detach() for n in masks]
         self.factors = [masks[n].to(p.dtype) for n, p in zip(masks, self.params)]
 
-    @torch.no_grad()
     def __call__(self) -> None:
         if self.params:
             torch._foreach_mul_(self.params, self.factors)
@@ -255,9 +255,6 @@ def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: float, scope
 
 def _keep_mask(flat: torch.Tensor, sparsity: float) -> torch.Tensor:
     """Bool vector keeping all but the round(s * n) lowest entries (previously pruned = -inf first)."""
-    keep = torch.ones(flat.numel(), dtype=torch.bool)
     k = max(n_to_prune(sparsity, flat.numel()), int(torch.isneginf(flat).sum()))
-    if k:
-        # The same call torch.nn.utils.prune.L1Unstructured makes, so ties break identically.
-        keep[torch.topk(flat, k=k, largest=False).indices] = False
-    return keep
+    # The very set torch.nn.utils.prune.L1Unstructured's topk picks, ties included.
+    return selection.lowest(flat, k).logical_not_()

@@ -112,14 +112,15 @@ def evaluate(model: nn.Module, dataset: Dataset, split: str = "test", batch_size
     x, y = dataset.split(split)
     was_training = model.training
     model.eval()
-    loss_sum, correct = 0.0, 0
+    losses, correct = [], []
     for start in range(0, len(y), batch_size):
         logits = model(x[start:start + batch_size])
         target = y[start:start + batch_size]
-        loss_sum += nn.functional.cross_entropy(logits, target, reduction="sum").item()
-        correct += int((logits.argmax(1) == target).sum())
+        losses.append(nn.functional.cross_entropy(logits, target, reduction="sum"))
+        correct.append((logits.argmax(1) == target).sum())
     model.train(was_training)
-    return {"loss": loss_sum / len(y), "accuracy": correct / len(y)}
+    loss_sum = float(sum(loss.item() for loss in losses))  # one host read per batch, after the forward passes
+    return {"loss": loss_sum / len(y), "accuracy": int(torch.stack(correct).sum()) / len(y)}
 
 
 def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -159,15 +160,12 @@ def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
     per_epoch = config.steps_per_epoch(n_train)
     eval_every = config.eval_every or per_epoch
     history = History()
-    running = {"loss": 0.0, "correct": 0, "seen": 0}
+    window = Window()
 
     def log(iteration: int) -> None:
         epoch = iteration / per_epoch
-        if running["seen"]:
-            history.rows.append({"iteration": iteration, "epoch": epoch, "split": "train",
-                                 "loss": running["loss"] / running["seen"],
-                                 "accuracy": running["correct"] / running["seen"]})
-            running.update(loss=0.0, correct=0, seen=0)
+        if window.seen:
+            history.rows.append({"iteration": iteration, "epoch": epoch, "split": "train", **window.drain(y)})
         for split in ("val", "test"):
             history.rows.append({"iteration": iteration, "epoch": epoch, "split": split,
                                  **evaluate(model, dataset, split)})
@@ -179,14 +177,17 @@ def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
     if iteration in wanted:
         history.snapshots[iteration] = snapshot(model)
     log(iteration)
+    snap_at, lr = set(wanted), None
     with bar(total=total - start_iteration, desc="train", disable=not progress) as meter:
         while iteration < total:
             step_in_epoch = iteration % per_epoch
             if step_in_epoch == 0 and iteration != start_iteration:
                 order = _batch_order(n_train, config.seed, iteration // per_epoch)
             idx = order[step_in_epoch * config.batch_size:(step_in_epoch + 1) * config.batch_size]
-            for group in optimizer.param_groups:
-                group["lr"] = config.lr_at(iteration, total)
+            if config.lr_at(iteration, total) != lr:
+                lr = config.lr_at(iteration, total)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
             logits = model(x[idx])
             loss = nn.functional.cross_entropy(logits, y[idx])
             optimizer.zero_grad(set_to_none=True)
@@ -194,12 +195,40 @@ def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
             optimizer.step()
             bind()
             iteration += 1
-            running["loss"] += loss.item() * len(idx)
-            running["correct"] += int((logits.argmax(1) == y[idx]).sum())
-            running["seen"] += len(idx)
-            if iteration in wanted:
+            window.add(loss, logits, idx)
+            if iteration in snap_at:
                 history.snapshots[iteration] = snapshot(model)
             if iteration % eval_every == 0 or iteration == total:
                 log(iteration)
             meter.update(1)
     return history
+
+
+class Window:
+    """Training loss and predictions since the last evaluation, kept as tensors and read once per evaluation."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every kept step."""
+        self.losses: list[torch.Tensor] = []
+        self.logits: list[torch.Tensor] = []
+        self.indices: list[torch.Tensor] = []
+        self.seen = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, idx: torch.Tensor) -> None:
+        """Keep one step's mean loss, logits and batch indices (no host read)."""
+        self.losses.append(loss.detach())
+        self.logits.append(logits.detach())
+        self.indices.append(idx)
+        self.seen += len(idx)
+
+    def drain(self, y: torch.Tensor) -> dict:
+        """Mean loss and accuracy over the kept steps, weighted by batch size; empties the window."""
+        sizes = torch.tensor([len(i) for i in self.indices], dtype=self.losses[0].dtype)
+        loss = float((torch.stack(self.losses) * sizes).sum()) / self.seen
+        correct = int((torch.cat(self.logits).argmax(1) == y[torch.cat(self.indices)]).sum())
+        out = {"loss": loss, "accuracy": correct / self.seen}
+        self.clear()
+        return out

@@ -1,0 +1,59 @@
+"""Wall time of the lab itself: every notebook with `smoke`, `make demo` (every notebook with defaults), the tests.
+
+Slow (tens of minutes): not part of the default sections; run it with `make bench-lab`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import measure
+
+DEMO_TARGET = 600.0  # seconds, on 2 cores
+TEST_TARGET = 300.0
+
+
+def timed(command: list[str], cwd: Path) -> tuple[float, str, int]:
+    """(seconds, combined output, exit status) of a command."""
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, done.stdout + done.stderr, done.returncode
+
+
+def demo_times(output: str) -> dict[str, float]:
+    """Per-notebook seconds from the demo's 'running X ...' / 'done in Ns' lines."""
+    names = re.findall(r"running (\S+) \.\.\.", output)
+    seconds = [float(s) for s in re.findall(r"done in ([0-9.]+)s ->", output)]
+    return dict(zip(names, seconds))
+
+
+def run(quick: bool = False, repeats: int = 1, root: str | Path = ".") -> dict[str, Any]:
+    """Smoke runs of every notebook, `make demo` (or its quick stand-in), and the test suite."""
+    from oneshot_lab import notebooks
+
+    root = Path(root).resolve()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in notebooks.notebooks(root / "notebooks")[:1 if quick else None]:
+            start = time.perf_counter()
+            notebooks.run_notebook(path, {"smoke": True, "out_dir": f"{tmp}/{path.stem}"})
+            rows.append({"what": f"{path.stem} (smoke)", "seconds": round(time.perf_counter() - start, 1),
+                         "status": "ok"})
+        if not quick:
+            seconds, output, status = timed(["make", "demo"], root)
+            rows += [{"what": f"{name} (defaults, in make demo)", "seconds": s, "status": ""}
+                     for name, s in demo_times(output).items()]
+            rows.append({"what": "make demo", "seconds": round(seconds, 1), "status": "ok" if status == 0 else
+                         f"exit {status}", "target_s": DEMO_TARGET})
+            seconds, output, status = timed([sys.executable, "-m", "pytest", "-n", "2", "-q"], root)
+            rows.append({"what": "test suite (pytest -n 2)", "seconds": round(seconds, 1),
+                         "status": output.strip().splitlines()[-1] if output.strip() else f"exit {status}",
+                         "target_s": TEST_TARGET})
+    markdown = "### Wall time of the lab\n\n" + measure.markdown_table(rows, ["what", "seconds", "status"])
+    return {"rows": rows, "markdown": markdown}

@@ -1,0 +1,65 @@
+"""The benchmark suite: the quick run works end to end, its pieces are right, the README section is current."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from oneshot_lab.bench import inference, lab, readme
+from oneshot_lab.bench.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_bench_runs_and_checks_itself(tmp_path):
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
+    results = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
+    assert set(results) == {"training", "global_prune", "second_order", "inference"}
+    assert all(r["machine"]["torch_threads"] == 1 and r["quick"] for r in results.values())
+    assert all(row["identical_weights"] for row in results["training"]["fit_vs_bare"])
+    assert all(row["identical_masks"] for row in results["global_prune"]["rows"])
+    assert results["global_prune"]["rows"][0]["torch_peak_mib"] > 0  # the memory probe sees torch's allocations
+    exact = {row["curvature"]: row for row in results["second_order"]["errors"]}
+    assert exact["hessian"]["error_vs_exact_hessian"] < 1e-3 and exact["ggn"]["error_vs_exact_ggn"] < 1e-3
+    section = readme.section(tmp_path)
+    assert section.startswith(readme.START) and section.rstrip().endswith(readme.END)
+    assert "### Targets" in section
+
+
+def test_unknown_section_is_rejected_before_any_work(tmp_path, capsys):
+    assert main(["nosuch", "--out", str(tmp_path)]) == 2
+    assert "unknown section(s) nosuch; valid: training" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_csr_layers_compute_what_the_dense_ones_do():
+    torch.manual_seed(0)
+    conv = torch.nn.Sequential(torch.nn.Conv1d(2, 5, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(5 * 9, 4))
+    with torch.no_grad():
+        for layer in (conv[0], conv[3]):
+            layer.weight.mul_(torch.rand_like(layer.weight) < 0.3)
+        x = torch.randn(7, 2, 17)
+        assert torch.allclose(inference.to_csr(conv)(x), conv(x), atol=1e-6)
+
+
+def test_demo_times_are_read_from_the_demo_output():
+    output = ("running 01_a.ipynb ...\n  done in 12.5s -> runs/demo/01_a\n"
+              "running 02_b.ipynb ...\n  done in 3.0s -> runs/demo/02_b\nall 2 notebooks done in 15.5s\n")
+    assert lab.demo_times(output) == {"01_a.ipynb": 12.5, "02_b.ipynb": 3.0}
+
+
+def test_readme_replace_is_idempotent():
+    generated = f"{readme.START}\n## Performance\n\nbody\n{readme.END}\n"
+    text = "# t\n\n## Quick\n\nx\n\n## Tests\n\ny\n"
+    once = readme.replace(text, generated)
+    assert once.index("## Performance") < once.index("## Tests")
+    assert readme.replace(once, generated) == once
+
+
+@pytest.mark.skipif(not (ROOT / "benchmarks/results/training.json").exists(), reason="no committed results")
+def test_readme_performance_section_is_generated_from_committed_results():
+    expected = readme.section(ROOT / "benchmarks/results")
+    assert readme.current(ROOT / "README.md", ROOT / "benchmarks/results") == expected, \
+        "README's Performance section is stale: run `python -m oneshot_lab.bench readme`"

@@ -1,0 +1,86 @@
+"""selection.lowest picks exactly the set torch.topk(largest=False) picks, ties included, on every path."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from oneshot_lab import saliency, selection
+from oneshot_lab.prune import Masks, masks_from_scores
+
+
+def topk_set(flat: torch.Tensor, k: int) -> torch.Tensor:
+    """The oracle: the entries torch.topk(largest=False) returns, as a bool vector."""
+    chosen = torch.zeros(flat.numel(), dtype=torch.bool)
+    if k:
+        chosen[torch.topk(flat, k, largest=False).indices] = True
+    return chosen
+
+
+def vectors(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """Continuous, tie-heavy, few-valued and -inf-holding vectors of length n."""
+    gen = torch.Generator().manual_seed(seed)
+    few = torch.randint(0, 30, (n,), generator=gen).float()
+    few[torch.rand(n, generator=gen) < 0.3] = float("-inf")
+    return {"continuous": torch.rand(n, generator=gen), "half-precision grid": torch.rand(n, generator=gen).half().float(),
+            "five values": torch.randint(0, 5, (n,), generator=gen).float(), "with -inf": few}
+
+
+@pytest.mark.parametrize("n", [7, 1000, selection.SMALL + 1, 100_003])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lowest_equals_topk(n, seed):
+    for name, flat in vectors(n, seed).items():
+        for k in sorted({0, 1, n // 64, n // 64 + 1, n // 3, n // 2, int(0.9 * n), n - 1, n}):
+            assert torch.equal(selection.lowest(flat, k), topk_set(flat, k)), (name, n, k)
+
+
+def test_kth_lowest_is_exact():
+    flat = vectors(200_000, 3)["half-precision grid"]
+    for k in (1, 5, 77_777, 199_999, 200_000):
+        assert selection.kth_lowest(flat, k) == flat.sort().values[k - 1]
+
+
+@pytest.mark.parametrize("grid", [16, 256, None])
+def test_global_masks_equal_global_unstructured_with_ties(grid):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(300, 200), nn.ReLU(), nn.Linear(200, 100))
+    if grid:
+        with torch.no_grad():
+            for layer in (model[0], model[2]):
+                layer.weight.mul_(grid).round_().div_(grid)
+    for amount in (0.3, 0.9):
+        ours = masks_from_scores(saliency.magnitude(model), amount, scope="global")
+        reference = copy.deepcopy(model)
+        torch_prune.global_unstructured([(reference[0], "weight"), (reference[2], "weight")],
+                                        torch_prune.L1Unstructured, amount=amount)
+        assert ours.equal(Masks.from_torch_prune(reference))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_replayed_ties_are_those_topk_keeps(seed):
+    """A few entries tied at the threshold, some but not all pruned: the replay of introselect decides."""
+    gen = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(8, 3000, (1,), generator=gen))
+    flat = torch.rand(n, generator=gen) if seed % 2 else torch.randint(0, 4, (n,), generator=gen).float()
+    for k in sorted({n // 64 + 1, n // 3, n // 2, int(0.9 * n), n - 1} - {0}):  # k * 64 <= n: partial_sort
+        threshold = flat.sort().values[k - 1]
+        flat[torch.randint(n, (5,), generator=gen)] = threshold
+        threshold = flat.sort().values[k - 1]
+        ties = (flat == threshold).nonzero().squeeze(1)
+        picked = selection.picked_ties(flat, k, ties)
+        ours = flat < threshold
+        ours[picked] = True
+        assert torch.equal(ours, topk_set(flat, k)), (n, k)
+
+
+def test_lowest_replays_a_few_ties_on_large_vectors():
+    gen = torch.Generator().manual_seed(5)
+    flat = torch.rand(300_000, generator=gen)
+    threshold = flat.kthvalue(270_000).values
+    flat[torch.randint(300_000, (6,), generator=gen)] = threshold
+    below, tied = int((flat < threshold).sum()), int((flat == threshold).sum())
+    k = below + tied // 2  # some, not all, of the tied entries are pruned
+    assert 0 < k - below < tied <= selection.MAX_TIES
+    assert torch.equal(selection.lowest(flat, k), topk_set(flat, k))
