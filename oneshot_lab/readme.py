@@ -125,10 +125,22 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
 }
 
 
+def performance() -> str:
+    """The Performance section, from the committed benchmark results (`make bench` writes them)."""
+    from .bench import readme as bench_readme
+
+    return bench_readme.section(ROOT / "benchmarks" / "results")
+
+
+SECTIONS: dict[str, Callable[[], str]] = {"performance": performance}
+
+
 def block(name: str, results: Path = RESULTS) -> str:
     """The markdown of block `name`, with a line naming the file it came from."""
+    if name in SECTIONS:
+        return SECTIONS[name]()
     if name not in BLOCKS:
-        raise ValueError(f"README block {name!r} is not generated here; known blocks: {', '.join(BLOCKS)}")
+        raise ValueError(f"README block {name!r} is not generated here; known blocks: {', '.join([*BLOCKS, *SECTIONS])}")
     notebook, file, formatter = BLOCKS[name]
     path = results / notebook / file
     if not path.is_file():

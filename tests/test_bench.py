@@ -23,8 +23,7 @@ def test_quick_bench_runs_and_checks_itself(tmp_path):
     exact = {row["curvature"]: row for row in results["second_order"]["errors"]}
     assert exact["hessian"]["error_vs_exact_hessian"] < 1e-3 and exact["ggn"]["error_vs_exact_ggn"] < 1e-3
     section = readme.section(tmp_path)
-    assert section.startswith(readme.START) and section.rstrip().endswith(readme.END)
-    assert "### Targets" in section
+    assert section.startswith("## Performance") and "### Targets" in section
 
 
 def test_unknown_section_is_rejected_before_any_work(tmp_path, capsys):
@@ -48,18 +47,3 @@ def test_demo_times_are_read_from_the_demo_output():
     output = ("running 01_a.ipynb ...\n  done in 12.5s -> runs/demo/01_a\n"
               "running 02_b.ipynb ...\n  done in 3.0s -> runs/demo/02_b\nall 2 notebooks done in 15.5s\n")
     assert lab.demo_times(output) == {"01_a.ipynb": 12.5, "02_b.ipynb": 3.0}
-
-
-def test_readme_replace_is_idempotent():
-    generated = f"{readme.START}\n## Performance\n\nbody\n{readme.END}\n"
-    text = "# t\n\n## Quick\n\nx\n\n## Tests\n\ny\n"
-    once = readme.replace(text, generated)
-    assert once.index("## Performance") < once.index("## Tests")
-    assert readme.replace(once, generated) == once
-
-
-@pytest.mark.skipif(not (ROOT / "benchmarks/results/training.json").exists(), reason="no committed results")
-def test_readme_performance_section_is_generated_from_committed_results():
-    expected = readme.section(ROOT / "benchmarks/results")
-    assert readme.current(ROOT / "README.md", ROOT / "benchmarks/results") == expected, \
-        "README's Performance section is stale: run `python -m oneshot_lab.bench readme`"

@@ -24,7 +24,6 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     top.add_argument("--repeats", type=int, default=None, help="repeats per measurement (default: per section)")
     top.add_argument("--spec", default=None, help="quality: the sweep spec to run and summarise")
-    top.add_argument("--readme", default="README.md", help="readme: the file whose section is rewritten")
     return top
 
 
@@ -42,13 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     import torch
 
-    from . import measure, readme
+    from . import measure
 
     torch.set_num_threads(args.threads)
     out = Path(args.out or ("runs/bench-quick" if args.quick else RESULTS))
     for name in args.sections:
         if name == "readme":
-            readme.write(args.readme, out)
+            from .. import readme
+
+            readme.main([])  # every generated block of README.md, the Performance section among them
             continue
         module = importlib.import_module(f"{__package__}.{name}")
         options = {"quick": args.quick}
