@@ -290,6 +290,6 @@ def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig
         raise ValueError("train must be a TrainConfig and study a OneShotConfig")
     build(model, load(dataset, seed=seeds[0], root=root), **(model_options or {}))  # bad input fails here, not in a worker
     jobs = [(dataset, model, train, study, seed, model_options, root, progress and workers == 0) for seed in seeds]
-    done = parallel.map_jobs(replicate_seed, jobs, workers)
+    done = parallel.map_jobs(replicate_seed, jobs, workers, progress=progress)
     tables = {k: pd.concat([d[k] for d in done], ignore_index=True) for k in ("metrics", "layers", "histories", "costs")}
     return Replicates(**tables, models={seed: d["model"] for seed, d in zip(seeds, done)})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any, Callable, Iterator, Sequence
 
 from . import checks
+from .progress import bar
 
 
 @contextmanager
@@ -37,15 +38,25 @@ def default_workers(jobs: int) -> int:
     return max(1, min(jobs, cores))
 
 
-def map_jobs(function: Callable, arguments: Sequence[tuple], workers: int | None = None) -> list:
+def map_jobs(function: Callable, arguments: Sequence[tuple], workers: int | None = None, progress: bool = False,
+             desc: str = "seeds") -> list:
     """`[function(*args) for args in arguments]`, in order, on `workers` processes (0 or 1: in this process).
 
     Every call runs on one torch thread wherever it runs, so the results are bit-identical for any
-    `workers`. `function` must be importable (a module-level function of the package).
+    `workers`. `function` must be importable (a module-level function of the package). `progress` shows
+    one bar over the calls, advanced as each finishes.
     """
     workers = default_workers(len(arguments)) if workers is None else checks.integer("workers", workers, 0)
     jobs = [(function, tuple(args)) for args in arguments]
-    if workers <= 1 or len(jobs) <= 1:
-        return [call_on_one_thread(job) for job in jobs]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-        return list(pool.map(call_on_one_thread, jobs))
+    with bar(total=len(jobs), desc=desc, disable=not progress) as meter:
+        if workers <= 1 or len(jobs) <= 1:
+            done = []
+            for job in jobs:
+                done.append(call_on_one_thread(job))
+                meter.update(1)
+            return done
+        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(call_on_one_thread, job) for job in jobs]
+            for _ in as_completed(futures):
+                meter.update(1)
+            return [future.result() for future in futures]

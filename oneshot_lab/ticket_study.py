@@ -92,7 +92,7 @@ def dense_runs(study: TicketStudy, model: str, dataset: Dataset, model_options: 
     instability k). Seeds run on `workers` processes (`parallel.map_jobs`), each on one torch thread."""
     ks = tuple(sorted({0, study.late_rewind, *study.instability.rewind_iterations}))
     jobs = [(model, dataset, model_options, study.imp.train, ks, s, progress and workers == 0) for s in study.seeds]
-    return dict(zip(study.seeds, parallel.map_jobs(dense_seed, jobs, workers)))
+    return dict(zip(study.seeds, parallel.map_jobs(dense_seed, jobs, workers, progress=progress, desc="dense runs")))
 
 
 def run_seed(config: IMPConfig, model: str, dataset: Dataset, model_options: Mapping | None, seed: int,
@@ -119,7 +119,7 @@ def run(study: TicketStudy, experiment: str, model: str, dataset: Dataset, model
     keys = [(s, mode, name) for s in study.seeds for mode, name in wanted]
     jobs = [(configs[name], model, dataset, model_options, s, dense.get(s) if dense else None,
              progress and workers == 0) for s, mode, name in keys]
-    done = parallel.map_jobs(run_seed, jobs, workers)
+    done = parallel.map_jobs(run_seed, jobs, workers, progress=progress, desc=experiment)
     results = {((s, mode) if modes else s): result for (s, mode, _), result in zip(keys, done)}
     tables = [result.metrics.assign(seed=s, experiment=experiment) for (s, _, _), result in zip(keys, done)]
     return results, pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -137,7 +137,7 @@ def budget(study: TicketStudy, results: Mapping[int, IMPResult], model: str, dat
            model_options: Mapping | None = None, progress: bool = True, workers: int | None = None) -> pd.DataFrame:
     """The controls of the 'controls' results at `budget_levels`, retrained with `control_budget` x the iterations."""
     jobs = [(study, result, model, dataset, model_options, s, progress and workers == 0) for s, result in results.items()]
-    tables = parallel.map_jobs(budget_seed, jobs, workers)
+    tables = parallel.map_jobs(budget_seed, jobs, workers, progress=progress, desc="budget")
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
@@ -178,7 +178,7 @@ def instability(study: TicketStudy, tickets: Mapping[int, Mapping[int, IMPResult
     """
     jobs = [(study, {k: found[s] for k, found in tickets.items() if s in found}, model, dataset, model_options, s,
              dense.get(s) if dense else None, progress and workers == 0) for s in study.seeds]
-    done = parallel.map_jobs(instability_seed, jobs, workers)
+    done = parallel.map_jobs(instability_seed, jobs, workers, progress=progress, desc="instability")
     return Instability(pd.concat([d[0] for d in done], ignore_index=True),
                        pd.concat([d[1] for d in done], ignore_index=True))
 
