@@ -64,7 +64,7 @@ class Explorer:
 
         if progress.headless():
             display(self.summary())
-            display(Image(data=self.image.value, format="png"))
+            display(Image(data=bytes(self.image.value), format="png"))
         else:
             display(self.widget)
 
