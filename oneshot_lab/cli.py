@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import notebooks, spec, sweep
+from . import notebooks, offline_html, spec, sweep
 
 REPORT_NOTEBOOK = "04"
 
@@ -76,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     output = notebooks.run_notebook(args.notebook, params, timeout=args.timeout)
     print(f"done in {time.monotonic() - t0:.1f}s: {output}")
+    if args.html:
+        print(f"offline HTML: {offline_html.export(output)}")
     return 0
 
 
@@ -129,6 +131,8 @@ def _report(args: argparse.Namespace) -> int:
     output = notebooks.run_notebook(REPORT_NOTEBOOK, params, timeout=args.timeout)
     print(f"report done in {time.monotonic() - t0:.1f}s: {output}")
     print(f"tables and figures: {out}/")
+    if args.html:
+        print(f"offline HTML: {offline_html.export(output)}")
     return 0
 
 
@@ -153,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
                      help="set a parameter; VALUE is read as YAML (0.9, true, [0.5, 0.9], mnist1d)")
     run.add_argument("--out", help="output directory (sets out_dir)")
     run.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    run.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     run.set_defaults(func=_run)
 
     swp = sub.add_parser("sweep", help="run (or resume) a notebook over a grid of parameters from a YAML spec",
@@ -173,6 +178,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a parameter of notebook 04, e.g. -p stage one_shot")
     rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    rep.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     rep.set_defaults(func=_report)
     return top
 
