@@ -135,9 +135,9 @@ class PruningExplorer(Explorer):
         note = (f"density <span class='ol-density'>{metrics['density']:.4f}</span> of the prunable weights kept; "
                 f"collapsed layers: <span class='ol-collapsed' style='color:{'red' if collapsed else 'inherit'}'>"
                 f"{html.escape(', '.join(collapsed)) if collapsed else 'none'}</span>")
-        self.status.value = _table(rows, note)
         explorer_plots.pruning_figure(view, self.layer.value, self.figure)
         self.image.value = explorer_plots.png(self.figure)
+        self.status.value = _table(rows, note)
 
 
 class TicketExplorer(Explorer):
@@ -182,14 +182,14 @@ class TicketExplorer(Explorer):
     def _draw(self) -> None:
         """The status line and figure of the current view."""
         row = self.view.row
+        explorer_plots.ticket_figure(self.state.metrics, self.view, self.layer.value, self.figure)
+        self.image.value = explorer_plots.png(self.figure)
         self.status.value = (
             f"<b>level {self.view.level}, {html.escape(self.view.condition)}</b>: "
             f"<span class='ol-weights'>{row['weights_remaining']:.2f}</span>% of prunable weights remaining; "
             f"early-stop val accuracy <span class='ol-val-accuracy'>{row['early_stop_val_accuracy']:.4f}</span>, "
             f"test accuracy <span class='ol-test-accuracy'>{row['early_stop_test_accuracy']:.4f}</span>; "
             f"collapsed layers: {int(row['collapsed_layers'])}")
-        explorer_plots.ticket_figure(self.state.metrics, self.view, self.layer.value, self.figure)
-        self.image.value = explorer_plots.png(self.figure)
 
 
 def explore(net: nn.Module, data: Dataset, sparsity: float = 0.9, criterion: str = "magnitude",
