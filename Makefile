@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test env clean
+.PHONY: demo test env browser clean
 
 env: $(STAMP)
 
@@ -17,7 +17,12 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/oneshot-lab demo --out runs/demo
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (never a browser download); installed once if it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+	@chromium --version 2>/dev/null
+
+test: $(STAMP) browser
 	$(PY) -m pytest -n 2 -q
 
 clean:
