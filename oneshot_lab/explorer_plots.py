@@ -17,8 +17,10 @@ DPI = 72
 
 def new_figure(panels: int) -> Figure:
     """A figure of `panels` side-by-side axes, not registered with pyplot (nothing is shown by accident)."""
-    figure = Figure(figsize=(4.6 * panels, 3.6), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(4.8 * panels, 3.8), dpi=DPI)
     figure.subplots(1, panels)
+    # Fixed margins: a layout engine would draw every frame twice, and a slider move redraws the figure.
+    figure.subplots_adjust(left=0.3 / panels, right=0.98, bottom=0.2, top=0.82, wspace=0.3)
     return figure
 
 
