@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/oneshot-lab demo --out runs/demo
 
-# The browser tests drive Debian's chromium (never a browser download); installed once if it is missing.
+# The browser tests drive Debian's chromium (never a browser download): installed once, as root, if it is missing.
+# Failing to install does not stop the suite: tests/test_browser.py then fails and says why.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
-	@chromium --version 2>/dev/null
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "make browser: could not install Debian's chromium; the browser tests will fail" >&2
 
 test: $(STAMP) browser
 	$(PY) -m pytest -n 2 -q
