@@ -192,7 +192,7 @@ def test_explorer_and_notebook_01_run_in_jupyterlab(browser, tmp_path):
     first_nb = copy_with_smoke("01", root)
     t0 = time.monotonic()
     with jupyterlab(root, home) as (base, token):
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
         seconds = run_all(page, base, token, explorer_nb.name)
         status = page.locator(".ol-metrics").first
         accuracy, density = status.locator(".ol-test-accuracy"), page.locator(".ol-density").first
@@ -207,8 +207,13 @@ def test_explorer_and_notebook_01_run_in_jupyterlab(browser, tmp_path):
         assert float(density.inner_text()) == pytest.approx(1 - readout, abs=1e-3)
         assert accuracy.inner_text() != before, "the displayed test accuracy did not change with the sparsity"
         shot = tmp_path / "explorer.png"
+        status.evaluate("e => e.closest('.jp-OutputArea').scrollIntoView({block: 'start'})")
         page.screenshot(path=str(shot))
         print(f"explorer screenshot: {shot} (notebook 06 ran in {seconds:.1f}s)")
+        weights = page.locator(".ol-weights").first
+        assert float(weights.inner_text()) < 100, "the ticket explorer did not start at the last IMP level"
+        drag_slider(page, "level", 0.0)
+        page.wait_for_function("() => document.querySelector('.ol-weights').textContent === '100.00'", timeout=30_000)
 
         seconds = run_all(page, base, token, first_nb.name, prepare=WATCH_PROGRESS)
         assert page.evaluate("window.sawProgressWidget"), "no progress bar rendered as a widget in notebook 01"
