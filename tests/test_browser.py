@@ -91,7 +91,10 @@ def jupyterlab(root: Path, home: Path):
         (settings / name).write_text(json.dumps(values))
     env = {k: v for k, v in os.environ.items() if k != progress.HEADLESS_ENV}  # widgets, as for a user
     env.update({name: "1" for name in notebooks.THREAD_ENV})  # one thread per kernel, as in the headless runs
+    # Private config, data and settings: nothing from the user's own Jupyter set-up (a kernel spec of another
+    # Python, say) takes part; the kernel is this interpreter's ipykernel.
     env.update(JUPYTER_CONFIG_DIR=str(home / "config"), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+               JUPYTER_DATA_DIR=str(home / "data"),
                IPYTHONDIR=str(home / "ipython"), JUPYTERLAB_SETTINGS_DIR=str(settings),
                JUPYTERLAB_WORKSPACES_DIR=str(home / "workspaces"))
     log = (home / "jupyterlab.log").open("w")
