@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
 from . import notebooks, offline_html, spec, sweep
 
 REPORT_NOTEBOOK = "04"
+RUNS = "runs"  # where `run` puts a record by default: RUNS/<run id>
 
 EPILOG = """examples:
   oneshot-lab demo                          run every notebook with its defaults into runs/demo/
@@ -43,22 +46,55 @@ spec format (YAML):
     - {seed: 7, epochs: 5}
 Several blocks: `sweeps: [{notebook: 01, grid: ...}, {notebook: 02, ...}]`.
 
-Every run goes to RUNS_DIR/<notebook>-<hash of its parameters>/ (executed notebook, CSV tables,
-manifest.json). Runs already complete are skipped; failed or missing ones run again; a run whose
-kernel dies is retried once. The spec is checked in full before anything runs. The hash covers the
-parameters the spec sets, not the notebook's defaults: set explicitly what must not drift.
-exit status: 0 all runs complete, 1 some failed, 2 bad input.
+Every run goes to RUNS_DIR/<notebook>-<hash>/ (executed notebook, CSV tables, manifest.json); the hash
+covers the notebook's path in the project, its code cells and every effective parameter (the spec's
+values over the notebook's defaults). Runs already complete are skipped (those made by another code
+revision are reported); failed or missing ones run again; a run whose kernel dies is retried once.
+The spec (YAML 1.2: 010 and yes are text) is checked in full before anything runs.
+exit status: 0 all runs complete (whoever completed them), 1 some failed, 2 bad input (nothing ran), 3 a
+file-system error. A spec may expand to at most --max-runs runs (default 1000).
 """
 
 
+EXIT_CODES = """exit status: 0 done (or already complete); 1 a run failed (a cell raised, the kernel died, a cell
+timed out: the failed record is kept); 2 bad input, nothing was run or written; 3 a file-system error
+(read-only, full, permission, name too long) or the output is locked by another run; 70 an internal error
+(run again with --debug for the traceback); 130 interrupted."""
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 70, 130
+
+
 def parse_value(text: str) -> Any:
-    """A command-line parameter value read as YAML: 0.9 -> float, true -> bool, [1, 2] -> list."""
-    import yaml
+    """A command-line value read as YAML 1.2 JSON-like data: 0.9 -> float, true -> bool, [1, 2] -> list,
+    010 and yes -> text; text that is not YAML at all stays text."""
+    from . import strict_yaml
 
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+        return strict_yaml.loads(text)
+    except strict_yaml.YAMLValueError as err:
+        if str(err).startswith("not valid YAML"):
+            return text
+        raise ValueError(f"value {text[:60]!r}: {err}") from None
+
+
+def _param_values(pairs: list[list[str]]) -> dict[str, Any]:
+    """`-p NAME VALUE` pairs as a dict; ValueError for a name given twice."""
+    params: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in params:
+            raise ValueError(f"parameter {name!r} is given twice (-p {name} ...); give it once")
+        params[name] = parse_value(value)
+    return params
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer (timeouts, workers, limits)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -68,33 +104,73 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _execute(task: spec.Task, out: Path, force: bool) -> dict:
+    """Run `task` into the record directory `out` (locked, staged, published by one rename)."""
+    from . import run_record
+
+    reason = run_record.conflict(out, task.run_id, force)
+    if reason:
+        raise ValueError(reason)
+    with notebooks.kernel_environment():
+        outcome = run_record.execute(task, out.parent, out, force=force)
+        if outcome["status"] == "locked":  # then it ends complete (same run), in conflict, or ours to run
+            print(f"oneshot-lab: {outcome['error']}; waiting for it to finish", file=sys.stderr, flush=True)
+            outcome = run_record.execute(task, out.parent, out, force=force, wait=True)
+        return outcome
+
+
+def _outcome_code(outcome: dict) -> int:
+    """Print what became of one run and return the exit status."""
+    out, status = outcome["out_dir"], outcome["status"]
+    if status == "done":
+        print(f"done in {outcome['wall_s']:.1f}s: {out}")
+        return 0
+    if status == "skipped":
+        from .results import git_revision
+
+        made, now = outcome.get("git_revision"), git_revision()
+        other = f"; made by code revision {made[:10]}, this is {now[:10]}" if made and now and made != now else ""
+        print(f"already complete: {out} (run id {outcome['run_id']}{other}); pass --force to run it again")
+        return 0
+    if status == "locked":
+        print(f"oneshot-lab: error: {outcome['error']}; wait for it or choose another --out", file=sys.stderr)
+        return EXIT_OS
+    if status == "conflict":
+        print(f"oneshot-lab: error: {outcome['error']}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    cell = f" at cell {outcome['error_cell']}" if outcome.get("error_cell") is not None else ""
+    kept = f" (the complete record in {outcome['kept']} is kept)" if outcome.get("kept") else ""
+    print(f"oneshot-lab: run failed{cell}: {outcome.get('error')}; the failed record is in {out}{kept}",
+          file=sys.stderr)
+    return EXIT_FAILED
+
+
 def _run(args: argparse.Namespace) -> int:
-    """Execute one notebook headlessly."""
-    params = {name: parse_value(value) for name, value in args.param}
-    if args.out:
-        params["out_dir"] = args.out
-    t0 = time.monotonic()
-    output = notebooks.run_notebook(args.notebook, params, timeout=args.timeout)
-    print(f"done in {time.monotonic() - t0:.1f}s: {output}")
-    if args.html:
-        print(f"offline HTML: {offline_html.export(output)}")
-    return 0
+    """Execute one notebook headlessly into its own record directory."""
+    params = _param_values(args.param)
+    out = params.pop("out_dir", None)
+    if out is not None and args.out:
+        raise ValueError("give the output directory once: --out or -p out_dir, not both")
+    task = spec.task(args.notebook, params, args.timeout)
+    out = Path(args.out or out or Path(RUNS) / task.run_id)
+    code = _outcome_code(_execute(task, out, args.force))
+    if args.html and not code:
+        print(f"offline HTML: {offline_html.export(out / Path(task.notebook).name)}")
+    return code
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Execute every notebook with its default parameters (or smoke=True)."""
+    """Execute every notebook with its default parameters (or smoke=True), replacing the demo's records."""
     paths = notebooks.notebooks()
     if not paths:
         raise FileNotFoundError(f"no notebooks found in {notebooks.NOTEBOOK_DIR}")
     t_all = time.monotonic()
-    for path in paths:
-        params: dict[str, Any] = {"out_dir": str(Path(args.out) / path.stem)}
-        if args.smoke:
-            params["smoke"] = True
-        t0 = time.monotonic()
+    tasks = [spec.task(path, {"smoke": True} if args.smoke else {}) for path in paths]
+    for path, task in zip(paths, tasks):
         print(f"running {path.name} ...", flush=True)
-        output = notebooks.run_notebook(path, params)
-        print(f"  done in {time.monotonic() - t0:.1f}s -> {output.parent}", flush=True)
+        code = _outcome_code(_execute(task, Path(args.out) / path.stem, force=True))
+        if code:
+            return code
     print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {args.out}/")
     return 0
 
@@ -102,44 +178,56 @@ def _demo(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep and print its summary."""
     if args.dry_run:
-        from . import results
+        from . import results, run_record
 
-        tasks = spec.expand(args.spec)
+        tasks = spec.expand(args.spec, max_runs=args.max_runs)
         runs_dir = Path(args.runs or spec.spec_runs_dir(args.spec) or ".")
+        revision = results.git_revision()
         for task in tasks:
-            state = "complete" if results.is_complete(runs_dir / task.run_id) else "to run"
-            print(f"{task.run_id}  {state:8}  {task.params}")
+            state, manifest = run_record.record_state(runs_dir / task.run_id, task.run_id)
+            if state == "complete" and revision and manifest.get("git_revision") not in (None, revision):
+                state = "complete (other code revision)"
+            print(f"{task.run_id}  {state if state.startswith('complete') else 'to run':8}  {task.params}")
         print(f"{len(tasks)} runs in {runs_dir}")
         return 0
     outcome = sweep.run_grid(args.spec, args.runs, executor=args.executor, workers=args.workers,
-                             scheduler=args.scheduler)
+                             scheduler=args.scheduler, max_runs=args.max_runs)
     print(outcome)
-    return 0 if outcome.ok else 1
+    return 0 if outcome.ok else EXIT_FAILED
 
 
 def _report(args: argparse.Namespace) -> int:
-    """Execute notebook 04 on a runs directory."""
+    """Execute notebook 04 on a runs directory (its report replaces an earlier one atomically)."""
     from . import results
 
     runs_dir = Path(args.runs_dir)
     if results.manifests(runs_dir).query("status == 'complete'").empty:
         raise ValueError(f"no complete run records under {runs_dir}")
     out = Path(args.out or f"{runs_dir.resolve()}_report")
-    params = {name: parse_value(value) for name, value in args.param}
-    params.update(runs_dir=str(runs_dir.resolve()), out_dir=str(out))
-    t0 = time.monotonic()
-    output = notebooks.run_notebook(REPORT_NOTEBOOK, params, timeout=args.timeout)
-    print(f"report done in {time.monotonic() - t0:.1f}s: {output}")
-    print(f"tables and figures: {out}/")
-    if args.html:
-        print(f"offline HTML: {offline_html.export(output)}")
-    return 0
+    params = _param_values(args.param)
+    params.update(runs_dir=str(runs_dir.resolve()))
+    task = spec.task(REPORT_NOTEBOOK, params, args.timeout)
+    code = _outcome_code(_execute(task, out, force=True))
+    if not code:
+        print(f"tables and figures: {out}/")
+    if args.html and not code:
+        print(f"offline HTML: {offline_html.export(out / Path(task.notebook).name)}")
+    return code
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (exit 2)."""
+
+    def error(self, message: str) -> None:
+        """Print `message` in one line with a pointer to --help and exit 2."""
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser of `oneshot-lab`."""
-    top = argparse.ArgumentParser(prog="oneshot-lab", description="Run the oneshot_lab notebooks headlessly.",
-                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = _Parser(prog="oneshot-lab", description="Run the oneshot_lab notebooks headlessly.",
+                  epilog=EPILOG + "\n" + EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    top.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = top.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run every notebook with default parameters (the lab's main job)")
@@ -155,8 +243,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("notebook", help="path, file name, or number such as 01")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="set a parameter; VALUE is read as YAML (0.9, true, [0.5, 0.9], mnist1d)")
-    run.add_argument("--out", help="output directory (sets out_dir)")
-    run.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    run.add_argument("--out", help="the run's record directory (default: runs/<run id>, one per notebook code "
+                                   "and parameter set)")
+    run.add_argument("--force", action="store_true",
+                     help="run again even if the output holds a complete record, and replace it atomically")
+    run.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds")
     run.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     run.set_defaults(func=_run)
 
@@ -168,7 +259,10 @@ def parser() -> argparse.ArgumentParser:
                      help="local processes (default) or a Dask cluster")
     swp.add_argument("--scheduler", metavar="ADDRESS",
                      help="Dask scheduler address such as tcp://host:8786 (default: start a LocalCluster)")
-    swp.add_argument("--workers", type=int, metavar="N", help="worker processes (default: the number of cores)")
+    swp.add_argument("--workers", type=positive_int, metavar="N",
+                     help="worker processes (default: the number of cores)")
+    swp.add_argument("--max-runs", type=positive_int, metavar="N", default=spec.MAX_RUNS,
+                     help=f"refuse a spec that expands to more runs than this (default: {spec.MAX_RUNS})")
     swp.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     swp.set_defaults(func=_sweep)
 
@@ -177,25 +271,47 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="where the report goes (default: RUNS_DIR_report next to RUNS_DIR)")
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a parameter of notebook 04, e.g. -p stage one_shot")
-    rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    rep.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds")
     rep.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     rep.set_defaults(func=_report)
     return top
 
 
+def _error(message: str, code: int, debug: bool) -> int:
+    """Print the traceback (with --debug) and `message` as one line; return `code`."""
+    if debug:
+        traceback.print_exc()
+    print(f"oneshot-lab: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Print a warning (a skipped run record, say) as one line."""
+    print(f"oneshot-lab: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def os_message(err: OSError) -> str:
+    """An OSError as 'cause: path' (both paths for a rename)."""
+    cause = err.strerror or type(err).__name__
+    paths = [p for p in (err.filename, err.filename2) if p]
+    return f"{cause}: {' -> '.join(map(str, paths))}" if paths else f"{cause}: {err}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of `oneshot-lab` and `python -m oneshot_lab`."""
+    """Entry point of `oneshot-lab` and `python -m oneshot_lab`; exit statuses in `EXIT_CODES`."""
     args = parser().parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return args.func(args)
     except KeyboardInterrupt:
-        print("oneshot-lab: interrupted; complete runs are kept, re-run the same command to resume", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError) as err:
-        print(f"oneshot-lab: error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # papermill's PapermillExecutionError names the failing cell
-        if type(err).__name__ != "PapermillExecutionError":
-            raise
-        print(f"oneshot-lab: notebook failed: {err}", file=sys.stderr)
-        return 1
+        return _error("interrupted; complete runs are kept, re-run the same command to resume",
+                      EXIT_INTERRUPTED, args.debug)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
+        text = os_message(err) if isinstance(err, OSError) and err.filename else str(err)
+        return _error(f"error: {text}", EXIT_BAD_INPUT, args.debug)
+    except OSError as err:  # read-only or full file system, permissions, a name too long
+        return _error(f"error: {os_message(err)}", EXIT_OS, args.debug)
+    except Exception as err:  # a bug: one line, the traceback with --debug
+        return _error(f"internal error: {type(err).__name__}: {err} (run again with --debug for the traceback)",
+                      EXIT_INTERNAL, args.debug)

@@ -144,28 +144,57 @@ IDX_FILES = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into a numpy array, validating its header."""
+IDX_MAX_BYTES = 1 << 30  # the largest IDX payload read (MNIST's training images are 47 MB)
+IDX_CLASSES = 10  # mnist and fashion_mnist labels are 0..9
+
+
+def read_idx(path: str | os.PathLike, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
+    """Read one IDX file (optionally gzipped) into a numpy array, validating its header.
+
+    Reads (and decompresses) no more than the header declares, which may not exceed `max_bytes`.
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
-            raw = fh.read()
+            magic = fh.read(4)
+            if len(magic) < 4 or magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+                raise ValueError(f"{path} is not an IDX file (bad magic number {magic.hex() or 'empty'})")
+            ndim = magic[3]
+            head = fh.read(4 * ndim)
+            if len(head) < 4 * ndim:
+                raise ValueError(f"{path}: truncated IDX header")
+            shape = struct.unpack(f">{ndim}I", head)
+            dtype = np.dtype(_IDX_DTYPES[magic[2]])
+            expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if expected > max_bytes:
+                raise ValueError(f"{path}: IDX header declares shape {shape} ({expected} bytes), more than the "
+                                 f"limit of {max_bytes} bytes")
+            data = fh.read(expected)
+            extra = len(fh.read(1))
     except (OSError, EOFError, zlib.error) as err:
         raise ValueError(f"cannot read IDX file {path}: {err}") from err
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: truncated IDX header")
-    shape = struct.unpack(f">{ndim}I", raw[4:header])
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
+    if len(data) != expected or extra:
         raise ValueError(f"{path}: IDX header promises shape {shape} ({expected} bytes of data) "
-                         f"but the file holds {len(raw) - header} bytes")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
+                         f"but the file holds {'more than ' if extra else ''}{len(data)} bytes")
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _check_idx_content(root: Path, part: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """ValueError unless the images are N x H x W finite pixels and the labels N integers in [0, 10), N >= 2."""
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise ValueError(f"{root}: {part} images {images.shape} and labels {labels.shape} "
+                         "do not match (want N x H x W images and N labels)")
+    if len(labels) < 2:
+        raise ValueError(f"{root}: the {part} split has {len(labels)} example(s); at least 2 are needed")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{root}: {part} labels are {labels.dtype}, not integers")
+    bad = labels[(labels < 0) | (labels >= IDX_CLASSES)]
+    if bad.size:
+        raise ValueError(f"{root}: {part} labels must be integers in [0, {IDX_CLASSES}), found {bad.size} outside "
+                         f"(e.g. {int(bad[0])})")
+    if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
+        raise ValueError(f"{root}: {part} images contain {int((~np.isfinite(images)).sum())} NaN or infinite pixels")
 
 
 def _find_idx(root: Path, stem: str) -> Path:
@@ -189,10 +218,7 @@ def _idx_loader(name: str) -> Callable[[int, Path | None], Dataset]:
             raise FileNotFoundError(f"IDX directory {root} does not exist")
         arrays = {key: read_idx(_find_idx(root, stem)) for key, stem in IDX_FILES.items()}
         for part in ("train", "test"):
-            images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
-            if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-                raise ValueError(f"{root}: {part} images {images.shape} and labels {labels.shape} "
-                                 "do not match (want N x H x W images and N labels)")
+            _check_idx_content(root, part, arrays[f"{part}_images"], arrays[f"{part}_labels"])
         return _finish(name, arrays["train_images"][:, None] / 255.0, arrays["train_labels"],
                        arrays["test_images"][:, None] / 255.0, arrays["test_labels"], seed)
 

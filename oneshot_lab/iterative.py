@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import pandas as pd
 from torch import nn
 
-from . import checks, saliency
+from . import checks, parallel, saliency
 from .config import Config, option
-from .data import Dataset
+from .data import Dataset, load
 from .oneshot import Method, dense_macs, metrics_row
 from .prune import Masks, check_scope, masks_from_scores
 from .train import TrainConfig, fit
@@ -79,3 +79,28 @@ def prune(model: nn.Module, dataset: Dataset, config: IterativeConfig, progress:
         rows.append({**metrics_row(current, dataset, masks, total_macs, "iterative", **labels), "round": round_})
         layer_tables.append(masks.table(method=label, sparsity=target))
     return IterativeResult(current, masks, pd.DataFrame(rows), pd.concat(layer_tables, ignore_index=True))
+
+
+def replicate_seed(model: nn.Module, dataset: str, configs: list[IterativeConfig], seed: int,
+                   root: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One seed of `replicate`: every config's loop on that seed's model and data split."""
+    data = load(dataset, seed=seed, root=root)
+    done = [prune(model, data, config.replace(seed=seed), progress=False) for config in configs]
+    return (pd.concat([d.metrics.assign(seed=seed) for d in done], ignore_index=True),
+            pd.concat([d.layers.assign(seed=seed) for d in done], ignore_index=True))
+
+
+def replicate(models: dict, dataset: str, config: IterativeConfig, criteria: list[str], root: str | None = None,
+              workers: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The loop for every criterion on each seed's trained model (`{seed: model}`, e.g. `Replicates.models`).
+
+    Each seed reloads its own data split and scores with its own seed, so criteria are paired on the seed.
+    Seeds run on `workers` processes (default one per core, 0 in this process), each on one torch thread.
+    Returns (metrics, layers) with a `seed` column.
+    """
+    criteria = checks.listing("criteria", criteria, distinct=True)
+    configs = [config.replace(criterion=c) for c in criteria]  # every criterion checked before any work
+    if not isinstance(models, dict) or not models:
+        raise ValueError(f"models must map seeds to trained models, got {type(models).__name__}")
+    done = parallel.map_jobs(replicate_seed, [(m, dataset, configs, s, root) for s, m in models.items()], workers)
+    return (pd.concat([d[0] for d in done], ignore_index=True), pd.concat([d[1] for d in done], ignore_index=True))

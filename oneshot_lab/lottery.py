@@ -19,6 +19,7 @@ from .train import History, TrainConfig
 
 RETRAIN_MODES = ("weight_rewind", "lr_rewind", "finetune")
 CONTROLS = ("reinit", "random_mask", "shuffled_mask")
+MATCH_VALUES = ("early_stop_val_accuracy", "final_val_accuracy")
 State = dict[str, torch.Tensor]
 
 
@@ -89,13 +90,15 @@ class IMPResult:
     control_masks: dict[str, list[Masks]] = field(default_factory=dict)
     rewind_state: State = field(default_factory=dict)
 
-    def sparsest_matching(self, condition: str = "ticket", tolerance: float = 0.0) -> dict:
-        """The sparsest level of `condition` within `tolerance` of the dense early-stop val accuracy (val only)."""
+    def sparsest_matching(self, condition: str = "ticket", tolerance: float = 0.0,
+                          value: str = "early_stop_val_accuracy") -> dict:
+        """The sparsest level of `condition` whose `value` (a val column) is within `tolerance` of the dense one."""
+        checks.one_of("matching value", value, MATCH_VALUES)
         rows = self.metrics[self.metrics.condition == condition]
         if rows.empty:
             raise ValueError(f"no rows for condition {condition!r}; present: {sorted(set(self.metrics.condition))}")
-        dense = float(self.metrics[self.metrics.condition == "dense"]["early_stop_val_accuracy"].iloc[0])
-        good = rows[rows.early_stop_val_accuracy >= dense - tolerance]
+        dense = float(self.metrics[self.metrics.condition == "dense"][value].iloc[0])
+        good = rows[rows[value] >= dense - tolerance]
         return good.loc[good.density.idxmin()].to_dict() if not good.empty else {}
 
 
@@ -180,7 +183,15 @@ def _seed(seed: int, level: int, tag: int) -> int:
     return (1_000_003 * seed + 1_009 * level + tag) % (checks.SEED_MAX + 1)
 
 
-def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), progress: bool = True) -> IMPResult:
+def dense_run(model: nn.Module, dataset: Dataset, recipe: TrainConfig, snapshot_at: tuple = (0,),
+              progress: bool = True) -> tuple[nn.Module, History]:
+    """A trained copy of `model` (left untouched) and its history, snapshotting each iteration of `snapshot_at`."""
+    trained = copy.deepcopy(model)
+    return trained, train.fit(trained, dataset, recipe, snapshot_at=snapshot_at, progress=progress)
+
+
+def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), progress: bool = True,
+        dense: tuple[nn.Module, History] | None = None) -> IMPResult:
     """Iterative pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020; Renda et al. 2020).
 
     Level 0 trains `model` (left untouched) densely with `config.train`, snapshotting iteration
@@ -193,6 +204,7 @@ def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), pro
     mask, a fresh initialisation ('reinit'), a nested random mask with the ticket's per-layer counts
     ('random_mask') or the ticket mask shuffled within each layer ('shuffled_mask'), all from k.
     Early stopping uses the validation loss only. The config is checked against the model and data first.
+    `dense` reuses a `dense_run` of `model` with `config.train` (it must hold the iteration-k snapshot).
     """
     if not isinstance(config, IMPConfig):
         raise ValueError(f"config must be an IMPConfig, got {type(config).__name__}")
@@ -201,8 +213,11 @@ def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), pro
     total, k = recipe.total_iterations(len(dataset.train.y)), config.rewind_iteration
     retrain_config = _retrain_config(recipe, config.retrain, config.finetune_lr, total)
     options = config.score_options.get(config.criterion, {})
-    trained = copy.deepcopy(model)
-    dense = train.fit(trained, dataset, recipe, snapshot_at=[k], progress=progress)
+    if dense is None:
+        dense = dense_run(model, dataset, recipe, (k,), progress)
+    elif k not in dense[1].snapshots:
+        raise ValueError(f"the dense run given has snapshots at {sorted(dense[1].snapshots)}, not at k = {k}")
+    trained, dense = copy.deepcopy(dense[0]), dense[1]
     ones = Masks.ones(model)
     masks, control_masks = [ones], {c: [ones] for c in config.controls if c != "reinit"}
     log = _Log()
@@ -224,10 +239,42 @@ def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), pro
             trained = net
             meter.update(1)
     metrics = log.metrics().assign(rewind_iteration=k, criterion=config.criterion, scope=config.scope,
-                                   rate=config.rate)
+                                   rate=config.rate, budget=1)
     return IMPResult(metrics=metrics, layers=pd.concat(log.layers, ignore_index=True),
                      curves=pd.concat(log.curves, ignore_index=True),
                      masks=masks, control_masks=control_masks, rewind_state=dense.snapshots[k])
+
+
+def budget_controls(model: nn.Module, dataset: Dataset, config: IMPConfig, result: IMPResult, levels: list[int],
+                    factor: int, progress: bool = True) -> pd.DataFrame:
+    """The controls of `result` at `levels` retrained for `factor` times the iterations: a budget curve.
+
+    Each control starts from exactly the network and mask it started from in `imp` (same initialisation, same
+    mask) and trains from k for `factor` x the recipe's iterations (cosine / step schedules stretched, the
+    evaluation cadence scaled too). Rows are `imp`'s metrics rows with condition '<control>_x<factor>' and
+    a `budget` column (= factor).
+    """
+    factor = checks.integer("budget factor", factor, 1)
+    levels = checks.listing("budget levels", levels, lambda n, v: checks.integer(n, v, 1, len(result.masks) - 1),
+                            distinct=True, nonempty=False)
+    recipe, k = config.train, config.rewind_iteration
+    total = recipe.total_iterations(len(dataset.train.y))
+    longer = recipe.replace(iterations=factor * total,
+                            eval_every=factor * recipe.eval_every if recipe.eval_every else None)
+    log = _Log()
+    for level in levels:
+        for control in config.controls:
+            if control == "reinit":
+                mask = result.masks[level]
+                start = mask.apply(reinitialize(model, _seed(config.seed, level, 11)))
+            else:
+                mask = result.control_masks[control][level]
+                start = rewind(copy.deepcopy(model), result.rewind_state, mask)
+            log.add(level, f"{control}_x{factor}", config.retrain, mask,
+                    train.fit(start, dataset, longer, masks=mask, start_iteration=k, progress=progress))
+    metrics = log.metrics() if log.rows else pd.DataFrame(columns=result.metrics.columns)
+    return metrics.assign(rewind_iteration=k, criterion=config.criterion, scope=config.scope, rate=config.rate,
+                          budget=factor)
 
 
 def _control(control: str, model: nn.Module, state: State, ticket: Masks, previous: list[Masks] | None,
@@ -262,8 +309,9 @@ class _Log:
 
 
 
-def matching(results: Mapping[int, IMPResult], conditions: list[str], tolerance: float = 0.0) -> pd.DataFrame:
-    """Per seed and condition, the sparsest level whose early-stop val accuracy is within `tolerance` of dense.
+def matching(results: Mapping[int, IMPResult], conditions: list[str], tolerance: float = 0.0,
+             value: str = "early_stop_val_accuracy") -> pd.DataFrame:
+    """Per seed and condition, the sparsest level whose `value` (val accuracy) is within `tolerance` of dense.
 
     Validation only (see `IMPResult.sparsest_matching`); the level's test accuracy is reported beside it,
     and the level is empty where no pruned level qualified.
@@ -276,9 +324,9 @@ def matching(results: Mapping[int, IMPResult], conditions: list[str], tolerance:
     rows = []
     for seed, result in results.items():
         for condition in conditions:
-            found = result.sparsest_matching(condition, tolerance=tolerance)
+            found = result.sparsest_matching(condition, tolerance=tolerance, value=value)
+            test = value.replace("_val_", "_test_")
             rows.append({"seed": seed, "condition": condition, "sparsest_matching_level": found.get("level"),
-                         "weights_remaining": found.get("weights_remaining"),
-                         "early_stop_val_accuracy": found.get("early_stop_val_accuracy"),
-                         "early_stop_test_accuracy": found.get("early_stop_test_accuracy")})
+                         "weights_remaining": found.get("weights_remaining"), "tolerance": tolerance, "value": value,
+                         "val_accuracy": found.get(value), "test_accuracy": found.get(test)})
     return pd.DataFrame(rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -15,9 +16,11 @@ import tokenize
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from . import checks, strict_yaml
 from .progress import HEADLESS_ENV
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 PARAMETERS_TAG = "parameters"
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -139,32 +142,108 @@ def _json_copy(name: str, value: Any) -> Any:
 
 
 def _as_float(value: Any) -> Any:
-    """An int, or a numeric string such as YAML's '1e-3', as a float; anything else unchanged."""
+    """An int, or a numeric string such as '1e-3', as a float; anything else unchanged."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
         try:
             return float(value)
-        except ValueError:
+        except OverflowError:
             return value
+    if isinstance(value, str) and strict_yaml.FLOAT.match(value.strip()):
+        return float(value)
     return value
 
 
+def _fractions(name: str, value: Any) -> list:
+    """A list of fractions in [0, 1]."""
+    return checks.listing(name, value, checks.fraction)
+
+
+def _counts(minimum: int):
+    """A validator of one integer >= `minimum`."""
+    return lambda name, value: checks.integer(name, value, minimum)
+
+
+# Ranges of the lab's conventional parameter names, checked before a kernel starts (the notebook's own
+# configuration objects check them again, with everything else).
+RULES = {
+    "seed": checks.seed, "lr": lambda n, v: checks.number(n, v, 0.0, open_minimum=True),
+    "batch_size": _counts(1), "eval_every": _counts(1), "points": _counts(2),
+    "sparsities": _fractions, "calibration_fractions": _fractions,
+    "widths": lambda n, v: checks.listing(n, v, _counts(1)),
+    "seeds": lambda n, v: checks.listing(n, v, _counts(0)),
+    "instability_iterations": lambda n, v: checks.listing(n, v, _counts(0)),
+}
+SUFFIX_RULES = {"sparsities": _fractions, "epochs": _counts(0), "iterations": _counts(0), "levels": _counts(0), "probes": _counts(1),
+                "samples": _counts(0), "workers": _counts(0), "level": _counts(0), "rewind": _counts(0),
+                "sparsity": checks.fraction, "rate": checks.fraction,
+                "tolerance": lambda n, v: checks.number(n, v, 0.0)}
+
+
+def _rule(name: str):
+    """The range check of a conventional parameter name, or None."""
+    return RULES.get(name) or next((rule for suffix, rule in SUFFIX_RULES.items() if name.endswith(suffix)), None)
+
+
+def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
+    """Raise ValueError unless `value` suits a parameter declared `type_name` (JSON-like, finite, seeds in range)."""
+    try:
+        strict_yaml.check_json_like(value, f"parameter {name!r}")
+    except ValueError as err:
+        raise ValueError(f"{notebook.name}: {err}") from None
+    check = _TYPE_CHECKS.get(type_name)
+    if check is not None and not check(value):
+        raise ValueError(f"parameter {name!r} of {notebook.name} must be {type_name}, "
+                         f"got {value!r} ({type(value).__name__}){strict_yaml.hint(value, type_name)}")
+    rule = _rule(name) if type_name in ("int", "float", "list") else None
+    if rule is not None:
+        try:
+            rule(name, value)
+        except ValueError as err:
+            raise ValueError(f"parameter {name!r} of {notebook.name}: {err}") from None
+
+
 def check_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
-    """`params` with float parameters made floats (1 -> 1.0, '1e-3' -> 0.001); ValueError for unknown names or wrong types."""
-    known = declared_parameters(notebook)
-    unknown = sorted(set(params) - set(known))
+    """`params` with float parameters made floats (1 -> 1.0, '1e-3' -> 0.001); ValueError for unknown names,
+    wrong types, values that are not JSON-like, non-finite numbers and seeds outside [0, 2**32 - 1]."""
+    path = resolve_notebook(notebook)
+    known = declared_parameters(path)
+    unknown = sorted(set(map(str, params)) - set(known))
     if unknown:
-        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {Path(notebook).name}; "
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {path.name}; "
                          f"valid parameters: {', '.join(known)}")
     params = {k: _as_float(v) if known[k]["inferred_type_name"] == "float" else v for k, v in params.items()}
     for name, value in params.items():
-        type_name = known[name]["inferred_type_name"]
-        check = _TYPE_CHECKS.get(type_name)
-        if check is not None and not check(value):
-            raise ValueError(f"parameter {name!r} of {Path(notebook).name} must be {type_name}, "
-                             f"got {value!r} ({type(value).__name__})")
+        _check_value(path, name, known[name]["inferred_type_name"], value)
     return params
+
+
+def defaults(notebook: str | os.PathLike) -> dict[str, Any]:
+    """The notebook's declared default values, float parameters as floats."""
+    return {name: _as_float(value) if info["inferred_type_name"] == "float" else value
+            for name, info in declared_parameters(notebook).items()
+            for value in [ast.literal_eval(info["default"])]}
+
+
+def effective_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
+    """Every parameter a run of `notebook` with `params` sees: `params` (checked) over the declared defaults."""
+    return {**defaults(notebook), **check_parameters(notebook, params)}
+
+
+def identity(notebook: str | os.PathLike) -> dict[str, str]:
+    """What identifies a notebook's code: its path relative to the project (else absolute) and a hash of
+    its code cells (sha256, 16 hex digits)."""
+    path = resolve_notebook(notebook).resolve()
+    try:
+        name = path.relative_to(PROJECT_DIR).as_posix()
+    except ValueError:
+        name = path.as_posix()
+    try:
+        cells = json.loads(path.read_text())["cells"]
+        code = [c.get("source", "") for c in cells if c.get("cell_type") == "code"]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a notebook ({type(err).__name__}: {err})") from None
+    text = json.dumps(["".join(c) if isinstance(c, list) else c for c in code])
+    return {"path": name, "code_hash": hashlib.sha256(text.encode()).hexdigest()[:16]}
 
 
 def set_kernel_environment() -> None:
@@ -202,6 +281,7 @@ def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None =
     """
     path = resolve_notebook(notebook)
     params = check_parameters(path, dict(params or {}))
+    timeout = None if timeout is None else checks.integer("timeout (seconds per cell)", timeout, 1)
     default_out = default_out_dir(path)
     out_dir = Path(params.get("out_dir", default_out or "runs")).resolve()
     if default_out is not None:

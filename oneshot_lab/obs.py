@@ -116,8 +116,10 @@ class Pruned:
                               "sparsity": l.pruned / l.entries, "error": l.error} for l in self.layers])
 
 
-def _options(method: str, options: dict[str, Any]) -> dict[str, Any]:
+def check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
     """The method's options with defaults filled in, every value checked."""
+    checks.one_of("method", method, METHODS)
+    options = checks.mapping(f"{method} options", options)
     defaults = METHODS[method].options
     unknown = sorted(set(options) - set(defaults))
     if unknown:
@@ -147,7 +149,7 @@ def prune(model: nn.Module, dataset, sparsity: float, method: str, scope: str = 
         raise ValueError(f"model must be a torch nn.Module, got {type(model).__name__}")
     sparsity = checks.fraction("sparsity", sparsity)
     scope = checks.one_of("scope", scope, SCOPES)
-    opts = _options(method, options)
+    opts = check_options(method, options)
     if dataset is None or not hasattr(dataset, "train"):
         raise ValueError(f"method {method!r} needs training data: pass a Dataset, got {dataset!r}")
     clone = working_copy(model)

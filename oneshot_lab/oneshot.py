@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 from torch import nn
 
-from . import checks, saliency
+from . import checks, obs, parallel, saliency
 from .config import Config, option
 from .curvature import compare
-from .data import Dataset
+from .data import Dataset, load
+from .models import build
 from .prune import SCOPES, Masks, check_sparsity, macs, masks_from_scores
 from .train import TrainConfig, evaluate, fit
+
+PRUNERS = tuple(m for m in obs.METHODS if m not in saliency.CRITERIA)  # prune and update the survivors
+
+
+def check_options(options: dict) -> dict:
+    """`{name: {option: value}}` for criteria and weight-updating pruners, every name and value checked."""
+    options = checks.mapping("score_options", options)
+    pruner_options = {name: obs.check_options(name, value) for name, value in options.items() if name in PRUNERS}
+    criterion_options = saliency.check_options({k: v for k, v in options.items() if k not in PRUNERS})
+    return {**criterion_options, **{k: {o: v for o, v in options[k].items()} for k in pruner_options}}
 
 
 @dataclass(frozen=True)
@@ -28,9 +40,9 @@ class Method:
     def parse(cls, text: str) -> "Method":
         """Parse 'magnitude/global' style text, validating both halves."""
         criterion, sep, scope = str(text).partition("/")
-        if not sep or criterion not in saliency.CRITERIA or scope not in SCOPES:
+        if not sep or (criterion not in saliency.CRITERIA and criterion not in PRUNERS) or scope not in SCOPES:
             raise ValueError(f"bad method {text!r}: write 'criterion/scope' with criterion in "
-                             f"{{{', '.join(saliency.CRITERIA)}}} and scope in {{{', '.join(SCOPES)}}}")
+                             f"{{{', '.join([*saliency.CRITERIA, *PRUNERS])}}} and scope in {{{', '.join(SCOPES)}}}")
         return cls(criterion, scope)
 
     def __str__(self) -> str:
@@ -45,9 +57,14 @@ class OneShotConfig(Config):
     methods: tuple = option(("magnitude/global",), "criterion/scope pairs, e.g. 'magnitude/global'")
     sparsities: tuple = option((0.5, 0.7, 0.8, 0.9, 0.95), "fractions of prunable weights removed")
     finetune: TrainConfig | None = option(None, "training under the binding mask after pruning (None: none)")
-    score_options: dict = option({}, "keyword options per criterion: {criterion: {option: value}}")
+    score_options: dict = option({}, "keyword options per criterion or pruner: {name: {option: value}}")
     report_sparsity: float | None = option(None, "sparsity whose per-layer densities a report shows")
-    seed: int = option(0, "seed of random scores and of sampled curvature")
+    seed: int = option(0, "seed of random scores, sampled curvature and calibration samples")
+    budgets: tuple = option((), "extra fine-tune budgets in epochs (stage 'finetuned_<E>ep'), a control for budget")
+    from_init: TrainConfig | None = option(
+        None, "train each mask from the initial weights with this recipe (stage 'from_init'); None: no control")
+    control_sparsities: tuple = option((), "sparsities at which budgets and from_init run (empty: all)")
+    control_methods: tuple = option((), "methods for which budgets and from_init run (empty: all)")
 
     def __post_init__(self) -> None:
         """Validate every field and store it normalised."""
@@ -56,9 +73,24 @@ class OneShotConfig(Config):
             Method.parse(method)
         self.store("methods", tuple(methods))
         self.store("sparsities", tuple(checks.listing("sparsities", self.sparsities, checks.fraction)))
-        if self.finetune is not None and not isinstance(self.finetune, TrainConfig):
-            raise ValueError(f"finetune must be a TrainConfig or None, got {self.finetune!r}")
-        self.store("score_options", saliency.check_options(self.score_options))
+        for name in ("finetune", "from_init"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), TrainConfig):
+                raise ValueError(f"{name} must be a TrainConfig or None, got {getattr(self, name)!r}")
+        budgets = checks.listing("budgets", self.budgets, lambda n, v: checks.integer(n, v, 1), nonempty=False)
+        if budgets and self.finetune is None:
+            raise ValueError(f"budgets {budgets} need a finetune recipe to vary: set finetune")
+        self.store("budgets", tuple(budgets))
+        controls = checks.listing("control_sparsities", self.control_sparsities, checks.fraction, nonempty=False)
+        outside = [c for c in controls if not any(abs(c - s) < 1e-9 for s in self.sparsities)]
+        if outside:
+            raise ValueError(f"control_sparsities {outside} are not among the sparsities {list(self.sparsities)}")
+        self.store("control_sparsities", tuple(controls))
+        control_methods = checks.listing("control_methods", self.control_methods, nonempty=False)
+        unknown = [m for m in control_methods if m not in self.methods]
+        if unknown:
+            raise ValueError(f"control_methods {unknown} are not among the methods {list(self.methods)}")
+        self.store("control_methods", tuple(control_methods))
+        self.store("score_options", check_options(self.score_options))
         if self.report_sparsity is not None and not any(
                 abs(checks.fraction("report_sparsity", self.report_sparsity) - s) < 1e-9 for s in self.sparsities):
             raise ValueError(f"report_sparsity {self.report_sparsity!r} is not one of the sparsities "
@@ -69,6 +101,11 @@ class OneShotConfig(Config):
     def parsed(self) -> list[Method]:
         """The methods as `Method` objects."""
         return [Method.parse(m) for m in self.methods]
+
+    def controlled(self, method: str, sparsity: float) -> bool:
+        """Whether the budget and from-init controls run for `method` at `sparsity`."""
+        return ((not self.control_methods or method in self.control_methods)
+                and (not self.control_sparsities or any(abs(sparsity - c) < 1e-9 for c in self.control_sparsities)))
 
 
 def methods(criteria: list[str], scopes: tuple[str, ...] = SCOPES) -> list[str]:
@@ -106,36 +143,72 @@ def dense_macs(model: nn.Module, dataset: Dataset) -> int:
     return int(macs(model, dataset.input_shape).dense_macs.sum())
 
 
-def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig,
-             progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress: bool = True,
+             initial: nn.Module | None = None, costs: list | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Prune a trained `model` one-shot by every method at every sparsity; `model` is left untouched.
 
     Returns (metrics, layers): one `metrics_row` per (method, sparsity, stage) with stage 'one_shot' and,
     if `config.finetune` is set, 'finetuned' (trained under the binding mask, with its early-stop
-    iteration chosen on validation); and one row per (method, sparsity, layer) with that layer's density.
+    iteration chosen on validation), 'finetuned_<E>ep' per extra budget and 'from_init' (the mask on the
+    `initial` weights, trained with `config.from_init`); and one row per (method, sparsity, layer) with
+    that layer's density (and, for the layer-wise pruners, its reconstruction error). Criteria score once
+    and mask per sparsity; pruners (obs, woodfisher, obc, sparsegpt) prune and update per sparsity.
+    A `costs` list receives one {method, sparsity, prune_seconds} per mask (wall time, not reproducible).
     """
     if not isinstance(config, OneShotConfig):
         raise ValueError(f"config must be a OneShotConfig, got {type(config).__name__}")
+    if config.from_init is not None and not isinstance(initial, nn.Module):
+        raise ValueError("config.from_init trains each mask from the initial weights: pass initial=<the model "
+                         "before training>")
     total_macs = dense_macs(model, dataset)
     metric_rows, layer_tables = [metrics_row(model, dataset, None, total_macs, "dense")], []
     scores_by_criterion: dict[str, dict] = {}
     for method in config.parsed:
-        if method.criterion not in scores_by_criterion:
-            scores_by_criterion[method.criterion] = saliency.compute(
-                method.criterion, model, dataset, seed=config.seed, **config.score_options.get(method.criterion, {}))
+        options = config.score_options.get(method.criterion, {})
         for sparsity in config.sparsities:
-            masks = masks_from_scores(scores_by_criterion[method.criterion], sparsity, method.scope)
             labels: dict[str, Any] = dict(method=str(method), criterion=method.criterion, scope=method.scope,
                                           sparsity=sparsity)
-            pruned = masks.apply(copy.deepcopy(model))
+            started = time.perf_counter()
+            masks, pruned, layer_error = mask_and_prune(model, dataset, method, sparsity, config.seed, options,
+                                                        scores_by_criterion)
+            if costs is not None:
+                costs.append({"method": str(method), "sparsity": sparsity,
+                              "prune_seconds": time.perf_counter() - started})
             metric_rows.append(metrics_row(pruned, dataset, masks, total_macs, "one_shot", **labels))
-            if config.finetune is not None:
-                best = fit(pruned, dataset, config.finetune, masks=masks, progress=progress).best()
-                metric_rows.append({**metrics_row(pruned, dataset, masks, total_macs, "finetuned", **labels),
+            trained = [("finetuned", config.finetune, pruned)] if config.finetune is not None else []
+            if config.controlled(str(method), sparsity):
+                trained += [(f"finetuned_{e}ep", config.finetune.replace(epochs=e), pruned) for e in config.budgets]
+                if config.from_init is not None:
+                    trained.append(("from_init", config.from_init, initial))
+            for stage, recipe, start in trained:
+                net = copy.deepcopy(start)
+                best = fit(masks.apply(net) if stage == "from_init" else net, dataset, recipe, masks=masks,
+                           progress=progress).best()
+                metric_rows.append({**metrics_row(net, dataset, masks, total_macs, stage, **labels),
+                                    "budget_iterations": recipe.total_iterations(len(dataset.train.y)),
                                     "best_iteration": best["iteration"],
                                     "early_stop_test_accuracy": best["test_accuracy"]})
-            layer_tables.append(masks.table(method=str(method), sparsity=float(sparsity)))
+            table = masks.table(method=str(method), sparsity=float(sparsity))
+            if layer_error is not None:
+                table = table.merge(layer_error, on="layer", how="left")
+            layer_tables.append(table)
     return pd.DataFrame(metric_rows), pd.concat(layer_tables, ignore_index=True)
+
+
+def mask_and_prune(model: nn.Module, dataset: Dataset, method: Method, sparsity: float, seed: int, options: dict,
+                   cache: dict) -> tuple[Masks, nn.Module, pd.DataFrame | None]:
+    """The masks of `method` at `sparsity`, a pruned copy of `model`, and per-layer reconstruction errors.
+
+    Criterion scores are computed once per criterion and kept in `cache`; pruners run per sparsity.
+    """
+    if method.criterion in PRUNERS:
+        result = obs.prune(model, dataset, sparsity, method.criterion, method.scope, **{"seed": seed, **options})
+        errors = result.table()[["layer", "error"]].rename(columns={"error": "reconstruction_error"})
+        return result.masks, result.model, errors
+    if method.criterion not in cache:
+        cache[method.criterion] = saliency.compute(method.criterion, model, dataset, seed=seed, **options)
+    masks = masks_from_scores(cache[method.criterion], sparsity, method.scope)
+    return masks, masks.apply(copy.deepcopy(model)), None
 
 
 def best_on_validation(metrics: pd.DataFrame, stage: str = "one_shot") -> pd.DataFrame:
@@ -173,3 +246,50 @@ def agreement(scores: dict[str, dict], reference: str, sparsity: float, scope: s
                                    / (keep[r.criterion][r.parameter] | keep[reference][r.parameter]).sum())
                              for r in table.itertuples()]
     return table
+
+
+@dataclass(frozen=True)
+class Replicates:
+    """A one-shot study repeated over seeds: every table carries a `seed` column; `models` the dense models."""
+
+    metrics: pd.DataFrame
+    layers: pd.DataFrame
+    histories: pd.DataFrame
+    costs: pd.DataFrame
+    models: dict
+
+
+def replicate_seed(dataset: str, model: str, train: TrainConfig, study: OneShotConfig, seed: int,
+                   model_options: dict | None = None, root: str | None = None, progress: bool = False) -> dict:
+    """One seed of `replicate`: load the split, build, train, run the study; the tables and the dense model."""
+    data = load(dataset, seed=seed, root=root)
+    net = build(model, data, seed=seed, **(model_options or {}))
+    initial = copy.deepcopy(net)
+    history = fit(net, data, train.replace(seed=seed), progress=progress)
+    costs: list[dict] = []
+    metrics, layers = one_shot(net, data, study.replace(seed=seed), progress=progress, initial=initial, costs=costs)
+    return {"metrics": metrics.assign(seed=seed), "layers": layers.assign(seed=seed),
+            "histories": history.frame().assign(seed=seed), "costs": pd.DataFrame(costs).assign(seed=seed),
+            "model": net}
+
+
+def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig, seeds: list[int],
+              model_options: dict | None = None, root: str | None = None, progress: bool = True,
+              workers: int | None = None) -> Replicates:
+    """Per seed: load the data split, build and train the dense model, run the one-shot `study` on it.
+
+    The seed sets the validation split, the initialisation, the data order, random scores and calibration
+    samples, so methods are paired on it. `models` maps each seed to its trained dense model. `costs` holds
+    each mask's scoring / pruning wall time in seconds (a criterion's scores are computed at its first
+    sparsity); it is kept apart from the metrics, which are bit-reproducible. Seeds run on `workers`
+    processes (default: one per core; 0: in this process), each on one torch thread, so the results do
+    not depend on `workers`.
+    """
+    seeds = checks.listing("seeds", seeds, checks.seed, distinct=True)
+    if not isinstance(train, TrainConfig) or not isinstance(study, OneShotConfig):
+        raise ValueError("train must be a TrainConfig and study a OneShotConfig")
+    build(model, load(dataset, seed=seeds[0], root=root), **(model_options or {}))  # bad input fails here, not in a worker
+    jobs = [(dataset, model, train, study, seed, model_options, root, progress and workers == 0) for seed in seeds]
+    done = parallel.map_jobs(replicate_seed, jobs, workers)
+    tables = {k: pd.concat([d[k] for d in done], ignore_index=True) for k in ("metrics", "layers", "histories", "costs")}
+    return Replicates(**tables, models={seed: d["model"] for seed, d in zip(seeds, done)})

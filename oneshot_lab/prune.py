@@ -222,7 +222,11 @@ def n_to_prune(sparsity: float, n: int) -> int:
 
 def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: float, scope: str = "global",
                       masks: Mapping[str, torch.Tensor] | None = None) -> Masks:
-    """Prune the lowest-scoring entries to `sparsity`; entries already pruned in `masks` stay pruned."""
+    """Prune the lowest-scoring entries to `sparsity`; entries already pruned in `masks` stay pruned.
+
+    Sparsity is the target: at sparsity 0 nothing is pruned whatever the scores (-inf included); entries
+    count as pruned earlier only when `masks` says so.
+    """
     sparsity = check_sparsity(sparsity)
     check_scope(scope)
     if not scores:
@@ -234,6 +238,7 @@ def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: float, scope
             score = score.to(torch.float32)
         if torch.isnan(score).any():
             raise ValueError(f"scores for {name!r} contain NaN")
+        score = score.clamp(min=torch.finfo(score.dtype).min)  # a -inf score is low, not "already pruned"
         if masks is not None and name in masks:
             score = score.masked_fill(~masks[name].bool(), float("-inf"))
         scored[name] = score

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from . import results, stats
+from . import findings, results, stats
 
 GROUPING = ("stage", "method", "sparsity")  # columns of the metrics table, not run parameters
 
@@ -40,6 +40,19 @@ class Sweep:
         _, at = self.layers_near(sparsity)
         return (at.groupby([*self.varying, "method", "layer"], sort=False, dropna=False)
                 .agg(density=("density", "mean"), collapsed_runs=("collapsed", "sum")).reset_index())
+
+    def findings(self, value: str = "test_accuracy", baselines: tuple = ("magnitude/global", "random/layer"),
+                 confidence: float = 0.95) -> pd.DataFrame:
+        """Every method against each baseline present, per setting, stage and sparsity, paired on the seed."""
+        present = set(self.metrics["method"]) - {"dense"}
+        claims = [findings.Claim(claim=f"{method} beats {baseline}", a=method, b=baseline, value=value,
+                                 by=(*self.varying, "stage", "sparsity"))
+                  for baseline in baselines if baseline in present
+                  for method in sorted(present - {baseline}) if not (method in baselines and
+                                                                      baselines.index(method) > baselines.index(baseline))]
+        if not claims:
+            raise ValueError(f"none of the baselines {list(baselines)} is among the methods {sorted(present)}")
+        return findings.evaluate(self.metrics[self.metrics["stage"] != "dense"], claims, confidence)
 
     def headline_stage(self, preferred: str) -> str:
         """`preferred` if the metrics have rows of that stage, else 'one_shot'."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import platform
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
+
+from .record_files import RecordWarning, manifest_problem, read_json, table_problem
 
 MANIFEST = "manifest.json"
 TRACKED_PACKAGES = ("oneshot-lab", "torch", "numpy", "pandas", "scikit-learn", "mnist1d",
@@ -135,8 +139,13 @@ def start(out_dir: str | os.PathLike, params: Mapping[str, Any]) -> Run:
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict:
-    """The manifest of one run directory."""
-    return json.loads((Path(run_dir) / MANIFEST).read_text())
+    """The manifest of one run directory; ValueError naming the file if it is malformed."""
+    path = Path(run_dir) / MANIFEST
+    manifest = json.loads(path.read_bytes().decode("utf-8"))
+    problem = manifest_problem(manifest)
+    if problem:
+        raise ValueError(f"{path}: {problem}")
+    return manifest
 
 
 def update_manifest(run_dir: str | os.PathLike, **fields: Any) -> dict:
@@ -154,14 +163,30 @@ def is_complete(run_dir: str | os.PathLike) -> bool:
         return False
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        at_fdcwd, rename_exchange = -100, 2
+        return libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def publish(staging: str | os.PathLike, final: str | os.PathLike) -> Path:
     """Move a finished run directory to `final` by rename, replacing an older record of the same run.
 
-    Readers see the old record or the new one, never a mix; `staging` must be on the same file system.
+    Readers see the old record or the new one, never a mix or neither (an atomic exchange where the file
+    system supports it); `staging` must be on the same file system.
     """
     staging, final = Path(staging), Path(final)
     if not final.exists():
         os.replace(staging, final)
+        return final
+    if _exchange(staging, final):
+        shutil.rmtree(staging, ignore_errors=True)  # now the old record
         return final
     old = staging.with_name(staging.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -171,15 +196,43 @@ def publish(staging: str | os.PathLike, final: str | os.PathLike) -> Path:
     return final
 
 
-def _records(runs_dir: Path) -> Iterable[tuple[Path, dict]]:
-    """(run directory, manifest) of every record under `runs_dir`, skipping hidden (staging) directories."""
+def _skip(skipped: list[dict], path: Path, runs_dir: Path, reason: str, warn: bool) -> None:
+    """Note a skipped record (and warn once about it, naming the file and the reason)."""
+    skipped.append({"run": _run_name(path.parent, runs_dir), "path": str(path), "reason": reason})
+    if warn:
+        warnings.warn(f"skipping run record {path}: {reason}", RecordWarning, stacklevel=3)
+
+
+def _records(runs_dir: Path, skipped: list[dict] | None = None, warn: bool = True) -> Iterable[tuple[Path, dict]]:
+    """(run directory, manifest) of every readable record under `runs_dir`, skipping hidden (staging)
+    directories; an unreadable or malformed manifest is noted in `skipped` (with a RecordWarning)."""
+    skipped = [] if skipped is None else skipped
     for manifest_path in sorted(runs_dir.rglob(MANIFEST)):
         if any(part.startswith(".") for part in manifest_path.relative_to(runs_dir).parts[:-1]):
             continue
-        try:
-            yield manifest_path.parent, json.loads(manifest_path.read_text())
-        except ValueError:  # a manifest from an older, non-atomic writer: not a record
+        manifest, reason = read_json(manifest_path)
+        reason = reason or manifest_problem(manifest)
+        if reason:
+            _skip(skipped, manifest_path, runs_dir, reason, warn)
             continue
+        yield manifest_path.parent, manifest
+
+
+def _table(run_dir: Path, manifest: dict, table: str, runs_dir: Path, skipped: list[dict]) -> pd.DataFrame | None:
+    """The `table` of one record, or None (noted in `skipped` with a warning if the record claims it)."""
+    path = run_dir / f"{table}.csv"
+    if not path.is_file():
+        if table in manifest.get("tables", []):
+            _skip(skipped, path, runs_dir, "the manifest lists this table but the file is missing", True)
+        return None
+    reason, text = table_problem(path)
+    if reason is None:
+        try:
+            return pd.read_csv(io.StringIO(text))
+        except (ValueError, pd.errors.ParserError) as err:
+            reason = f"not CSV ({' '.join(str(err).split())[:120]})"
+    _skip(skipped, path, runs_dir, reason, True)
+    return None
 
 
 def _run_name(run_dir: Path, runs_dir: Path) -> str:
@@ -204,16 +257,18 @@ def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: boo
     """All rows of `<table>.csv` from every run under `runs_dir`, with each run's parameters as columns.
 
     Columns added per run: its parameters (a metric column of the same name wins), `run` (the run's
-    directory relative to `runs_dir`) and, for sweep records, `notebook`.
+    directory relative to `runs_dir`) and, for sweep records, `notebook`. A record with a malformed
+    manifest or an empty, binary, cut or ragged table is skipped with one RecordWarning naming the file
+    and the reason; the skipped records are listed in `frame.attrs["skipped"]` (run, path, reason).
     """
     runs_dir = _runs_dir(runs_dir)
-    frames = []
-    for run_dir, manifest in _records(runs_dir):
+    frames, skipped = [], []
+    for run_dir, manifest in _records(runs_dir, skipped):
         if complete_only and manifest.get("status") != "complete":
             continue
-        if not (run_dir / f"{table}.csv").is_file():
+        frame = _table(run_dir, manifest, table, runs_dir, skipped)
+        if frame is None:
             continue
-        frame = pd.read_csv(run_dir / f"{table}.csv")
         for name, value in manifest.get("params", {}).items():
             if name not in frame.columns:
                 frame[name] = _param_value(value)
@@ -221,9 +276,9 @@ def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: boo
             frame["notebook"] = manifest["notebook"]
         frame["run"] = _run_name(run_dir, runs_dir)
         frames.append(frame)
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.attrs["skipped"] = skipped
+    return out
 
 
 MANIFEST_COLUMNS = ("notebook", "status", "seed", "started", "finished", "duration_s", "attempts",
@@ -231,11 +286,19 @@ MANIFEST_COLUMNS = ("notebook", "status", "seed", "started", "finished", "durati
 
 
 def manifests(runs_dir: str | os.PathLike) -> pd.DataFrame:
-    """One row per record under `runs_dir` (complete or not): run, notebook, status, timings, error and cell."""
+    """One row per record under `runs_dir` (complete or not): run, notebook, status, timings, error and cell.
+
+    A record whose manifest cannot be read has status 'unreadable' and the reason as its error (one
+    RecordWarning each); they are also listed in `frame.attrs["skipped"]`.
+    """
     runs_dir = _runs_dir(runs_dir)
+    skipped: list[dict] = []
     rows = [{"run": _run_name(run_dir, runs_dir), **{k: manifest.get(k) for k in MANIFEST_COLUMNS}}
-            for run_dir, manifest in _records(runs_dir)]
-    return pd.DataFrame(rows, columns=["run", *MANIFEST_COLUMNS])
+            for run_dir, manifest in _records(runs_dir, skipped)]
+    rows += [{"run": s["run"], "status": "unreadable", "error": s["reason"]} for s in skipped]
+    frame = pd.DataFrame(rows, columns=["run", *MANIFEST_COLUMNS])
+    frame.attrs["skipped"] = skipped
+    return frame
 
 
 BOOKKEEPING = ("run", "notebook", "out_dir", "smoke")
@@ -245,7 +308,7 @@ def run_parameters(runs_dir: str | os.PathLike, complete_only: bool = True) -> p
     """One row per run under `runs_dir`: `run`, `notebook` (sweep records) and every parameter, as `load` gives them."""
     runs_dir = _runs_dir(runs_dir)
     rows = []
-    for run_dir, manifest in _records(runs_dir):
+    for run_dir, manifest in _records(runs_dir, warn=False):
         if complete_only and manifest.get("status") != "complete":
             continue
         row = {"run": _run_name(run_dir, runs_dir), "notebook": manifest.get("notebook")}

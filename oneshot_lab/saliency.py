@@ -73,9 +73,14 @@ def obd(model: nn.Module, dataset, curvature: str = "ggn", negative: str = "clam
     return obd_from_diagonal(model, diag, negative=negative, names=names)
 
 
-def snip(model: nn.Module, dataset, samples: int | None = 2048, batch_size: int = 256, seed: int = 0,
-         names: list[str] | None = None) -> Scores:
-    """SNIP connection sensitivity |g_k w_k| (Lee et al. 2019), g the mean-loss gradient over `samples` training examples."""
+def taylor(model: nn.Module, dataset, samples: int | None = 2048, batch_size: int = 256, seed: int = 0,
+           names: list[str] | None = None) -> Scores:
+    """First-order Taylor score |g_k w_k|, g the mean-loss gradient over `samples` training examples.
+
+    On a network at initialisation this is SNIP's connection sensitivity (Lee et al. 2019); on a trained
+    network it is the first-order Taylor estimate of the loss change, which is what the lab's one-shot
+    studies compute, hence the name.
+    """
     clone = working_copy(model)
     grads = gradient(clone, dataset, samples=samples, batch_size=batch_size, seed=seed)
     return {n: (grads[n] * parameter(clone, n)).detach().abs() for n in _names(clone, names)}
@@ -158,7 +163,8 @@ def _obd_entry(fixed: str | None) -> Criterion:
 CRITERIA: dict[str, Criterion] = {c.name: c for c in [
     Criterion("magnitude", lambda m, d, s: magnitude(m), "|w|"),
     Criterion("random", lambda m, d, s: random(m, seed=s), "uniform random scores (the control)"),
-    Criterion("snip", lambda m, d, s, **o: snip(m, d, seed=s, **o), "|g w|, first-order Taylor (SNIP)",
+    Criterion("taylor", lambda m, d, s, **o: taylor(m, d, seed=s, **o),
+              "|g w|, first-order Taylor (SNIP when the model is at initialisation)",
               (SAMPLES, BATCH), needs_data=True),
     Criterion("wanda", lambda m, d, s, **o: wanda_scores(m, d, seed=s, **o),
               "|W_ij| * ||X_j||_2 over calibration inputs (Wanda; the paper compares within rows), no update",

@@ -98,20 +98,26 @@ def error_barrier(path: pd.DataFrame) -> pd.DataFrame:
 
 
 def instability(model: nn.Module, dataset: Dataset, config: InstabilityConfig, masks: Masks | None = None,
-                progress: bool = True) -> Instability:
+                progress: bool = True, parent: train.History | None = None) -> Instability:
     """Error barrier between two copies trained from iteration k with different data orders, for each k.
 
     A parent run trains `model` (left untouched) densely with `config.train` up to the end, snapshotting
     every k; each copy restarts from the iteration-k weights (times `masks`, if given: the sparse network
     rewound to k) and trains to the end with the data-order seed replaced by one of `config.data_seeds`
     (same schedule). The copies' final weights are interpolated linearly at `config.points` points.
+    `parent` reuses a dense run of `model` with `config.train` that holds a snapshot at every k.
     """
     if not isinstance(config, InstabilityConfig):
         raise ValueError(f"config must be an InstabilityConfig, got {type(config).__name__}")
     config.check(dataset)
     masks = _check_masks(model, masks)
     recipe = config.train
-    parent = train.fit(copy.deepcopy(model), dataset, recipe, snapshot_at=config.rewind_iterations, progress=progress)
+    if parent is None:
+        parent = train.fit(copy.deepcopy(model), dataset, recipe, snapshot_at=config.rewind_iterations,
+                           progress=progress)
+    missing = [k for k in config.rewind_iterations if k not in parent.snapshots]
+    if missing:
+        raise ValueError(f"the parent run has no snapshot at k = {missing}; it has {sorted(parent.snapshots)}")
     paths, barriers = [], []
     for k in config.rewind_iterations:
         ends = []

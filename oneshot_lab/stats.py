@@ -79,7 +79,8 @@ def paired(frame: pd.DataFrame, a: str, b: str, by: Sequence[str] = (), on: str 
     """Mean paired difference `value`[a] - `value`[b] per group of `by`, paired on `on` (the seed).
 
     `a` and `b` are values of `column`. Columns: the `by` columns, a, b, n (pairs), mean_difference,
-    ci_low, ci_high, agree (pairs whose difference has the sign of the mean) and supported (the
+    ci_low, ci_high, agree (pairs whose difference has the sign of the mean), positive (pairs where a
+    is above b) and supported (the
     interval excludes 0). A pair is a seed where both a and b have a value.
     """
     by = [by] if isinstance(by, str) else checks.listing("by", by, nonempty=False)
@@ -97,16 +98,18 @@ def paired(frame: pd.DataFrame, a: str, b: str, by: Sequence[str] = (), on: str 
     if wide.empty:
         raise ValueError(f"no {on} has a {value} for both {a!r} and {b!r}: nothing to pair")
     out = summarize(wide, by, "difference", confidence)
-    agree = []
+    agree, positive = [], []
     for _, row in out.iterrows():
         mask = np.logical_and.reduce([wide[c] == row[c] for c in by]) if by else np.ones(len(wide), bool)
         agree.append(int((np.sign(wide.loc[mask, "difference"]) == np.sign(row["mean"])).sum()))
+        positive.append(int((wide.loc[mask, "difference"] > 0).sum()))
     out = out.rename(columns={"mean": "mean_difference"})
     out.insert(len(by), "a", a)
     out.insert(len(by) + 1, "b", b)
     out["agree"] = agree
+    out["positive"] = positive
     out["supported"] = (out["ci_low"] > 0) | (out["ci_high"] < 0)
-    return out[[*by, "a", "b", "n", "mean_difference", "ci_low", "ci_high", "agree", "supported"]]
+    return out[[*by, "a", "b", "n", "mean_difference", "ci_low", "ci_high", "agree", "positive", "supported"]]
 
 
 def table(summary: pd.DataFrame, index: str | Sequence[str], columns: str) -> pd.DataFrame:

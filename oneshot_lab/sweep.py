@@ -1,20 +1,18 @@
 """Running a sweep: every task of a spec executed resumably on local worker processes or on Dask.
 
-A task runs in a staging directory under `RUNS_DIR/.sweep/` while holding a lock there, and is moved into
-place by one rename when it ends, so a killed sweep leaves complete records or none, and a re-run skips what
-is complete. `results` (and so pandas) is imported where it is used, so that importing this module is quick.
+Each task runs through `run_record.execute`: in a staging directory under `RUNS_DIR/.sweep/` while holding
+a lock there, moved into place by one rename when it ends, so a killed sweep leaves complete records or none,
+and a re-run skips what is complete. Workers die with the sweep (no orphan keeps a lock). `results` (and so
+pandas) is imported where it is used, so that importing this module is quick.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import queue
-import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -22,119 +20,18 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-from .notebooks import THREAD_ENV, declared_parameters, run_notebook, set_kernel_environment
+from .notebooks import THREAD_ENV
 from .progress import HEADLESS_ENV, bar
-from .spec import SpecError, Task, expand, spec_runs_dir
+from .run_record import SWEEP_DIR, error_outcome, execute
+from .spec import MAX_RUNS, SpecError, Task, expand, spec_runs_dir
 
 if TYPE_CHECKING:
     import pandas as pd
 
-SWEEP_DIR = ".sweep"  # hidden, so results.load never reads staging copies
+__all__ = ["EXECUTORS", "SWEEP_DIR", "SweepResult", "error_outcome", "execute", "run_grid"]
 EXECUTORS = ("local", "dask")
-
-
-# ---------------------------------------------------------------- one task, in a worker process
-
-@contextlib.contextmanager
-def _lock(runs_dir: Path, name: str) -> Iterator[bool]:
-    """Hold the lock of run `name` for this process (yield True), or yield False if another process holds it.
-
-    An advisory flock on a lock file: the kernel releases it when its holder exits or is killed, so a
-    killed sweep leaves no stale lock behind.
-    """
-    path = runs_dir / SWEEP_DIR / "locks" / f"{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode())
-        yield True
-    finally:
-        os.close(fd)
-
-
-def _attempt(task: Task, staging: Path) -> dict:
-    """Execute the task's notebook once into `staging`: status complete, failed (with cell) or died."""
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from papermill.exceptions import PapermillExecutionError
-
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    params = dict(task.params)
-    if "out_dir" in declared_parameters(task.notebook):
-        params["out_dir"] = str(staging)
-    try:
-        run_notebook(task.notebook, params, output=staging / Path(task.notebook).name, timeout=task.timeout)
-        return {"status": "complete"}
-    except PapermillExecutionError as err:
-        return {"status": "failed", "error": f"{err.ename}: {err.evalue}", "error_cell": err.cell_index,
-                "error_execution_count": err.exec_count}
-    except CellTimeoutError as err:
-        return {"status": "failed", "error": f"CellTimeoutError: {' '.join(str(err).split())[:300]}"}
-    except DeadKernelError as err:
-        return {"status": "died", "error": f"kernel died: {' '.join(str(err).split())[:300]}"}
-
-
-def _finalize(task: Task, staging: Path, final: Path, outcome: dict, attempts: int, started: str,
-              wall_s: float) -> None:
-    """Complete the manifest in `staging` with the sweep's fields and publish it as `final`."""
-    from . import results
-
-    if not (staging / results.MANIFEST).is_file():  # the notebook failed before (or without) results.start
-        results.start(staging, task.params)
-        results.update_manifest(staging, started=started)
-    manifest = results.read_manifest(staging)
-    recorded = dict(manifest.get("params", {}))
-    if "out_dir" in recorded:
-        recorded["out_dir"] = str(final.resolve())
-    status = "complete" if outcome["status"] == "complete" else "failed"
-    fields = {"status": status, "params": recorded, "notebook": Path(task.notebook).stem, "run_id": task.run_id,
-              "requested_params": task.params, "attempts": attempts, "wall_s": round(wall_s, 3),
-              "finished": manifest.get("finished") or results.utc_now(), "host": socket.gethostname()}
-    fields.update({k: outcome.get(k) for k in ("error", "error_cell", "error_execution_count") if k in outcome})
-    results.update_manifest(staging, **fields)
-    results.publish(staging, final)
-
-
-def execute(task: Task, runs_dir: str | os.PathLike) -> dict:
-    """Run one task into `runs_dir/<run id>` unless complete or locked; retried once if its kernel dies.
-
-    Returns the outcome: run_id, notebook, status (done | skipped | failed | died | locked), attempts,
-    wall_s, and error / error_cell on failure. Runs in a worker process (local or Dask).
-    """
-    from . import results
-
-    set_kernel_environment()  # this is a worker process: keep it for every task it runs
-    runs_dir = Path(runs_dir)
-    final, partial = runs_dir / task.run_id, runs_dir / SWEEP_DIR / "partial"
-    base = {"run_id": task.run_id, "notebook": Path(task.notebook).stem, "attempts": 0, "wall_s": 0.0}
-    with _lock(runs_dir, task.run_id) as held:
-        if not held:
-            return {**base, "status": "locked", "error": "running in another sweep"}
-        if results.is_complete(final):
-            return {**base, "status": "skipped"}
-        for leftover in partial.glob(f"{task.run_id}.*"):  # from killed attempts: we hold the lock now
-            shutil.rmtree(leftover, ignore_errors=True)
-        t0, started = time.monotonic(), results.utc_now()
-        for attempts in (1, 2):
-            # a fresh directory per attempt: an orphaned kernel of a dead attempt cannot write into this one
-            staging = partial / f"{task.run_id}.{os.getpid()}.{attempts}"
-            outcome = _attempt(task, staging)
-            if outcome["status"] != "died":
-                break
-            if attempts == 1:
-                shutil.rmtree(staging, ignore_errors=True)
-        wall_s = time.monotonic() - t0
-        _finalize(task, staging, final, outcome, attempts, started, wall_s)
-    status = {"complete": "done"}.get(outcome["status"], outcome["status"])
-    return {**base, **outcome, "status": status, "attempts": attempts, "wall_s": round(wall_s, 3)}
 
 
 # ---------------------------------------------------------------- executors and the sweep loop
@@ -146,6 +43,12 @@ class SweepResult:
     runs_dir: Path
     outcomes: list[dict] = field(default_factory=list)
     wall_s: float = 0.0
+    revision: str | None = None  # the code revision (git) of this sweep
+
+    def other_revision(self) -> list[dict]:
+        """Outcomes of complete records reused from another code revision (git commit) than this sweep's."""
+        return [o for o in self.outcomes if o["status"] == "skipped" and self.revision
+                and o.get("git_revision") and o["git_revision"] != self.revision]
 
     def counts(self) -> Counter:
         """Number of tasks per status (done, skipped, failed, died, locked, error)."""
@@ -167,21 +70,21 @@ class SweepResult:
         counts = self.counts()
         head = (f"sweep of {len(self.outcomes)} runs in {self.wall_s:.1f}s -> {self.runs_dir}: "
                 f"{counts['done']} done, {counts['skipped']} skipped (already complete), "
-                f"{counts['failed'] + counts['died'] + counts['error']} failed")
+                f"{counts['failed'] + counts['died'] + counts['error'] + counts['conflict']} failed")
         if counts["locked"]:
             head += f", {counts['locked']} left to another sweep that holds their lock"
         lines = [head]
+        stale = self.other_revision()
+        if stale:
+            revisions = sorted({o["git_revision"][:10] for o in stale})
+            lines.append(f"  note: {len(stale)} complete record(s) reused were made by another code revision "
+                         f"({', '.join(revisions)}; this is {self.revision[:10]}); delete them to recompute")
         for o in self.outcomes:
-            if o["status"] in ("failed", "died", "error"):
+            if o["status"] in ("failed", "died", "error", "conflict"):
                 cell = f" at cell {o['error_cell']}" if o.get("error_cell") is not None else ""
-                lines.append(f"  {o['status']}: {o['run_id']}{cell} (attempts {o.get('attempts', 0)}): {o.get('error')}")
+                lines.append(f"  {o['status']}: {o['run_id']}{cell} (attempts {o.get('attempts', 0)}): "
+                             f"{o.get('error')}")
         return "\n".join(lines)
-
-
-def error_outcome(task: Task, status: str, error: str, attempts: int) -> dict:
-    """The outcome of a task whose worker died or raised."""
-    return {"run_id": task.run_id, "notebook": Path(task.notebook).stem, "status": status,
-            "attempts": attempts, "wall_s": 0.0, "error": error}
 
 
 class LocalWorker:
@@ -195,10 +98,11 @@ class LocalWorker:
         self.proc = subprocess.Popen([sys.executable, "-m", "oneshot_lab.worker", log_dir],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
 
-    def run(self, task: Task, runs_dir: str) -> dict | None:
+    def run(self, task: Task, runs_dir: str, wait: bool = False) -> dict | None:
         """The task's outcome, or None if the process died before answering."""
+        request = {"task": dataclasses.asdict(task), "runs_dir": runs_dir, "wait": wait}
         try:
-            self.proc.stdin.write(json.dumps({"task": dataclasses.asdict(task), "runs_dir": runs_dir}) + "\n")
+            self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
         except BrokenPipeError:
             return None
@@ -217,7 +121,7 @@ class LocalWorker:
 
 
 def _feed(todo: queue.SimpleQueue, runs_dir: str, log_dir: str, report: Callable[[dict], None],
-          stop: threading.Event) -> None:
+          stop: threading.Event, wait: bool) -> None:
     """Feed tasks from `todo` to one worker process until none are left; a task whose worker dies is retried once."""
     worker = None
     try:
@@ -231,7 +135,7 @@ def _feed(todo: queue.SimpleQueue, runs_dir: str, log_dir: str, report: Callable
                 if stop.is_set():
                     return
                 worker = worker or LocalWorker(log_dir)
-                outcome = worker.run(task, runs_dir)
+                outcome = worker.run(task, runs_dir, wait)
                 if outcome is not None:
                     break
                 worker.close()
@@ -242,7 +146,8 @@ def _feed(todo: queue.SimpleQueue, runs_dir: str, log_dir: str, report: Callable
             worker.close()
 
 
-def _run_local(tasks: list[Task], runs_dir: str, workers: int, done: Callable[[dict], None]) -> None:
+def _run_local(tasks: list[Task], runs_dir: str, workers: int, done: Callable[[dict], None],
+               wait: bool = False) -> None:
     """Run tasks on `workers` local worker processes, each fed by a thread of this process."""
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for task in tasks:
@@ -255,7 +160,7 @@ def _run_local(tasks: list[Task], runs_dir: str, workers: int, done: Callable[[d
             done(outcome)
 
     log_dir = str(Path(runs_dir) / SWEEP_DIR / "logs")
-    threads = [threading.Thread(target=_feed, args=(todo, runs_dir, log_dir, report, stop), daemon=True)
+    threads = [threading.Thread(target=_feed, args=(todo, runs_dir, log_dir, report, stop, wait), daemon=True)
                for _ in range(workers)]
     for thread in threads:
         thread.start()
@@ -268,7 +173,7 @@ def _run_local(tasks: list[Task], runs_dir: str, workers: int, done: Callable[[d
 
 
 def _run_dask(tasks: list[Task], runs_dir: str, workers: int | None, scheduler: str | None,
-              done: Callable[[dict], None]) -> None:
+              done: Callable[[dict], None], wait: bool = False) -> None:
     """Run tasks on a Dask cluster: the scheduler at `scheduler`, or a LocalCluster of `workers` processes."""
     from distributed import Client, LocalCluster, as_completed
 
@@ -279,7 +184,7 @@ def _run_dask(tasks: list[Task], runs_dir: str, workers: int | None, scheduler: 
                                host="127.0.0.1", dashboard_address=None)
         client = Client(cluster)
     try:
-        futures = {client.submit(execute, task, runs_dir, pure=False): task for task in tasks}
+        futures = {client.submit(execute, task, runs_dir, None, False, wait, pure=False): task for task in tasks}
         for future in as_completed(futures):
             try:
                 done(future.result())
@@ -292,49 +197,64 @@ def _run_dask(tasks: list[Task], runs_dir: str, workers: int | None, scheduler: 
             cluster.close()
 
 
-def run_grid(spec_or_path: Mapping | str | os.PathLike, runs_dir: str | os.PathLike | None = None,
-             executor: str = "local", workers: int | None = None, scheduler: str | None = None,
-             progress: bool = True) -> SweepResult:
-    """Run every task of a sweep spec into `runs_dir`, skipping complete records; see the module docstring.
-
-    Everything is validated before anything runs or is written. `executor` is 'local' (`workers`
-    processes, default: the number of cores) or 'dask' (the scheduler at address `scheduler`, or a
-    LocalCluster of `workers` processes on 127.0.0.1).
-    """
+def _check_options(executor: str, workers: int | None, scheduler: str | None) -> None:
+    """SpecError for an unknown executor, a bad number of workers or a scheduler without Dask."""
     if executor not in EXECUTORS:
         raise SpecError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
+    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be a positive integer, got {workers!r}")
     if scheduler and executor != "dask":
         raise SpecError(f"a scheduler address ({scheduler}) needs executor='dask', got {executor!r}")
-    tasks = expand(spec_or_path)
+
+
+def run_grid(spec_or_path: Mapping | str | os.PathLike, runs_dir: str | os.PathLike | None = None,
+             executor: str = "local", workers: int | None = None, scheduler: str | None = None,
+             progress: bool = True, max_runs: int = MAX_RUNS) -> SweepResult:
+    """Run every task of a sweep spec into `runs_dir`, skipping complete records; see the module docstring.
+
+    Everything is validated before anything runs or is written (at most `max_runs` runs). `executor` is
+    'local' (`workers` processes, default: the number of cores) or 'dask' (the scheduler at address
+    `scheduler`, or a LocalCluster of `workers` processes on 127.0.0.1). A task locked by another sweep is
+    waited for at the end, so a sweep whose runs all end complete is `ok`, whoever completed them.
+    """
+    _check_options(executor, workers, scheduler)
+    tasks = expand(spec_or_path, max_runs=max_runs)
     runs_dir = runs_dir or spec_runs_dir(spec_or_path)
     if not runs_dir:
         raise SpecError("no runs directory: pass runs_dir (--runs DIR) or set runs_dir in the spec")
     runs_dir = Path(runs_dir).resolve()
     from . import results
+    from .run_record import record_state
 
     t0 = time.monotonic()
-    result = SweepResult(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    result = SweepResult(runs_dir, revision=results.git_revision())
+    for sub in ("locks", "partial", "logs"):  # fails here, in one line, on a read-only or full file system
+        (runs_dir / SWEEP_DIR / sub).mkdir(parents=True, exist_ok=True)
     todo = []
     for task in tasks:
-        if results.is_complete(runs_dir / task.run_id):
-            result.outcomes.append({"run_id": task.run_id, "notebook": Path(task.notebook).stem,
-                                    "status": "skipped", "attempts": 0, "wall_s": 0.0})
+        state, manifest = record_state(runs_dir / task.run_id, task.run_id)
+        if state == "complete":
+            result.outcomes.append({"run_id": task.run_id, "notebook": Path(task.notebook).stem, "status": "skipped",
+                                    "attempts": 0, "wall_s": 0.0, "git_revision": manifest.get("git_revision")})
         else:
             todo.append(task)
     with bar(total=len(tasks), desc="sweep", disable=not progress, initial=len(tasks) - len(todo)) as meter:
         def done(outcome: dict) -> None:
-            """Collect `outcome` and advance the bar."""
+            """Collect `outcome` (a locked one is retried later) and advance the bar."""
+            if outcome["status"] == "locked":
+                locked.append(by_id[outcome["run_id"]])
+                return
             result.outcomes.append(outcome)
             meter.update(1)
             meter.set_postfix(dict(sorted(result.counts().items())), refresh=False)
 
-        if todo and executor == "local":
-            _run_local(todo, str(runs_dir), min(workers or os.cpu_count() or 1, len(todo)), done)
-        elif todo:
-            _run_dask(todo, str(runs_dir), workers, scheduler, done)
+        by_id, locked = {t.run_id: t for t in tasks}, []
+        for wait in (False, True):  # then wait for the runs another sweep was running
+            batch, locked = (todo, []) if not wait else (locked, [])
+            if batch and executor == "local":
+                _run_local(batch, str(runs_dir), min(workers or os.cpu_count() or 1, len(batch)), done, wait)
+            elif batch:
+                _run_dask(batch, str(runs_dir), workers, scheduler, done, wait)
     order = {t.run_id: i for i, t in enumerate(tasks)}
     result.outcomes.sort(key=lambda o: order[o["run_id"]])
     result.wall_s = round(time.monotonic() - t0, 3)

@@ -40,7 +40,7 @@ class TrainConfig(Config):
         checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
         checks.one_of("schedule", self.schedule, SCHEDULES)
         self.store("lr", checks.number("lr", self.lr, 0.0))
-        self.store("momentum", checks.number("momentum", self.momentum, 0.0))
+        self.store("momentum", checks.number("momentum", self.momentum, 0.0, 1.0))
         self.store("weight_decay", checks.number("weight_decay", self.weight_decay, 0.0))
         self.store("batch_size", checks.integer("batch_size", self.batch_size, 1))
         self.store("epochs", checks.integer("epochs", self.epochs, 0))

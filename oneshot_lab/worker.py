@@ -9,12 +9,28 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from .run_record import error_outcome, execute
 from .spec import Task
-from .sweep import error_outcome, execute
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent (the sweep) dies, so no orphan holds a run's lock."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the worker still exits when its input closes
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def serve(log_dir: str | os.PathLike, requests: TextIO | None = None) -> None:
@@ -31,7 +47,7 @@ def serve(log_dir: str | os.PathLike, requests: TextIO | None = None) -> None:
         request = json.loads(line)
         task = Task(**request["task"])
         try:
-            outcome = execute(task, request["runs_dir"])
+            outcome = execute(task, request["runs_dir"], wait=bool(request.get("wait")))
         except Exception as err:  # a bug or an I/O error: report it, keep serving
             outcome = error_outcome(task, "error", f"{type(err).__name__}: {err}", 1)
         channel.write(json.dumps(outcome) + "\n")
@@ -44,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m oneshot_lab.worker LOG_DIR  (tasks as JSON lines on stdin)", file=sys.stderr)
         return 2
+    die_with_parent()
     serve(argv[0])
     return 0
 

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny datasets and models so the suite stays fast on 2 cores."""
 
 import gzip
+import os
 import struct
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 import oneshot_lab as ol
 
 torch.set_num_threads(1)
+os.environ.setdefault("ONESHOT_LAB_WORKERS", "1")  # per-seed work in-process in tests (tests choose workers=2 explicitly)
 
 
 @pytest.fixture(scope="session")

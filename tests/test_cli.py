@@ -22,7 +22,7 @@ def test_params_lists_types_defaults_and_help(capsys):
 
 @pytest.mark.parametrize("args,match", [
     (["run", "01", "-p", "sparsity_typo", "0.5"], "unknown parameter(s) 'sparsity_typo'"),
-    (["run", "01", "-p", "epochs", "many"], "parameter 'epochs' of 01_magnitude_pruning.ipynb must be int"),
+    (["run", "01", "-p", "iterations", "many"], "parameter 'iterations' of 01_magnitude_pruning.ipynb must be int"),
     (["run", "01", "-p", "smoke", "1"], "must be bool"),
     (["run", "99"], "no notebook '99'; known notebooks: 01_magnitude_pruning.ipynb"),
     (["params", "nope.ipynb"], "no notebook 'nope.ipynb'"),
@@ -33,9 +33,32 @@ def test_bad_input_is_rejected_before_any_kernel(args, match, capsys, monkeypatc
     assert match in capsys.readouterr().err
 
 
-def test_values_are_read_as_yaml():
+def test_values_are_read_as_yaml_1_2_json_like_data():
     assert cli.parse_value("0.9") == 0.9 and cli.parse_value("[0.5, 0.9]") == [0.5, 0.9]
     assert cli.parse_value("true") is True and cli.parse_value("mnist1d") == "mnist1d"
+    assert cli.parse_value("1e-3") == 0.001 and cli.parse_value("10") == 10 and cli.parse_value("null") is None
+    for text in ("010", "0o17", "0x1F", "yes", "off", "2024-01-01", ".inf", ".nan", "[0.5, 0.9"):
+        assert cli.parse_value(text) == text  # text, not octal, booleans, dates or infinities
+    with pytest.raises(ValueError, match="duplicate key 'a'"):
+        cli.parse_value("{a: 1, a: 2}")
+
+
+def test_debug_shows_the_traceback_and_internal_errors_are_one_line(capsys, monkeypatch):
+    assert cli.main(["--debug", "run", "99"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("oneshot-lab: error: no notebook '99'")
+
+    def bug(*_a, **_k):
+        raise KeyError("oops")
+    monkeypatch.setattr(cli.notebooks, "declared_parameters", bug)
+    assert cli.main(["params", "01"]) == 70
+    err = capsys.readouterr().err
+    assert err.strip() == "oneshot-lab: internal error: KeyError: 'oops' (run again with --debug for the traceback)"
+
+
+def test_exit_codes_are_documented():
+    text = cli.parser().format_help()
+    assert "exit status: 0" in text and "2 bad input" in text and "--debug" in text
 
 
 def test_python_dash_m_help():
@@ -59,7 +82,9 @@ def test_sweep_and_report_bad_input_is_one_line_before_any_kernel(tmp_path, caps
 def test_sweep_dry_run_lists_runs(capsys, tmp_path):
     assert cli.main(["sweep", "sweeps/compare_criteria.yaml", "--runs", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("01_magnitude_pruning-") == 3 and "to run" in out and "3 runs in" in out
+    assert out.count("01_magnitude_pruning-") == 5 and "to run" in out and "5 runs in" in out
+    assert cli.main(["sweep", "sweeps/compare_criteria.yaml", "--dry-run", "--max-runs", "2"]) == 2
+    assert "more than the limit of 2" in capsys.readouterr().err
 
 
 def test_help_explains_sweep_and_report():

@@ -120,3 +120,24 @@ def test_mismatched_image_and_label_counts(idx_dir):
 def test_bad_split_name(synthetic):
     with pytest.raises(ValueError, match="valid splits: train, val, test"):
         synthetic.split("validation")
+
+
+def test_constant_idx_images_standardise_without_nan(tmp_path):
+    for stem, n in (("train", 30), ("t10k", 10)):
+        write_idx(tmp_path / f"{stem}-images-idx3-ubyte", np.full((n, 28, 28), 200, dtype=np.uint8))
+        write_idx(tmp_path / f"{stem}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    data = ol.load("mnist", root=tmp_path)
+    for split in ("train", "val", "test"):
+        assert torch.isfinite(data.split(split).x).all() and data.split(split).x.abs().max() == 0
+
+
+def test_idx_reads_no_more_than_the_header_declares(tmp_path):
+    import gzip
+
+    with gzip.open(tmp_path / "big.gz", "wb") as fh:
+        fh.write(bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, "big") + bytes(8 << 20))
+    with pytest.raises(ValueError, match="promises shape .3,. .3 bytes of data. but the file holds more than 3 bytes"):
+        ol.data.read_idx(tmp_path / "big.gz")
+    write_idx(tmp_path / "huge", np.zeros((2, 2), dtype=np.uint8))
+    with pytest.raises(ValueError, match="more than the limit of 3 bytes"):
+        ol.data.read_idx(tmp_path / "huge", max_bytes=3)

@@ -44,3 +44,22 @@ def test_iterative_prunes_retrains_and_leaves_the_model_alone(float64_data, floa
 def test_iterative_rejects_bad_configs(changes, match):
     with pytest.raises(ValueError, match=match):
         config(**changes)
+
+
+def test_replicate_runs_every_criterion_on_each_seeds_model_paired_on_the_seed():
+    import oneshot_lab as ol
+    from oneshot_lab import iterative
+
+    recipe = ol.TrainConfig(iterations=4, batch_size=32)
+    study = ol.oneshot.OneShotConfig(methods=["magnitude/global"], sparsities=[0.5])
+    dense = ol.oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]}, workers=0)
+    config = iterative.IterativeConfig(sparsities=[0.5, 0.8], retrain=recipe, criterion="magnitude")
+    metrics, layers = iterative.replicate(dense.models, "synthetic", config, ["magnitude", "random"], workers=0)
+    assert sorted(set(metrics.seed)) == [0, 1] and set(layers.seed) == {0, 1}
+    with ol.parallel.one_thread():
+        one = iterative.prune(dense.models[1], ol.load("synthetic", seed=1), config.replace(criterion="random", seed=1),
+                              progress=False).metrics
+    mine = metrics[(metrics.seed == 1) & (metrics.criterion.isin(["random", "none"]))].iloc[-len(one):]
+    assert mine.test_accuracy.tolist() == one.test_accuracy.tolist()
+    with pytest.raises(ValueError, match="unknown criterion 'nosuch'"):
+        iterative.replicate(dense.models, "synthetic", config, ["nosuch"])

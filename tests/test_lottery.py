@@ -232,10 +232,10 @@ def test_retrain_modes_share_budget_and_data_order(mlp, synthetic, calls):
     (dict(score_options={"random": {"seed": 3}}), "has no option"),
     (dict(score_options={"obd_ggn": {"curvature": "hessian"}}), "has no option"),
     (dict(score_options={"obd": {"curvature": "exact"}}), "unknown curvature 'exact'; valid choices"),
-    (dict(score_options={"snip": {"negative": "clamp"}}), "has no option"),
+    (dict(score_options={"taylor": {"negative": "clamp"}}), "has no option"),
     (dict(score_options={"obd": {"negative": "drop"}}), "valid choices: clamp"),
     (dict(score_options={"obd": {"samples": 0}}), "samples must be an integer >= 1"),
-    (dict(score_options={"taylor": {}}), "unknown criterion 'taylor'"),
+    (dict(score_options={"nosuch": {}}), "unknown criterion 'nosuch'"),
     (dict(score_options=["names"]), "must be a mapping"),
     (dict(finetune_lr=float("nan")), "finetune_lr must be a finite number"),
     (dict(seed=-1), "seed must be an integer"),
@@ -256,7 +256,7 @@ def test_reinitialize_is_seeded_and_leaves_model_alone(mlp):
 
 def test_good_score_options_pass_the_check():
     for options in [{}, {"magnitude": {}}, {"obd": {"curvature": "ggn"}}, {"obd_fisher": {"negative": "abs", "samples": 64}},
-                    {"snip": {"batch_size": 8}}, {"obd": {"samples": None}}]:
+                    {"taylor": {"batch_size": 8}}, {"obd": {"samples": None}}]:
         lottery.IMPConfig(score_options=options)
 
 
@@ -278,3 +278,62 @@ def test_matching_rejects_bad_input():
         lottery.matching([], ["ticket"])
     with pytest.raises(ValueError, match="conditions must be a list"):
         lottery.matching({}, "ticket")
+
+
+def test_a_shared_dense_run_gives_the_same_run_bit_for_bit(mlp, synthetic):
+    config = lottery.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=["reinit", "random_mask"],
+                               rewind_iteration=20)
+    alone = lottery.imp(mlp, synthetic, config, progress=False)
+    dense = lottery.dense_run(mlp, synthetic, CONFIG, (0, 20), progress=False)
+    shared = lottery.imp(mlp, synthetic, config, progress=False, dense=dense)
+    pd.testing.assert_frame_equal(alone.metrics, shared.metrics, check_exact=True)
+    assert all(a.equal(b) for a, b in zip(alone.masks, shared.masks))
+    with pytest.raises(ValueError, match=r"snapshots at \[0\], not at k = 20"):
+        lottery.imp(mlp, synthetic, config, progress=False,
+                    dense=lottery.dense_run(mlp, synthetic, CONFIG, (0,), False))
+
+
+def test_budget_controls_at_one_x_replay_the_controls_exactly(mlp, synthetic):
+    config = lottery.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=CONTROLS, seed=3)
+    result = lottery.imp(mlp, synthetic, config, progress=False)
+    again = lottery.budget_controls(mlp, synthetic, config, result, [1, 2], 1, progress=False)
+    assert set(again.condition) == {f"{c}_x1" for c in CONTROLS} and set(again.budget) == {1}
+    for control in CONTROLS:
+        ours = again[again.condition == f"{control}_x1"].drop(columns=["condition", "budget"]).reset_index(drop=True)
+        theirs = result.metrics[result.metrics.condition == control].drop(columns=["condition", "budget"])
+        pd.testing.assert_frame_equal(ours, theirs.reset_index(drop=True), check_exact=True)
+
+
+def test_budget_controls_train_longer_on_the_same_masks(mlp, synthetic, calls):
+    config = lottery.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=["random_mask"], seed=1)
+    result = lottery.imp(mlp, synthetic, config, progress=False)
+    calls.clear()
+    longer = lottery.budget_controls(mlp, synthetic, config, result, [2], 3, progress=False)
+    (call,) = calls
+    assert call["config"].iterations == 3 * 60 and call["config"].eval_every == 3 * 20
+    assert call["masks"] is result.control_masks["random_mask"][2]
+    assert list(longer.condition) == ["random_mask_x3"] and list(longer.level) == [2]
+    with pytest.raises(ValueError, match="budget levels"):
+        lottery.budget_controls(mlp, synthetic, config, result, [3], 3)
+    with pytest.raises(ValueError, match="budget factor"):
+        lottery.budget_controls(mlp, synthetic, config, result, [1], 0)
+
+
+def test_matching_reads_the_value_it_is_given():
+    rows = [(0, "dense", 100.0, 0.80, 0.70), (1, "ticket", 50.0, 0.70, 0.80), (2, "ticket", 25.0, 0.79, 0.60),
+            (3, "ticket", 12.5, 0.81, 0.50)]
+    metrics = pd.DataFrame(rows, columns=["level", "condition", "density", "early_stop_val_accuracy",
+                                          "final_val_accuracy"]).assign(weights_remaining=lambda f: f.density,
+                                                                        final_test_accuracy=0.5,
+                                                                        early_stop_test_accuracy=0.5)
+    result = lottery.IMPResult(metrics, None, None, [])
+    assert result.sparsest_matching(value="early_stop_val_accuracy")["level"] == 3
+    assert result.sparsest_matching(value="early_stop_val_accuracy", tolerance=0.1)["level"] == 3
+    assert result.sparsest_matching(value="final_val_accuracy")["level"] == 1
+    assert result.sparsest_matching(value="final_val_accuracy", tolerance=0.1)["level"] == 2
+    table = lottery.matching({7: result}, ["ticket"], value="final_val_accuracy")
+    assert table.iloc[0].to_dict() == {"seed": 7, "condition": "ticket", "sparsest_matching_level": 1,
+                                       "weights_remaining": 50.0, "tolerance": 0.0, "value": "final_val_accuracy",
+                                       "val_accuracy": 0.8, "test_accuracy": 0.5}
+    with pytest.raises(ValueError, match="unknown matching value 'test'"):
+        result.sparsest_matching(value="test")

@@ -79,8 +79,8 @@ def test_resolve_notebook_by_number_stem_and_path():
 
 
 def test_float_parameters_accept_ints_and_exponent_notation():
-    params = notebooks.check_parameters("01", {"lr": "1e-3", "layer_report_sparsity": 1, "epochs": 3})
-    assert params["lr"] == 0.001 and isinstance(params["layer_report_sparsity"], float) and params["epochs"] == 3
+    params = notebooks.check_parameters("01", {"lr": "1e-3", "layer_report_sparsity": 1, "finetune_epochs": 3})
+    assert params["lr"] == 0.001 and isinstance(params["layer_report_sparsity"], float) and params["finetune_epochs"] == 3
     with pytest.raises(ValueError, match="must be float"):
         notebooks.check_parameters("01", {"lr": "fast"})
     with pytest.raises(ValueError, match="unknown parameter.*'nope'.*valid parameters: dataset, "):

@@ -6,6 +6,8 @@ import base64
 import io
 import json
 import re
+import shutil
+from pathlib import Path
 
 import nbformat
 import pandas as pd
@@ -97,11 +99,17 @@ def test_run_html_writes_the_page_beside_the_executed_notebook(notebook_factory,
 
 def test_report_html_exports_the_report_notebook(tmp_path, monkeypatch, capsys):
     executed = executed_notebook(tmp_path)
+
+    def execute(task, out, force):  # what a run of notebook 04 leaves: the executed notebook in its record
+        out.mkdir(parents=True)
+        shutil.copy(executed, out / Path(task.notebook).name)
+        return {"status": "done", "out_dir": str(out), "wall_s": 0.0}
     monkeypatch.setattr("oneshot_lab.results.manifests", lambda runs: pd.DataFrame({"status": ["complete"]}))
-    monkeypatch.setattr(cli.notebooks, "run_notebook", lambda notebook, params, timeout=None: executed)
+    monkeypatch.setattr(cli, "_execute", execute)
     assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "report"), "--html"]) == 0
-    assert f"offline HTML: {executed.with_suffix('.html')}" in capsys.readouterr().out
-    assert executed.with_suffix(".html").is_file()
+    page = tmp_path / "report" / "04_sweep_report.html"
+    assert f"offline HTML: {page}" in capsys.readouterr().out
+    assert "data:image/png;base64," in page.read_text()
 
 
 def test_exporting_a_missing_notebook_is_a_clear_error(tmp_path):

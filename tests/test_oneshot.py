@@ -39,7 +39,7 @@ def test_metrics_row_has_one_shape_for_dense_and_pruned(synthetic, tiny_mlp):
 
 @pytest.mark.parametrize("changes,match", [
     (dict(methods=["magnitude"]), "bad method 'magnitude'"),
-    (dict(methods=["taylor/global"]), "criterion in"),
+    (dict(methods=["nosuch/global"]), "criterion in"),
     (dict(methods=["magnitude/local"]), "scope in"),
     (dict(methods=[]), "methods must not be empty"),
     (dict(methods="magnitude/global"), "methods must be a list"),
@@ -49,6 +49,13 @@ def test_metrics_row_has_one_shape_for_dense_and_pruned(synthetic, tiny_mlp):
     (dict(report_sparsity=0.8), r"report_sparsity 0.8 is not one of the sparsities \[0.5, 0.9\]"),
     (dict(score_options={"obd": {"probes": 0}}), "probes must be an integer >= 1"),
     (dict(finetune=5), "finetune must be a TrainConfig"),
+    (dict(from_init="dense"), "from_init must be a TrainConfig"),
+    (dict(budgets=[20]), r"budgets \[20\] need a finetune recipe"),
+    (dict(finetune=TrainConfig(), budgets=[0]), r"budgets\[0\] must be an integer >= 1"),
+    (dict(control_sparsities=[0.7]), r"control_sparsities \[0.7\] are not among the sparsities"),
+    (dict(control_methods=["random/layer"]), r"control_methods \['random/layer'\] are not among the methods"),
+    (dict(methods=["obc/layer"], score_options={"obc": {"damp": -1}}), "damp must be"),
+    (dict(methods=["obc/layer"], score_options={"obc": {"block": 4}}), "unknown option 'block' for method 'obc'"),
 ])
 def test_bad_config_fails_before_work(changes, match):
     with pytest.raises(ValueError, match=match):
@@ -89,8 +96,8 @@ def test_agreement_spearman_and_jaccard_against_the_reference():
     assert by.loc[("reversed", "b"), "kept_jaccard"] == pytest.approx(1 / 4)
     emptied = oneshot.agreement({"magnitude": magnitude}, "magnitude", 4 / 12)
     assert math.isnan(emptied.set_index("parameter").loc["b", "kept_jaccard"])  # both masks empty b
-    with pytest.raises(ValueError, match="reference 'snip' is not among the scores"):
-        oneshot.agreement(scores, "snip", 0.5)
+    with pytest.raises(ValueError, match="reference 'taylor' is not among the scores"):
+        oneshot.agreement(scores, "taylor", 0.5)
     with pytest.raises(ValueError):
         oneshot.agreement(scores, "magnitude", 1.5)
 
@@ -118,3 +125,61 @@ def test_timed_diagonals_check_everything_before_computing(synthetic, tiny_mlp, 
         with pytest.raises(ValueError, match=match):
             curvature.timed_diagonals(tiny_mlp, synthetic, **bad)
     assert calls == []
+
+
+def test_pruners_are_methods_with_the_masks_and_weights_of_obs_prune(synthetic, tiny_mlp):
+    from oneshot_lab import obs
+    from oneshot_lab.models import build
+
+    config = oneshot.OneShotConfig(methods=["obc/layer", "sparsegpt/global"], sparsities=[0.5, 0.8],
+                                   score_options={"obc": {"samples": 64}}, seed=3)
+    metrics, layers = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
+    expected = obs.prune(tiny_mlp, synthetic, 0.8, "obc", "layer", samples=64, seed=3)
+    row = metrics[(metrics.method == "obc/layer") & (metrics.sparsity == 0.8)].iloc[0]
+    assert row.test_accuracy == oneshot.split_metrics(expected.model, synthetic)["test_accuracy"]
+    mine = layers[(layers.method == "obc/layer") & (layers.sparsity == 0.8)]
+    assert mine.kept.tolist() == [int(m.sum()) for m in expected.masks.values()]
+    assert mine.reconstruction_error.tolist() == pytest.approx([l.error for l in expected.layers])
+    assert layers[layers.method == "sparsegpt/global"].reconstruction_error.notna().all()
+
+
+def test_budget_and_from_init_controls(synthetic, tiny_mlp):
+    from oneshot_lab.models import build
+    from oneshot_lab.prune import masks_from_scores
+    from oneshot_lab.saliency import magnitude
+    from oneshot_lab.train import fit
+
+    initial = build("mlp", synthetic, seed=0, widths=(16, 8))
+    recipe = TrainConfig(iterations=6, eval_every=3)
+    config = oneshot.OneShotConfig(methods=["magnitude/layer", "random/layer"], sparsities=[0.5, 0.9],
+                                   finetune=recipe, budgets=[2], from_init=recipe.replace(iterations=9),
+                                   control_sparsities=[0.9], control_methods=["magnitude/layer"])
+    with pytest.raises(ValueError, match="pass initial="):
+        oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
+    metrics, _ = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False, initial=initial)
+    stages = metrics[metrics.method != "dense"].groupby(["method", "sparsity"]).stage.apply(sorted).to_dict()
+    assert stages[("magnitude/layer", 0.5)] == stages[("random/layer", 0.9)] == ["finetuned", "one_shot"]
+    assert stages[("magnitude/layer", 0.9)] == ["finetuned", "finetuned_2ep", "from_init", "one_shot"]
+    assert metrics.set_index("stage").loc["from_init", "budget_iterations"] == 9
+    # the from-init control is the mask on the initial weights, trained by the given recipe
+    masks = masks_from_scores(magnitude(tiny_mlp), 0.9, "layer")
+    oracle = masks.apply(build("mlp", synthetic, seed=0, widths=(16, 8)))
+    fit(oracle, synthetic, recipe.replace(iterations=9), masks=masks, progress=False)
+    row = metrics[metrics.stage == "from_init"].iloc[0]
+    assert row.test_accuracy == oneshot.split_metrics(oracle, synthetic)["test_accuracy"]
+
+
+def test_replicate_pairs_every_method_on_the_seed():
+    recipe = TrainConfig(iterations=4, batch_size=32)
+    study = oneshot.OneShotConfig(methods=["magnitude/global", "random/layer"], sparsities=[0.5])
+    first = oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]}, workers=0)
+    again = oneshot.replicate("synthetic", "mlp", recipe, study, [1], {"widths": [8]}, workers=0)
+    spawned = oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]}, workers=2)
+    pd.testing.assert_frame_equal(first.metrics, spawned.metrics)  # bit-identical whatever the workers
+    assert sorted(set(first.metrics.seed)) == [0, 1] and set(first.costs.method) == set(study.methods)
+    pd.testing.assert_frame_equal(first.metrics[first.metrics.seed == 1].reset_index(drop=True),
+                                  again.metrics.reset_index(drop=True))
+    with pytest.raises(ValueError, match="seeds"):
+        oneshot.replicate("synthetic", "mlp", recipe, study, [0, 0], progress=False)
+    with pytest.raises(ValueError, match="unknown model 'nosuch'|model"):
+        oneshot.replicate("synthetic", "nosuch", recipe, study, [0, 1], workers=2)

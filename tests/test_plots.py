@@ -242,8 +242,8 @@ def test_saliency_vs_magnitude_points_are_the_positive_pairs_of_the_table():
     _same(sorted(map(tuple, ax.collections[0].get_offsets())), expected)
     assert ax.get_legend_handles_labels()[1] == ["0.weight", "2.weight"]
     assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_title() == "T"
-    with pytest.raises(ValueError, match="no label 'snip'"):
-        plots.saliency_vs_magnitude(values, "snip")
+    with pytest.raises(ValueError, match="no label 'taylor'"):
+        plots.saliency_vs_magnitude(values, "taylor")
     with pytest.raises(ValueError, match="nothing to draw"):
         plots.saliency_vs_magnitude(values.assign(value=0.0), "obd_ggn")
 

@@ -160,8 +160,8 @@ def test_saliency_scores(tiny_mlp):
     r1, r2, r3 = (saliency.random(tiny_mlp, seed=s) for s in (5, 5, 6))
     assert torch.equal(torch.rand(1), expected)  # global RNG untouched
     assert all(torch.equal(r1[n], r2[n]) for n in r1) and not torch.equal(r1["1.weight"], r3["1.weight"])
-    with pytest.raises(ValueError, match="unknown criterion 'taylor'"):
-        saliency.compute("taylor", tiny_mlp)
+    with pytest.raises(ValueError, match="unknown criterion 'nosuch'"):
+        saliency.compute("nosuch", tiny_mlp)
 
 
 def test_macs_count_weight_applications_by_hand():
@@ -174,3 +174,13 @@ def test_macs_count_weight_applications_by_hand():
     assert kept.kept_macs.tolist() == [int(masks[n].sum()) * p for n, p in zip(prunable(model), (6, 1, 1, 1))]
     lenet = ol.build("lenet5", ol.load("digits"))  # 2-D convolutions: 8x8 -> 8x8 -> pool 4x4 -> 4x4
     assert ol.prune.macs(lenet, (1, 8, 8)).dense_macs.tolist()[:2] == [6 * 25 * 64, 16 * 6 * 25 * 16]
+
+
+def test_sparsity_is_the_target_whatever_the_scores():
+    scores = {"w": torch.tensor([float("-inf"), 1.0, 2.0, 3.0])}
+    assert ol.masks_from_scores(scores, 0.0)["w"].all()  # -inf is a low score, not "already pruned"
+    assert ol.masks_from_scores(scores, 0.25)["w"].tolist() == [False, True, True, True]
+    earlier = {"w": torch.tensor([True, True, True, False])}
+    kept = ol.masks_from_scores(scores, 0.0, masks=earlier)["w"]  # pruned earlier: only what masks= says
+    assert kept.tolist() == [True, True, True, False]
+    assert ol.masks_from_scores(scores, 0.5, masks=earlier)["w"].tolist() == [False, True, True, False]

@@ -36,19 +36,19 @@ def test_negative_curvature_choices(float64_data, float64_mlp):
         saliency.obd(model, float64_data, negative="flip")
 
 
-def test_snip_is_abs_gradient_times_weight(float64_data, float64_mlp):
+def test_taylor_is_abs_gradient_times_weight(float64_data, float64_mlp):
     data, model = float64_data, float64_mlp()
     x, y = data.train
     params = {n: p.detach() for n, p in model.named_parameters()}
     g = grad(lambda p: nn.functional.cross_entropy(functional_call(model, p, (x,)), y))(params)
-    scores = saliency.snip(model, data, samples=None, batch_size=10)
+    scores = saliency.taylor(model, data, samples=None, batch_size=10)
     for name, s in scores.items():
         assert torch.allclose(s, (g[name] * params[name]).abs(), rtol=1e-10, atol=1e-14)
 
 
 def test_every_criterion_is_registered_and_runs_in_one_shot(float64_data, float64_mlp):
     data, model = float64_data, float64_mlp()
-    expected = {"snip", "obd", *(f"obd_{c}" for c in curvature.CURVATURES)}
+    expected = {"taylor", "obd", *(f"obd_{c}" for c in curvature.CURVATURES)}
     assert expected <= set(saliency.CRITERIA)
     before = copy.deepcopy(model.state_dict())
     methods = [f"{c}/{s}" for c in sorted(expected) for s in ("global", "layer")]
@@ -77,12 +77,12 @@ def test_registry_entries_describe_their_options():
 
 
 @pytest.mark.parametrize("name, options, match", [
-    ("taylor", {}, "unknown criterion 'taylor'; valid choices: magnitude, random"),
+    ("nosuch", {}, "unknown criterion 'nosuch'; valid choices: magnitude, random, taylor"),
     ("magnitude", {"names": ["1.weight"]}, r"criterion 'magnitude' has no option\(s\) names; its options: none"),
     ("obd_ggn", {"curvature": "hessian"}, "its options: negative, samples, batch_size, probes"),
     ("obd", {"curvature": "diag"}, "unknown curvature 'diag'; valid choices: hessian, ggn"),
     ("obd", {"samples": 2.5}, "samples must be an integer"),
-    ("snip", {"batch_size": True}, "batch_size must be an integer"),
+    ("taylor", {"batch_size": True}, "batch_size must be an integer"),
 ])
 def test_unknown_criteria_and_options_are_named(tiny_mlp, name, options, match):
     with pytest.raises(ValueError, match=match):
@@ -111,6 +111,6 @@ def test_wanda_is_a_registered_criterion_equal_to_its_scores(synthetic, tiny_mlp
 
 def test_scoring_needs_a_model_and_a_dataset(synthetic, tiny_mlp):
     with pytest.raises(ValueError, match="needs training data: pass dataset= a Dataset .* got str"):
-        saliency.compute("snip", tiny_mlp, "synthetic")
+        saliency.compute("taylor", tiny_mlp, "synthetic")
     with pytest.raises(ValueError, match="scores a torch model, got NoneType"):
         saliency.compute("magnitude", None)

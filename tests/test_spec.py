@@ -54,11 +54,24 @@ def test_spec_expansion_and_stable_run_ids(tmp_path):
     assert spec.expand("sweeps/compare_criteria.yaml")  # the ready spec is valid
 
 
-def test_run_ids_are_pinned():
-    """Existing records are found by run id: these values must never change."""
-    assert spec.run_id("01_magnitude_pruning", {"seed": 0, "lr": 0.5, "methods": ["magnitude/global"]}) == \
-        "01_magnitude_pruning-e21cb754f103"
-    assert spec.expand({"notebook": 1, "list": [{"seed": 0, "lr": 1}]})[0].run_id == "01_magnitude_pruning-ffea00b51022"
+def test_run_id_covers_the_notebook_path_its_code_and_every_effective_parameter(notebook_factory, tmp_path):
+    params = "seed: int = 0  # s\nlr: float = 0.5  # l\nout_dir: str = 'out'  # o"
+    a = notebook_factory("a.ipynb", params, "print(seed)")
+    (tmp_path / "other").mkdir()
+    same_name = notebooks.Path(notebook_factory("other/a.ipynb", params, "print(seed)"))
+    base = spec.run_id(a, {"seed": 1})
+    assert spec.run_id(same_name, {"seed": 1}) != base  # same file name, another folder
+    assert spec.run_id(a, {"seed": 1, "lr": 0.5}) == base  # the default, given explicitly
+    assert spec.run_id(a, {"seed": 1, "lr": 1}) != base
+    assert spec.run_id(a, {"seed": 1, "out_dir": "elsewhere"}) == base  # where it goes is not what it is
+    notebook_factory("a.ipynb", params.replace("0.5", "0.25"), "print(seed)")  # a changed default
+    assert spec.run_id(a, {"seed": 1}) != base
+    notebook_factory("a.ipynb", params, "print(seed + 1)")  # changed code
+    assert spec.run_id(a, {"seed": 1}) != base
+    notebook_factory("a.ipynb", params, "print(seed)")
+    assert spec.run_id(a, {"seed": 1}) == base and spec.task(a, {"seed": 1}).run_id == base
+    assert spec.task(a, {"seed": 1}).identity == notebooks.identity(a)
+    assert notebooks.identity("01")["path"] == "notebooks/01_magnitude_pruning.ipynb"
 
 
 def test_several_blocks_timeouts_and_runs_dir(tmp_path):
@@ -78,4 +91,4 @@ def test_ready_spec_uses_known_criteria():
     for task in spec.expand("sweeps/compare_criteria.yaml"):
         assert {m.split("/")[0] for m in task.params["methods"]} <= set(saliency.CRITERIA)
         assert len(task.params["sparsities"]) >= 5
-    assert {t.params["seed"] for t in spec.expand("sweeps/compare_criteria.yaml")} == {0, 1, 2}
+    assert {t.params["seed"] for t in spec.expand("sweeps/compare_criteria.yaml")} == {0, 1, 2, 3, 4}

@@ -72,3 +72,17 @@ def test_instability_bad_masks_fail_before_the_parent_run(mlp, synthetic, fits, 
     with pytest.raises(ValueError, match=message):
         instability(mlp, synthetic, masks=masks(mlp), rewind_iterations=[0])
     assert fits == []
+
+
+def test_a_shared_parent_run_gives_the_same_barriers(mlp, synthetic):
+    from oneshot_lab import lottery
+
+    train = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine")
+    config = stability.InstabilityConfig(train=train, rewind_iterations=[0, 20], points=3)
+    alone = stability.instability(mlp, synthetic, config, progress=False)
+    _, parent = lottery.dense_run(mlp, synthetic, train, (0, 20), progress=False)
+    shared = stability.instability(mlp, synthetic, config, progress=False, parent=parent)
+    pd.testing.assert_frame_equal(alone.barriers, shared.barriers, check_exact=True)
+    _, short = lottery.dense_run(mlp, synthetic, train, (0,), progress=False)
+    with pytest.raises(ValueError, match=r"no snapshot at k = \[20\]"):
+        stability.instability(mlp, synthetic, config, progress=False, parent=short)

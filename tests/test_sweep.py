@@ -152,17 +152,30 @@ def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
     assert sorted(results.load(runs).x) == [1, 2, 3, 4, 5]
 
 
+def test_resuming_reports_complete_records_of_another_code_revision(tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    task = spec.task(tiny, {"x": 1})
+    old = results.start(tmp_path / task.run_id, {"x": 1})
+    old.record("metrics", [{"x": 1, "y": 1}])
+    old.finish()
+    results.update_manifest(tmp_path / task.run_id, run_id=task.run_id, git_revision="0123456789abcdef")
+    outcome = sweep.run_grid({"notebook": str(tiny), "list": [{"x": 1}]}, tmp_path, progress=False)
+    assert outcome.ok and outcome.counts() == {"skipped": 1}
+    if outcome.revision:  # a git checkout
+        assert "made by another code revision (0123456789" in str(outcome)
+
+
 # ---------------------------------------------------------------- Dask and results.load over a real sweep
 
 def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
     spec = {"notebook": "01", "params": {"smoke": True, "dataset": "synthetic", "model": "mlp",
-                                         "methods": ["magnitude/global", "random/layer"]},
+                                         "methods": ["magnitude/global", "random/layer"], "seeds": [0]},
             "grid": {"seed": [0]}}
     local = sweep.run_grid(spec, tmp_path / "local", workers=1, progress=False)
     dask = sweep.run_grid(spec, tmp_path / "dask", executor="dask", workers=2, progress=False)
     assert local.ok and dask.ok and [o["run_id"] for o in local.outcomes] == [o["run_id"] for o in dask.outcomes]
     run = local.outcomes[0]["run_id"]
-    for table in ("metrics", "layers", "dense_history"):
+    for table in ("metrics", "layers", "histories"):
         assert (tmp_path / "local" / run / f"{table}.csv").read_bytes() == \
             (tmp_path / "dask" / run / f"{table}.csv").read_bytes()
     frame = results.load(tmp_path / "dask")

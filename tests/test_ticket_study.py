@@ -79,6 +79,13 @@ def test_replicates_equal_single_runs_and_tables_concatenate(synthetic):
     assert (table.sparsest_matching_level == 1).all()
 
 
+def test_seeds_on_worker_processes_give_the_same_tables(synthetic):
+    small = study(imp_levels=1, instability_level=1, retrain_modes=[])
+    _, here = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False, workers=0)
+    _, spawned = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False, workers=2)
+    pd.testing.assert_frame_equal(here, spawned, check_exact=True)
+
+
 def test_every_retraining_mode_is_kept_and_no_modes_is_no_runs(synthetic):
     small = study(imp_levels=1, instability_level=1, seed_offsets=[0], retrain_modes=["lr_rewind", "finetune"])
     results, metrics = ticket_study.run(small, "retrain_modes", "mlp", synthetic, {"widths": [8]}, progress=False)
@@ -89,12 +96,38 @@ def test_every_retraining_mode_is_kept_and_no_modes_is_no_runs(synthetic):
     assert none == {} and empty.empty
 
 
-def test_instability_of_the_study_uses_its_level_and_seeds(synthetic):
-    small = study(imp_levels=1, instability_level=1, seed_offsets=[3], instability_data_seeds=[101, 202])
-    results, _ = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False)
-    found = ticket_study.instability(small, results, "mlp", synthetic, {"widths": [8]}, progress=False)
-    assert set(found.barriers.seed) == {3} and len(set(found.barriers.network)) == 2
-    density = results[3].masks[1].density()
-    assert set(found.barriers.density) == {1.0, density}
-    with pytest.raises(ValueError, match="tickets has no result for seed 3"):
-        ticket_study.instability(small, {}, "mlp", synthetic, {"widths": [8]})
+def test_instability_finds_a_mask_per_rewind_point_and_seed(synthetic):
+    small = study(imp_levels=1, instability_level=1, seed_offsets=[3, 4], instability_data_seeds=[101, 202])
+    dense = ticket_study.dense_runs(small, "mlp", synthetic, {"widths": [8]}, progress=False)
+    assert all(sorted(h.snapshots) == [0, 20] for _, h in dense.values())
+    results, _ = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False, dense=dense)
+    found = ticket_study.instability(small, {0: results}, "mlp", synthetic, {"widths": [8]}, progress=False,
+                                     dense=dense)
+    barriers = found.barriers
+    assert set(barriers.seed) == {3, 4} and set(barriers.network) == {"dense", "ticket"}
+    assert len(barriers) == 2 * 2 * 2 * 2  # seeds x networks x k x splits
+    # the oracle: the ticket at k = 20 is the mask IMP finds rewinding to 20, run directly
+    late = lottery.imp(ol.build("mlp", synthetic, seed=4, widths=[8]), synthetic,
+                       small.imp.replace(controls=(), rewind_iteration=20).with_seed(4), progress=False)
+    config = small.instability.replace(train=CONFIG.replace(seed=4), data_seeds=(105, 206), rewind_iterations=(20,))
+    direct = stability.instability(ol.build("mlp", synthetic, seed=4, widths=[8]), synthetic, config,
+                                   masks=late.masks[1], progress=False)
+    ours = barriers[(barriers.seed == 4) & (barriers.network == "ticket") & (barriers.rewind_iteration == 20)]
+    pd.testing.assert_frame_equal(ours.drop(columns=["network", "seed"]).reset_index(drop=True),
+                                  direct.barriers, check_exact=True)
+
+
+def test_shared_dense_runs_and_budget_over_seeds(synthetic):
+    small = study(imp_levels=2, instability_level=1, seed_offsets=[0, 1], budget_levels=[2], control_budget=2,
+                  imp_controls=["reinit"])
+    dense = ticket_study.dense_runs(small, "mlp", synthetic, {"widths": [8]}, progress=False)
+    for experiment in ("late_rewind", "retrain_modes"):
+        _, alone = ticket_study.run(small, experiment, "mlp", synthetic, {"widths": [8]}, progress=False)
+        _, shared = ticket_study.run(small, experiment, "mlp", synthetic, {"widths": [8]}, progress=False, dense=dense)
+        pd.testing.assert_frame_equal(alone, shared, check_exact=True)
+    results, _ = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False, dense=dense)
+    longer = ticket_study.budget(small, results, "mlp", synthetic, {"widths": [8]}, progress=False)
+    assert sorted(zip(longer.seed, longer.condition, longer.level)) == [(0, "reinit_x2", 2), (1, "reinit_x2", 2)]
+    assert set(longer.experiment) == {"budget"} and set(longer.budget) == {2}
+    with pytest.raises(ValueError, match=r"budget_levels\[0\] must be an integer in \[1, 2\]"):
+        study(imp_levels=2, budget_levels=[3])

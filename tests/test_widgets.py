@@ -39,7 +39,7 @@ def oracle(model, data, criterion, sparsity, scope):
     return masks, {split: ol.evaluate(pruned, data, split) for split in ("test", "val")}
 
 
-@pytest.mark.parametrize("criterion,scope", [("magnitude", "global"), ("snip", "layer"), ("random", "global")])
+@pytest.mark.parametrize("criterion,scope", [("magnitude", "global"), ("taylor", "layer"), ("random", "global")])
 def test_moving_the_slider_shows_the_masks_and_metrics_of_that_setting(pruner, trained, synthetic, criterion, scope):
     pruner.criterion.value, pruner.scope.value = criterion, scope
     before = (pruner.status.value, pruner.image.value)

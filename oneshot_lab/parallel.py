@@ -1,0 +1,51 @@
+"""Independent per-seed work run in worker processes, one torch thread each, so results never depend on workers."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from multiprocessing import get_context
+from typing import Any, Callable, Iterator, Sequence
+
+from . import checks
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run the block with one torch intra-op thread (the same arithmetic in-process and in any worker)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def call_on_one_thread(job: tuple[Callable, tuple]) -> Any:
+    """`function(*args)` on one torch thread (what each worker runs)."""
+    function, args = job
+    with one_thread():
+        return function(*args)
+
+
+def default_workers(jobs: int) -> int:
+    """One worker per core, no more than there are jobs (ONESHOT_LAB_WORKERS overrides the core count)."""
+    cores = int(os.environ.get("ONESHOT_LAB_WORKERS", 0)) or os.cpu_count() or 1
+    return max(1, min(jobs, cores))
+
+
+def map_jobs(function: Callable, arguments: Sequence[tuple], workers: int | None = None) -> list:
+    """`[function(*args) for args in arguments]`, in order, on `workers` processes (0 or 1: in this process).
+
+    Every call runs on one torch thread wherever it runs, so the results are bit-identical for any
+    `workers`. `function` must be importable (a module-level function of the package).
+    """
+    workers = default_workers(len(arguments)) if workers is None else checks.integer("workers", workers, 0)
+    jobs = [(function, tuple(args)) for args in arguments]
+    if workers <= 1 or len(jobs) <= 1:
+        return [call_on_one_thread(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
+        return list(pool.map(call_on_one_thread, jobs))

@@ -1,0 +1,182 @@
+"""The README's result tables, generated from the committed results files (`results/<notebook>/*.csv`).
+
+A block in README.md is written between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`; NAME is a
+key of `BLOCKS`. `python -m oneshot_lab.readme` rewrites the blocks, `--check` fails when they are stale,
+`--collect RUN_DIR` first copies a run's small tables into `results/<notebook>/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from . import findings as findings_module
+from . import stats
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "results"
+COLLECTED = ("metrics.csv", "dense.csv", "dense_over_seeds.csv", "summary.csv", "findings.csv", "tally.csv", "costs.csv",
+             "matching.csv", "published.csv", "manifest.json")
+BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub pipe table of `frame` (index dropped), every cell as text."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "—" if pd.isna(value) else f"{value:.3f}"
+        return str(value).replace("|", "\\|")
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def dense(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dense accuracy per split: seeds, mean ± interval half-width, the Student-t interval and the published figure."""
+    return pd.DataFrame({"split": frame["split"], "seeds": frame["n"], "mean ± half-width": frame["text"],
+                         "95% interval": [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+                         "published (test)": frame["published_test"].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}"),
+                         "source": frame["source"]})
+
+
+def wide(frame: pd.DataFrame, stages: tuple[str, ...], index: list[str], columns: str,
+         methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """`stats.table` of a summary: 'mean ± half-width' per index row and `columns` value."""
+    rows = frame[frame["stage"].isin(stages)]
+    if methods is not None:
+        rows = rows[rows["method"].isin(methods)]
+    return stats.table(rows, index, columns).reset_index()
+
+
+def verdicts(frame: pd.DataFrame, keep: tuple[str, ...] = ("supported", "contradicted")) -> pd.DataFrame:
+    """The findings whose verdict is in `keep`, as `findings.show` prints them."""
+    return findings_module.show(frame[frame["verdict"].isin(keep)])
+
+
+def tally(frame: pd.DataFrame) -> pd.DataFrame:
+    """The tally table as recorded."""
+    return frame
+
+
+def tally_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """The tally of a findings table."""
+    return findings_module.tally(frame)
+
+
+def select(frame: pd.DataFrame, columns: list[str], where: dict | None = None) -> pd.DataFrame:
+    """`columns` of the rows matching `where` ({column: list of values})."""
+    for column, values in (where or {}).items():
+        frame = frame[frame[column].isin(values)]
+    return frame[columns]
+
+
+def pivot(frame: pd.DataFrame, index: list[str], columns: str, values: str, where: dict | None = None) -> pd.DataFrame:
+    """A wide text table: one row per `index`, one column per `columns` value, cells from `values`."""
+    for column, wanted in (where or {}).items():
+        frame = frame[frame[column].isin(wanted)]
+    wide = frame.pivot_table(index=index, columns=columns, values=values, aggfunc="first", sort=False)
+    return wide.rename_axis(columns=None).fillna("").reset_index()
+
+
+Formatter = Callable[[pd.DataFrame], pd.DataFrame]
+NB01, NB02, NB04, NB05 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report", "05_beyond_the_diagonal"
+NB03 = "03_lottery_ticket_rewinding"
+BLOCKS: dict[str, tuple[str, str, Formatter]] = {
+    "01-dense": (NB01, "dense.csv", dense),
+    "01-accuracy": (NB01, "summary.csv", partial(wide, stages=("one_shot", "finetuned"),
+                                                 index=["stage", "sparsity"], columns="method")),
+    "01-budget": (NB01, "summary.csv", partial(wide, stages=("finetuned", "finetuned_20ep", "from_init"),
+                                               index=["method", "sparsity"], columns="stage",
+                                               methods=("magnitude/global", "random/layer"))),
+    "01-tally": (NB01, "tally.csv", tally),
+    "01-findings": (NB01, "findings.csv", verdicts),
+    "02-dense": (NB02, "dense_over_seeds.csv", dense),
+    "02-accuracy": (NB02, "summary.csv", partial(wide, stages=("one_shot",), index=["method"], columns="sparsity",
+                                                 methods=("magnitude/global", "magnitude/layer", "random/layer",
+                                                          "taylor/global", "obd_ggn/global", "obd_fisher/global",
+                                                          "obd_hutchinson/global", "obd_ggn/layer"))),
+    "02-tally": (NB02, "tally.csv", tally),
+    "02-findings": (NB02, "findings.csv", verdicts),
+    "03-published": (NB03, "published.csv", partial(select, columns=[
+        "quantity", "published", "source", "ours_mean", "ours_ci_low", "ours_ci_high", "seeds"])),
+    "03-matching": (NB03, "matching.csv", partial(pivot, index=["seed"], columns="condition", values="weights_remaining")),
+    "03-tally": (NB03, "tally.csv", tally),
+    "03-findings": (NB03, "findings.csv", verdicts),
+    "04-finetuned": (NB04, "metrics.csv", partial(wide, stages=("finetuned",), index=["sparsity"], columns="method")),
+    "04-tally": (NB04, "tally.csv", tally),
+    "04-findings": (NB04, "findings.csv", verdicts),
+    "05-dense": (NB05, "dense.csv", partial(select, columns=["setting", "n", "text"])),
+    "05-oneshot": (NB05, "summary.csv", partial(pivot, index=["setting", "method"], columns="sparsity", values="text",
+                                                 where={"stage": ["one_shot"], "sparsity": [0.9, 0.95]})),
+    "05-published": (NB05, "published.csv", partial(select, columns=[
+        "sparsity", "method", "published_accuracy", "lab_method", "n", "our_accuracy", "ci_low", "ci_high"])),
+    "05-costs": (NB05, "cost_summary.csv", partial(pivot, index=["method"], columns="setting",
+                                                    values="seconds (interval)")),
+    "05-tally": (NB05, "findings.csv", tally_of),
+    "05-findings": (NB05, "findings.csv", verdicts),
+}
+
+
+def block(name: str, results: Path = RESULTS) -> str:
+    """The markdown of block `name`, with a line naming the file it came from."""
+    if name not in BLOCKS:
+        raise ValueError(f"README block {name!r} is not generated here; known blocks: {', '.join(BLOCKS)}")
+    notebook, file, formatter = BLOCKS[name]
+    path = results / notebook / file
+    if not path.is_file():
+        raise FileNotFoundError(f"README block {name!r} needs {path}: run the notebook with its defaults and "
+                                f"`python -m oneshot_lab.readme --collect RUN_DIR`")
+    return markdown(formatter(pd.read_csv(path))) + f"\n<sub>Generated from `results/{notebook}/{file}`.</sub>\n"
+
+
+def render(text: str, results: Path = RESULTS) -> str:
+    """`text` with every generated block rewritten from the results files."""
+    return BLOCK.sub(lambda m: m.group(1) + block(m.group("name"), results) + m.group(4), text)
+
+
+def collect(run_dir: Path, results: Path = RESULTS) -> Path:
+    """Copy the small tables of a complete run (its manifest names the notebook) into results/<notebook>/."""
+    import json
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    if manifest.get("status") != "complete":
+        raise ValueError(f"{run_dir} is not a complete record (status {manifest.get('status')!r})")
+    notebook = next(p.stem for p in run_dir.glob("*.ipynb"))
+    target = results / notebook
+    target.mkdir(parents=True, exist_ok=True)
+    for name in COLLECTED:
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, target / name)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite README.md's generated blocks (or, with --check, fail when they are stale)."""
+    parser = argparse.ArgumentParser(prog="python -m oneshot_lab.readme", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the results files")
+    parser.add_argument("--collect", nargs="*", default=[], type=Path, help="complete run directories to copy first")
+    args = parser.parse_args(argv)
+    for run_dir in args.collect:
+        print(f"collected {run_dir} -> {collect(run_dir)}")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    fresh = render(text)
+    if args.check:
+        if fresh != text:
+            print("README.md is stale: run `python -m oneshot_lab.readme`", file=sys.stderr)
+            return 1
+        return 0
+    readme.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""The bad-input battery: every case is rejected with a one-line message naming the bad value, before any kernel
+starts, and nothing under the test's directory is written, lost or changed. Run records that cannot be read
+are skipped with one warning naming the file and the reason, never crash a reader and never invent rows."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import json
+import math
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import oneshot_lab as ol
+from conftest import write_idx
+from oneshot_lab import cli, lottery, oneshot, results, spec, stability, sweep, ticket_study, train
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file (bytes) and directory (None) under `root`."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None) for p in sorted(root.rglob("*"))}
+
+
+@pytest.fixture()
+def lab(tmp_path, monkeypatch):
+    """A working directory with one complete run record and a good IDX directory; no kernel may start."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    run = results.start(tmp_path / "runs" / "good", {"seed": 0})
+    run.record("metrics", [{"sparsity": 0.5, "acc": 0.9}])
+    run.finish()
+    (tmp_path / "idx").mkdir()
+    n = 20
+    write_idx(tmp_path / "idx" / "train-images-idx3-ubyte", np.full((n, 28, 28), 7, dtype=np.uint8))
+    write_idx(tmp_path / "idx" / "train-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    write_idx(tmp_path / "idx" / "t10k-images-idx3-ubyte", np.full((4, 28, 28), 7, dtype=np.uint8))
+    write_idx(tmp_path / "idx" / "t10k-labels-idx1-ubyte", np.arange(4, dtype=np.uint8))
+    return tmp_path
+
+
+# ---------------------------------------------------------------- how a case is run
+
+def api(fn) -> str:
+    """The one-line ValueError `fn()` raises."""
+    with pytest.raises(ValueError) as err:
+        fn()
+    return str(err.value)
+
+
+def command(*args: str, code: int = 2, quiet: bool = True) -> str:
+    """The stderr of `oneshot-lab ARGS`, which must exit with `code` (and print nothing on stdout if `quiet`)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = cli.main(list(args))
+        except SystemExit as exit_:  # argparse usage errors
+            rc = exit_.code
+    assert rc == code, err.getvalue()
+    assert out.getvalue() == "" or not quiet
+    return err.getvalue()
+
+
+def spec_file(root: Path, text: str | bytes, *args: str, code: int = 2) -> str:
+    """`oneshot-lab sweep` on a spec holding `text`: its one-line error (the spec file is then removed)."""
+    path = root / "spec.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    try:
+        return command("sweep", str(path), "--runs", str(root / "runs"), *args, code=code)
+    finally:
+        path.unlink()
+
+
+def idx(root: Path, part: str, array: np.ndarray, code: int = 0x08) -> str:
+    """Replace one IDX file of the lab by `array` (IDX type `code`), load, restore: the one-line error."""
+    path = root / "idx" / part
+    saved = path.read_bytes()
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    dtype = {0x08: np.uint8, 0x09: np.int8, 0x0D: ">f4"}[code]
+    path.write_bytes(header + np.ascontiguousarray(array, dtype=dtype).tobytes())
+    try:
+        return api(lambda: ol.load("mnist", root=root / "idx"))
+    finally:
+        path.write_bytes(saved)
+
+
+def bomb(root: Path, declared: tuple[int, ...], payload: int) -> str:
+    """A gzipped IDX file declaring `declared` and holding `payload` zero bytes: read_idx's error."""
+    path = root / "bomb.gz"
+    header = bytes([0, 0, 0x08, len(declared)]) + struct.pack(f">{len(declared)}I", *declared)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header)
+        for _ in range(payload // (1 << 20)):
+            fh.write(bytes(1 << 20))
+    try:
+        return api(lambda: ol.data.read_idx(path))
+    finally:
+        path.unlink()
+
+
+NB = "01"
+GRID = "notebook: 01\ngrid: {seed: [0]}\n"
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8))
+
+CASES = {
+    # ---- Python API: configs, validators, masks, data, sweeps
+    "train lr inf": (lambda r: api(lambda: train.TrainConfig(lr=math.inf)), "lr must be a finite number"),
+    "train epochs 2.5": (lambda r: api(lambda: train.TrainConfig(epochs=2.5)), "epochs must be an integer"),
+    "train epochs text": (lambda r: api(lambda: train.TrainConfig(epochs="3")), "got '3'"),
+    "train batch 1.5": (lambda r: api(lambda: train.TrainConfig(batch_size=1.5)), "batch_size must be an integer"),
+    "train seed 20 digits": (lambda r: api(lambda: train.TrainConfig(seed=10**20)), "seed must be an integer in [0,"),
+    "train momentum 1.5": (lambda r: api(lambda: train.TrainConfig(momentum=1.5)), "momentum must be a number in"),
+    "oneshot sparsity bool": (lambda r: api(lambda: oneshot.OneShotConfig(sparsities=[True])), "got True"),
+    "imp rewind bool": (lambda r: api(lambda: lottery.IMPConfig(rewind_iteration=True)), "rewind_iteration"),
+    "imp levels 2.5": (lambda r: api(lambda: lottery.IMPConfig(levels=2.5)), "levels must be an integer"),
+    "model widths 1.7": (lambda r: api(lambda: ol.build("mlp", ol.load("synthetic"), widths=[1.7])), "widths[0]"),
+    "instability points bool": (lambda r: api(lambda: stability.InstabilityConfig(points=True)), "points"),
+    "study tolerance nan": (lambda r: api(lambda: ticket_study.TicketStudy(match_tolerance=math.nan)),
+                            "match_tolerance must be a finite number"),
+    "masks sparsity bool": (lambda r: api(lambda: ol.masks_from_scores({"w": torch.ones(4)}, True)), "sparsity"),
+    "masks sparsity 1.5": (lambda r: api(lambda: ol.masks_from_scores({"w": torch.ones(4)}, 1.5)), "sparsity"),
+    "masks nan scores": (lambda r: api(lambda: ol.masks_from_scores({"w": torch.tensor([math.nan, 1.0])}, 0.5)),
+                         "contain NaN"),
+    "load seed overflow": (lambda r: api(lambda: ol.load("synthetic", seed=10**20)), "seed must be an integer"),
+    "load unknown dataset": (lambda r: api(lambda: ol.load("cifar")), "unknown dataset 'cifar'"),
+    "sweep workers 0": (lambda r: api(lambda: sweep.run_grid({"notebook": NB, "grid": {"seed": [0]}}, r / "runs",
+                                                             workers=0)), "workers must be a positive integer"),
+    "sweep python grid cap": (lambda r: api(lambda: sweep.run_grid({"notebook": NB, "grid": {"seed": list(range(20))}},
+                                                                   r / "runs", max_runs=5)), "more than the limit of 5"),
+    "api seed parameter": (lambda r: api(lambda: spec.task(NB, {"seed": 2**40})), "must be an integer in [0,"),
+    "api set parameter": (lambda r: api(lambda: spec.task(NB, {"methods": {"magnitude/global"}})), "is a set"),
+    "api timeout 0": (lambda r: api(lambda: spec.task(NB, {}, timeout=0)), "timeout (seconds per cell) must be"),
+    "api nan parameter": (lambda r: api(lambda: spec.task(NB, {"lr": math.nan})), "only finite numbers"),
+    # ---- sweep specs
+    "spec date": (lambda r: spec_file(r, "notebook: 01\ngrid: {seed: [2024-01-01]}\n"), "must be int, got '2024-01-01'"),
+    "spec binary": (lambda r: spec_file(r, "notebook: 01\nparams: {dataset: !!binary aGVsbG8=}\ngrid: {seed: [0]}\n"),
+                    "is a bytes"),
+    "spec alias bomb": (lambda r: spec_file(r, BILLION_LAUGHS), "expands to more than 100000 values"),
+    "spec recursive alias": (lambda r: spec_file(r, "notebook: 01\ngrid: &g {seed: *g}\n"), "recursive alias"),
+    "spec huge grid": (lambda r: spec_file(r, "notebook: 01\ngrid: {seed: [" + ", ".join(map(str, range(100)))
+                                           + "], lr: [" + ", ".join(f"0.{i + 1}" for i in range(100)) + "]}\n"),
+                       "expands to 10000 runs, more than the limit of 1000"),
+    "spec over raised cap": (lambda r: spec_file(r, "notebook: 01\ngrid: {seed: [0, 1, 2]}\n", "--max-runs", "2"),
+                             "more than the limit of 2"),
+    "spec duplicate key": (lambda r: spec_file(r, "notebook: 01\ngrid: {seed: [0]}\ngrid: {seed: [1]}\n"),
+                           "duplicate key 'grid'"),
+    "spec octal": (lambda r: spec_file(r, "notebook: 01\ngrid: {seed: [010]}\n"), "leading zeros"),
+    "spec yes": (lambda r: spec_file(r, "notebook: 01\ngrid: {smoke: [yes]}\n"), "write true or false"),
+    "spec notebook 010": (lambda r: spec_file(r, "notebook: 010\ngrid: {seed: [0]}\n"), "no notebook '010'"),
+    "spec inf": (lambda r: spec_file(r, "notebook: 01\ngrid: {lr: [.inf]}\n"), "must be float, got '.inf'"),
+    "spec number key": (lambda r: spec_file(r, "notebook: 01\ngrid: {1: [0]}\n"), "key 1 is not text"),
+    "spec not utf8": (lambda r: spec_file(r, b"notebook: 01\ngrid: {seed: [0]}\n# \xff\xfe\n"), "not UTF-8"),
+    "spec list": (lambda r: spec_file(r, "- notebook: 01\n"), "a sweep spec is a mapping"),
+    "spec timeout 0": (lambda r: spec_file(r, GRID + "timeout: 0\n"), "timeout must be a positive number"),
+    "spec python object": (lambda r: spec_file(r, "notebook: !!python/name:os.system 01\n"), "not valid YAML"),
+    # ---- the command line
+    "cli seed 010": (lambda r: command("run", NB, "-p", "seed", "010"), "leading zeros are not read as a number"),
+    "cli smoke yes": (lambda r: command("run", NB, "-p", "smoke", "yes"), "write true or false"),
+    "cli seed 20 digits": (lambda r: command("run", NB, "-p", "seed", "9" * 20), "must be an integer in [0,"),
+    "cli lr inf": (lambda r: command("run", NB, "-p", "lr", "inf"), "parameter 'lr'"),
+    "cli lr negative": (lambda r: command("run", NB, "-p", "lr", "-1"), "lr must be a number > 0.0, got -1.0"),
+    "cli epochs negative": (lambda r: command("run", NB, "-p", "finetune_epochs", "-5"), "finetune_epochs must be an"),
+    "cli sparsity 1.5": (lambda r: command("run", NB, "-p", "sparsities", "[0.5, 1.5]"), "sparsities[1] must be"),
+    "cli batch size 0": (lambda r: command("run", NB, "-p", "batch_size", "0"), "batch_size must be an integer >= 1"),
+    "cli widths 1.7": (lambda r: command("run", "03", "-p", "widths", "[1.7]"), "widths[0] must be an integer"),
+    "cli rate 1.5": (lambda r: command("run", "03", "-p", "rate", "1.5"), "rate must be a number in [0.0, 1.0]"),
+    "cli timeout 0": (lambda r: command("run", NB, "--timeout", "0"), "--timeout: must be a positive integer"),
+    "cli timeout -1": (lambda r: command("run", NB, "--timeout", "-1"), "--timeout: must be a positive integer"),
+    "cli parameter twice": (lambda r: command("run", NB, "-p", "seed", "1", "-p", "seed", "2"), "given twice"),
+    "cli binary value": (lambda r: command("run", NB, "-p", "dataset", "!!binary aGk="), "is a bytes"),
+    "cli unknown notebook": (lambda r: command("run", "99"), "no notebook '99'"),
+    "cli out not a record": (lambda r: command("run", NB, "--out", str(r / "idx")), "is not a run record"),
+    "cli out holds another run": (lambda r: command("run", NB, "--out", str(r / "runs" / "good")),
+                                  "holds a complete record of another run"),
+    "cli name too long": (lambda r: command("run", NB, "--out", str(r / ("x" * 300)), code=3), "File name too long"),
+    "cli sweep workers 0": (lambda r: command("sweep", "sweeps/x.yaml", "--workers", "0"), "--workers: must be"),
+    "cli report nothing": (lambda r: command("report", str(r / "idx")), "no complete run records"),
+    # ---- IDX files
+    "idx label -1": (lambda r: idx(r, "train-labels-idx1-ubyte", -np.ones(20), 0x09), "found 20 outside (e.g. -1)"),
+    "idx label 255": (lambda r: idx(r, "t10k-labels-idx1-ubyte", np.full(4, 255), 0x08), "in [0, 10)"),
+    "idx float labels": (lambda r: idx(r, "t10k-labels-idx1-ubyte", np.zeros(4), 0x0D), "not integers"),
+    "idx nan pixels": (lambda r: idx(r, "train-images-idx3-ubyte", np.full((20, 28, 28), np.nan), 0x0D), "NaN"),
+    "idx empty train": (lambda r: idx(r, "train-images-idx3-ubyte", np.zeros((0, 28, 28)), 0x08), "do not match"),
+    "idx bomb declared": (lambda r: bomb(r, (2000, 1000, 1000), 0), "more than the limit of"),
+    "idx bomb payload": (lambda r: bomb(r, (10, 28, 28), 64 << 20), "holds more than 7840 bytes"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_one_line_before_any_work_and_changes_nothing(name, lab):
+    case, expected = CASES[name]
+    before = snapshot(lab)
+    message = case(lab)
+    assert expected in message, message
+    assert len(message.strip().splitlines()) == 1 and "Traceback" not in message, message
+    assert snapshot(lab) == before, "a bad input wrote, removed or changed a file"
+
+
+def test_the_battery_is_large_enough():
+    assert len(CASES) + len(RECORDS) >= 40
+
+
+# ---------------------------------------------------------------- records that cannot be read
+
+RECORDS = {
+    "manifest is a list": ({"manifest.json": b"[]"}, "the manifest is list, not a mapping"),
+    "manifest is null": ({"manifest.json": b"null"}, "the manifest is null"),
+    "params is text": ({"manifest.json": json.dumps({"status": "complete", "params": "seed=1"}).encode()},
+                       "'params' is str, not a mapping"),
+    "manifest not json": ({"manifest.json": b'{"status": "compl'}, "not valid JSON"),
+    "manifest binary": ({"manifest.json": b"\x00\xff\x10"}, "not valid JSON"),
+    "empty csv": ({"metrics.csv": b""}, "the file is empty"),
+    "binary csv": ({"metrics.csv": b"sparsity,acc\n\x00\x01\x02\n"}, "binary data"),
+    "ragged csv": ({"metrics.csv": b"sparsity,acc\n0.5,0.9,7\n0.9\n"}, "ragged: line 2 has 3 fields"),
+    "cut csv": ({"metrics.csv": b"sparsity,acc\n0.5,0.9\n0.9,0.8"}, "cut short"),
+    "missing csv": ({"metrics.csv": None}, "the manifest lists this table but the file is missing"),
+}
+
+
+@pytest.mark.parametrize("name", list(RECORDS))
+def test_an_unreadable_record_is_skipped_with_one_warning_and_nothing_else_is_lost(name, lab):
+    files, reason = RECORDS[name]
+    bad = results.start(lab / "runs" / "bad", {"seed": 1})
+    bad.record("metrics", [{"sparsity": 0.5, "acc": 0.1}])
+    bad.finish()
+    for file, content in files.items():
+        if content is None:
+            (lab / "runs" / "bad" / file).unlink()
+        else:
+            (lab / "runs" / "bad" / file).write_bytes(content)
+    before = snapshot(lab)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = results.load(lab / "runs")
+    ours = [w for w in caught if issubclass(w.category, results.RecordWarning)]
+    named = str(lab / "runs" / "bad" / next(iter(files)))
+    assert len(ours) == 1 and f"{named}: {reason}" in str(ours[0].message)
+    assert list(table.acc) == [0.9] and list(table.run) == ["good"]  # the good record, no invented rows
+    assert [s["run"] for s in table.attrs["skipped"]] == ["bad"] and reason in table.attrs["skipped"][0]["reason"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        listed = results.manifests(lab / "runs")
+        assert command("sweep", "sweeps/compare_criteria.yaml", "--runs", str(lab / "runs"), "--dry-run",
+                       code=0, quiet=False) == ""
+    if "manifest" in name or "params" in name:
+        assert listed.set_index("run").loc["bad", "status"] == "unreadable"
+    assert snapshot(lab) == before

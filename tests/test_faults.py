@@ -1,0 +1,211 @@
+"""Faults around single runs and sweeps: kill and resume, concurrent runs into one directory, a read-only runs
+directory, a full disk (a real small tmpfs where this machine lets us mount one, simulated otherwise), and a
+killed sweep leaving no worker behind that holds a lock."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from oneshot_lab import cli, results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def oneshot_lab(*args: str, **kwargs) -> subprocess.Popen:
+    """`python -m oneshot_lab ARGS` as a process of its own session (so it can be killed with its kernels)."""
+    return subprocess.Popen([sys.executable, "-m", "oneshot_lab", *args], cwd=kwargs.pop("cwd", ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            **kwargs)
+
+
+def files(root: Path) -> dict[str, bytes]:
+    """Every visible file under `root` (staging under .sweep left out) -> bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and ".sweep" not in p.parts}
+
+
+def consistent(record: Path) -> dict:
+    """The manifest of a complete record whose metrics, manifest and executed notebook belong to one run."""
+    manifest = results.read_manifest(record)
+    x = manifest["params"]["x"]
+    assert manifest["status"] == "complete" and manifest["run_id"]
+    assert (record / "metrics.csv").read_text() == f"x,y\n{x},{x * x}\n"
+    executed = json.loads((record / "tiny.ipynb").read_text())
+    injected = "".join(c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+                       for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    assert f"x = {x}" in injected
+    return manifest
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, read_only: bool = False):
+    """A small tmpfs mounted at `path` (skip the test if this machine does not allow it)."""
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size}" + (",ro" if read_only else "")
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (not root, or no permission); the simulated test covers it")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def test_seeds_get_their_own_default_directories_and_a_rerun_says_complete(tiny_notebook, tmp_path):
+    runs = [oneshot_lab("run", str(tiny_notebook), "-p", "x", str(x), cwd=tmp_path) for x in (1, 2, 1)]
+    outs = [p.communicate(timeout=120) for p in runs]
+    assert [p.returncode for p in runs] == [0, 0, 0], outs
+    records = sorted((tmp_path / "runs").glob("tiny-*"))
+    assert len(records) == 2 and sorted(consistent(r)["params"]["x"] for r in records) == [1, 2]
+    before = files(tmp_path / "runs")
+    again = oneshot_lab("run", str(tiny_notebook), "-p", "x", "2", cwd=tmp_path)
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0 and "already complete" in out and files(tmp_path / "runs") == before
+
+
+def test_killed_forced_rerun_keeps_the_old_record_and_a_resumed_one_replaces_it(tiny_notebook, tmp_path):
+    out = tmp_path / "r"
+    first = oneshot_lab("run", str(tiny_notebook), "-p", "x", "3", "--out", str(out))
+    first.communicate(timeout=120)
+    old = files(out)
+    killed = oneshot_lab("run", str(tiny_notebook), "-p", "x", "3", "-p", "sleep", "30", "--out", str(out),
+                         "--force")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((tmp_path / ".sweep" / "partial").glob("r.*")):
+        time.sleep(0.2)
+    os.killpg(killed.pid, signal.SIGKILL)
+    killed.communicate()
+    assert files(out) == old, "a killed run changed the complete record"
+    resumed = oneshot_lab("run", str(tiny_notebook), "-p", "x", "3", "-p", "sleep", "0.5", "--out", str(out),
+                          "--force")
+    stdout, stderr = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, stderr
+    assert consistent(out)["params"]["sleep"] == 0.5 and not list((tmp_path / ".sweep" / "partial").iterdir())
+
+
+def test_concurrent_runs_into_one_directory_never_mix(tiny_notebook, tmp_path):
+    out = tmp_path / "shared"
+    procs = [oneshot_lab("run", str(tiny_notebook), "-p", "x", str(x), "-p", "sleep", "2", "--out", str(out))
+             for x in (0, 1)]
+    outcomes = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in outcomes) == [0, 2], outcomes  # the second finds the first one's record
+    loser = [err for code, err in outcomes if code != 0][0].strip().splitlines()
+    assert loser[-1].startswith("oneshot-lab: error: ") and "holds a complete record of another run" in loser[-1]
+    consistent(out)  # manifest, metrics and executed notebook of one and the same run
+
+
+def test_read_only_runs_directory_is_one_line_and_exit_3(tiny_notebook, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
+        assert cli.main(["run", str(tiny_notebook), "--out", str(ro / "r")]) == 3
+        err = capsys.readouterr().err
+        assert "Read-only file system" in err and str(ro) in err and len(err.strip().splitlines()) == 1
+        (tmp_path / "s.yaml").write_text(f"notebook: {tiny_notebook}\ngrid: {{x: [1]}}\n")
+        assert cli.main(["sweep", str(tmp_path / "s.yaml"), "--runs", str(ro / "runs")]) == 3
+        assert "Read-only file system" in capsys.readouterr().err and not any(ro.iterdir())
+
+
+def test_full_disk_keeps_the_complete_record_and_says_so(tiny_notebook, tmp_path):
+    with tmpfs(tmp_path / "small", "512k") as small:
+        first = oneshot_lab("run", str(tiny_notebook), "-p", "x", "4", "--out", str(small / "r"))
+        first.communicate(timeout=120)
+        kept = files(small / "r")
+        with contextlib.suppress(OSError):  # fill the disk
+            with open(small / "filler", "wb") as fh:
+                while True:
+                    fh.write(bytes(4096))
+                    fh.flush()
+        forced = oneshot_lab("run", str(tiny_notebook), "-p", "x", "5", "--out", str(small / "r"), "--force")
+        _, err = forced.communicate(timeout=120)
+        assert forced.returncode in (1, 3) and "Traceback" not in err, err
+        assert "No space left on device" in err or "failed" in err
+        assert files(small / "r") == kept, "a full disk damaged the complete record"
+
+
+def test_full_disk_simulated(tiny_notebook, tmp_path, capsys, monkeypatch):
+    def full(staging, final):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final))
+    monkeypatch.setattr(results, "publish", full)
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "6", "--out", str(tmp_path / "r")]) == 3
+    err = capsys.readouterr().err
+    assert err.strip() == f"oneshot-lab: error: No space left on device: {tmp_path / 'r'}"
+    assert not (tmp_path / "r").exists()
+    monkeypatch.undo()
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "6", "--out", str(tmp_path / "r")]) == 0
+    consistent(tmp_path / "r")
+    assert not list((tmp_path / ".sweep" / "partial").iterdir())  # the resumed run cleared the leftover
+
+
+def test_concurrent_sweeps_both_exit_0_and_a_killed_sweep_leaves_no_worker_holding_a_lock(tiny_notebook,
+                                                                                          tmp_path):
+    (tmp_path / "s.yaml").write_text(f"notebook: {tiny_notebook}\nparams: {{sleep: 1.0}}\ngrid: {{x: [1, 2]}}\n")
+    runs = tmp_path / "runs"
+    sweeps = [oneshot_lab("sweep", str(tmp_path / "s.yaml"), "--runs", str(runs), "--workers", "1")
+              for _ in range(2)]
+    assert [p.wait(timeout=180) for p in sweeps] == [0, 0], [p.stdout.read() for p in sweeps]
+    assert len(results.load(runs)) == 2
+
+    (tmp_path / "long.yaml").write_text(f"notebook: {tiny_notebook}\nparams: {{sleep: 60}}\ngrid: {{x: [7]}}\n")
+    sweep = subprocess.Popen([sys.executable, "-m", "oneshot_lab", "sweep", str(tmp_path / "long.yaml"), "--runs",
+                              str(runs), "--workers", "1"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list((runs / ".sweep" / "partial").glob("tiny-*")):
+        time.sleep(0.2)
+    sweep.kill()  # the sweep process only: its worker must not live on holding the run's lock
+    sweep.wait()
+    locks = list((runs / ".sweep" / "locks").glob("*.lock"))
+    deadline = time.monotonic() + 20
+    held = locks
+    while held and time.monotonic() < deadline:
+        held = [lock for lock in locks if _locked(lock)]
+        time.sleep(0.2)
+    assert not held, f"an orphaned worker still holds {held}"
+
+
+def _locked(path: Path) -> bool:
+    """Whether another process holds the flock of `path`."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def test_dead_kernel_and_cell_timeout_are_one_line_exit_1_with_the_failed_record(tiny_notebook, tmp_path, capsys):
+    dead = ["run", str(tiny_notebook), "-p", "deaths", "2", "-p", "counter", str(tmp_path / "c"),
+            "--out", str(tmp_path / "dead")]
+    slow = ["run", str(tiny_notebook), "-p", "sleep", "30", "--timeout", "2", "--out", str(tmp_path / "slow")]
+    for args, cause in ((dead, "kernel died"), (slow, "cell timeout after 2 s")):
+        assert cli.main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and cause in err and str(tmp_path) in err, err
+        out = Path(args[-1])
+        assert results.read_manifest(out)["status"] == "failed" and cause in results.read_manifest(out)["error"]
+
+
+def test_a_forced_rerun_that_fails_keeps_the_complete_record(tiny_notebook, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "8", "--out", str(out)]) == 0
+    kept = files(out)
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "8", "-p", "fail", "true", "--out", str(out),
+                     "--force"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "ValueError: x is 8" in err and f"the complete record in {out} is kept" in err
+    assert files(out) == kept
+    failed = list((tmp_path / ".sweep" / "failed").iterdir())
+    assert len(failed) == 1 and results.read_manifest(failed[0])["status"] == "failed"

@@ -1,0 +1,29 @@
+"""The README's result tables are generated from the committed results files and must agree with them."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from oneshot_lab import readme
+
+
+def test_readme_tables_match_the_committed_results():
+    text = (readme.ROOT / "README.md").read_text()
+    names = [m.group("name") for m in readme.BLOCK.finditer(text)]
+    assert names, "README.md has no generated blocks"
+    assert readme.render(text) == text, "README.md is stale: run `python -m oneshot_lab.readme`"
+
+
+def test_render_rewrites_blocks_from_files_and_names_missing_ones(tmp_path):
+    (tmp_path / readme.NB01).mkdir()
+    pd.DataFrame([{"claim": "a beats b", "supported": 2, "inconclusive": 1}]).to_csv(
+        tmp_path / readme.NB01 / "tally.csv", index=False)
+    text = "intro\n<!-- generated:01-tally -->\nold\n<!-- /generated:01-tally -->\nend\n"
+    out = readme.render(text, tmp_path)
+    assert "| claim | supported | inconclusive |\n|---|---|---|\n| a beats b | 2 | 1 |\n" in out
+    assert out.startswith("intro\n") and out.endswith("<!-- /generated:01-tally -->\nend\n") and "old" not in out
+    with pytest.raises(FileNotFoundError, match="needs .*dense.csv"):
+        readme.render("<!-- generated:01-dense -->\n<!-- /generated:01-dense -->", tmp_path)
+    with pytest.raises(ValueError, match="block 'nosuch' is not generated here"):
+        readme.render("<!-- generated:nosuch -->\n<!-- /generated:nosuch -->", tmp_path)
