@@ -196,7 +196,8 @@ def test_explorer_and_notebook_01_run_in_jupyterlab(browser, tmp_path):
     t0 = time.monotonic()
     with jupyterlab(root, home) as (base, token):
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        seconds = run_all(page, base, token, explorer_nb.name)
+        seconds = run_all(page, base, token, explorer_nb.name, prepare=WATCH_PROGRESS)
+        assert page.evaluate("window.sawProgressWidget"), "the dense training's progress bar was not a widget"
         status = page.locator(".ol-metrics").first
         accuracy, density = status.locator(".ol-test-accuracy"), page.locator(".ol-density").first
         assert density.inner_text() == "0.1000", "the explorer did not start at notebook 06's sparsity 0.9"
@@ -218,8 +219,8 @@ def test_explorer_and_notebook_01_run_in_jupyterlab(browser, tmp_path):
         drag_slider(page, "level", 0.0)
         page.wait_for_function("() => document.querySelector('.ol-weights').textContent === '100.00'", timeout=30_000)
 
-        seconds = run_all(page, base, token, first_nb.name, prepare=WATCH_PROGRESS)
-        assert page.evaluate("window.sawProgressWidget"), "no progress bar rendered as a widget in notebook 01"
+        # Notebook 01 trains its seeds in worker processes, which draw no bar in the page: it must just run.
+        seconds = run_all(page, base, token, first_nb.name)
         print(f"notebook 01 (smoke) ran in {seconds:.1f}s; browser test {time.monotonic() - t0:.1f}s in all")
     assert (root / "runs" / "01_magnitude_pruning" / "manifest.json").is_file()
 
