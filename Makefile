@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test env clean bench bench-quick bench-lab bench-quality
+.PHONY: demo test env browser clean bench bench-quick bench-lab bench-quality
 
 env: $(STAMP)
 
@@ -17,7 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/oneshot-lab demo --out runs/demo
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium (never a browser download): installed once, as root, if it is missing.
+# Failing to install does not stop the suite: tests/test_browser.py then fails and says why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "make browser: could not install Debian's chromium; the browser tests will fail" >&2
+
+test: $(STAMP) browser
 	$(PY) -m pytest -n 2 -q
 
 # Benchmarks against the peers; results in benchmarks/results/, then the README's Performance section.

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from . import notebooks, spec, sweep
+from . import notebooks, offline_html, spec, sweep
 
 REPORT_NOTEBOOK = "04"
 RUNS = "runs"  # where `run` puts a record by default: RUNS/<run id>
@@ -153,7 +153,10 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("give the output directory once: --out or -p out_dir, not both")
     task = spec.task(args.notebook, params, args.timeout)
     out = Path(args.out or out or Path(RUNS) / task.run_id)
-    return _outcome_code(_execute(task, out, args.force))
+    code = _outcome_code(_execute(task, out, args.force))
+    if args.html and not code:
+        print(f"offline HTML: {offline_html.export(out / Path(task.notebook).name)}")
+    return code
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -207,6 +210,8 @@ def _report(args: argparse.Namespace) -> int:
     code = _outcome_code(_execute(task, out, force=True))
     if not code:
         print(f"tables and figures: {out}/")
+    if args.html and not code:
+        print(f"offline HTML: {offline_html.export(out / Path(task.notebook).name)}")
     return code
 
 
@@ -250,6 +255,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true",
                      help="run again even if the output holds a complete record, and replace it atomically")
     run.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds")
+    run.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     run.set_defaults(func=_run)
 
     swp = sub.add_parser("sweep", help="run (or resume) a notebook over a grid of parameters from a YAML spec",
@@ -273,6 +279,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a parameter of notebook 04, e.g. -p stage one_shot")
     rep.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds")
+    rep.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     rep.set_defaults(func=_report)
 
     bench = sub.add_parser("bench", help="benchmarks against the peers (`oneshot-lab bench --help`)", add_help=False)
