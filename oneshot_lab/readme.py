@@ -48,11 +48,13 @@ def dense(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def wide(frame: pd.DataFrame, stages: tuple[str, ...], index: list[str], columns: str,
-         methods: tuple[str, ...] | None = None) -> pd.DataFrame:
+         methods: tuple[str, ...] | None = None, sparsities: tuple[float, ...] | None = None) -> pd.DataFrame:
     """`stats.table` of a summary: 'mean ± half-width' per index row and `columns` value."""
     rows = frame[frame["stage"].isin(stages)]
     if methods is not None:
         rows = rows[rows["method"].isin(methods)]
+    if sparsities is not None:
+        rows = rows[rows["sparsity"].isin(sparsities)]
     return stats.table(rows, index, columns).reset_index()
 
 
@@ -95,7 +97,7 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
                                                  index=["stage", "sparsity"], columns="method")),
     "01-budget": (NB01, "summary.csv", partial(wide, stages=("finetuned", "finetuned_20ep", "from_init"),
                                                index=["method", "sparsity"], columns="stage",
-                                               methods=("magnitude/global", "random/layer"))),
+                                               methods=("magnitude/global", "random/layer"), sparsities=(0.9,))),
     "01-tally": (NB01, "tally.csv", tally),
     "01-findings": (NB01, "findings.csv", verdicts),
     "02-dense": (NB02, "dense_over_seeds.csv", dense),
