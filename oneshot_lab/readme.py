@@ -107,6 +107,8 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
                                                           "obd_hutchinson/global", "obd_ggn/layer"))),
     "02-tally": (NB02, "tally.csv", tally),
     "02-findings": (NB02, "findings.csv", verdicts),
+    "02-dense-wd0": (f"{NB02}_weight_decay_0", "dense_over_seeds.csv", dense),
+    "02-tally-wd0": (f"{NB02}_weight_decay_0", "tally.csv", tally),
     "03-published": (NB03, "published.csv", partial(select, columns=[
         "quantity", "published", "source", "ours_mean", "ours_ci_low", "ours_ci_high", "seeds"])),
     "03-matching": (NB03, "matching.csv", partial(pivot, index=["seed"], columns="condition", values="weights_remaining")),
