@@ -12,7 +12,6 @@ PUBLISHED: dict[tuple[str, str], tuple[float, str]] = {
     ("mnist1d", "lenet_300_100"): (0.68, "Greydanus 2020, MNIST-1D MLP baseline (an MLP, not LeNet-300-100)"),
     ("mnist1d", "conv1d"): (0.94, "Greydanus 2020, MNIST-1D CNN baseline (4,000 train examples)"),
     ("digits", "mlp"): (0.97, "scikit-learn digits, small MLPs (about 97-98 percent)"),
-    ("mnist", "lenet_300_100"): (0.98, "Frankle & Carbin 2019, LeNet-300-100 on full MNIST (60,000 train)"),
 }
 
 

@@ -66,7 +66,8 @@ def lenet5(dataset: Dataset, activation: str = "relu") -> nn.Sequential:
 def conv1d(dataset: Dataset, channels: int = 64, activation: str = "relu") -> nn.Sequential:
     """The MNIST-1D convnet of Greydanus (2020): three strided Conv1d layers and a linear head.
 
-    Greydanus used 25 channels; 64 by default here gives ~28k prunable weights (about 89% test accuracy).
+    Greydanus used 25 channels; 64 by default here gives ~28k prunable weights (its accuracy with notebook 01's
+    recipe is in the README, generated from results/01_magnitude_pruning).
     """
     if len(dataset.input_shape) != 2:
         raise ValueError(f"conv1d needs 1-D signals (C x L); {dataset.name} has input shape "

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import checks, findings, stats
+from . import baselines, checks, findings, stats
 from .findings import Claim
 from .ticket_study import TicketStudy
 
-# Published figures, as the sources state them (REFERENCES.md); `percent` marks weights-remaining figures.
+# Published lottery figures, as the sources state them (REFERENCES.md); `percent` marks weights-remaining figures.
+# Dense accuracies come from `baselines.PUBLISHED`, the one table of published dense figures.
 PUBLISHED_LOTTERY = (
-    {"source": "Greydanus 2020 (MLP baseline)", "dataset": "mnist1d", "model": "mlp", "quantity": "dense test accuracy",
-     "published": 0.68},
-    {"source": "Greydanus 2020 (MLP baseline)", "dataset": "mnist1d", "model": "lenet_300_100",
-     "quantity": "dense test accuracy",
-     "published": 0.68},
     {"source": "Frankle & Carbin 2019", "dataset": "mnist", "model": "lenet_300_100",
      "quantity": "ticket matches dense down to (percent of weights)", "published": 3.6},
     {"source": "Frankle & Carbin 2019", "dataset": "mnist", "model": "lenet_300_100",
@@ -98,7 +94,9 @@ def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset:
     dense (zero tolerance) for the ticket and reinit; rows with no published figure for this setting are left out.
     """
     name = ALIASES.get(dataset, dataset)
-    wanted = [p for p in PUBLISHED_LOTTERY if p["dataset"] == name and p["model"] == model]
+    dense_figure = baselines.published(name, model)
+    wanted = ([{"quantity": "dense test accuracy", "published": dense_figure[0], "source": dense_figure[1]}]
+              if dense_figure else []) + [p for p in PUBLISHED_LOTTERY if p["dataset"] == name and p["model"] == model]
     dense = metrics[metrics.condition == "dense"].drop_duplicates("seed").assign(quantity="dense test accuracy")
     checks.one_of("value", value, ("final_test_accuracy", "early_stop_test_accuracy"))
     ours = [stats.summarize(dense, ["quantity"], value, confidence)]
