@@ -34,7 +34,10 @@ def call_on_one_thread(job: tuple[Callable, tuple]) -> Any:
 
 def default_workers(jobs: int) -> int:
     """One worker per core, no more than there are jobs (ONESHOT_LAB_WORKERS overrides the core count)."""
-    cores = int(os.environ.get("ONESHOT_LAB_WORKERS", 0)) or os.cpu_count() or 1
+    text = os.environ.get("ONESHOT_LAB_WORKERS", "")
+    if text and not (text.isdigit() and int(text) >= 1):
+        raise ValueError(f"ONESHOT_LAB_WORKERS must be a whole number >= 1 (worker processes), got {text!r}")
+    cores = int(text or 0) or os.cpu_count() or 1
     return max(1, min(jobs, cores))
 
 

@@ -183,3 +183,15 @@ def test_replicate_pairs_every_method_on_the_seed():
         oneshot.replicate("synthetic", "mlp", recipe, study, [0, 0], progress=False)
     with pytest.raises(ValueError, match="unknown model 'nosuch'|model"):
         oneshot.replicate("synthetic", "nosuch", recipe, study, [0, 1], workers=2)
+
+
+def test_a_bad_worker_count_is_named(monkeypatch):
+    from oneshot_lab import parallel
+
+    monkeypatch.setenv("ONESHOT_LAB_WORKERS", "two")
+    with pytest.raises(ValueError, match="ONESHOT_LAB_WORKERS must be a whole number >= 1.*'two'"):
+        parallel.default_workers(5)
+    monkeypatch.setenv("ONESHOT_LAB_WORKERS", "3")
+    assert parallel.default_workers(5) == 3 and parallel.default_workers(2) == 2
+    with pytest.raises(ValueError, match="workers must be an integer >= 0"):
+        parallel.map_jobs(print, [(1,)], workers=-1)
