@@ -231,30 +231,27 @@ def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: float, scope
     check_scope(scope)
     if not scores:
         raise ValueError("scores is empty: nothing to prune")
-    scored = {}
+    scored, already = {}, {}
     for name, score in scores.items():
         score = score.detach()
         if not score.is_floating_point():
             score = score.to(torch.float32)
-        if torch.isnan(score).any():
+        low = score.min() if score.numel() else score.new_zeros(())  # min propagates NaN: one read-only pass
+        if torch.isnan(low):
             raise ValueError(f"scores for {name!r} contain NaN")
-        score = score.clamp(min=torch.finfo(score.dtype).min)  # a -inf score is low, not "already pruned"
-        if masks is not None and name in masks:
-            score = score.masked_fill(~masks[name].bool(), float("-inf"))
-        scored[name] = score
+        if torch.isneginf(low):
+            score = score.clamp(min=torch.finfo(score.dtype).min)  # a -inf score is low, not "already pruned"
+        pruned = ~masks[name].bool() if masks is not None and name in masks else None
+        if pruned is not None:
+            score = score.masked_fill(pruned, float("-inf"))
+        scored[name], already[name] = score, int(pruned.sum()) if pruned is not None else 0
     if scope == "layer":
-        return Masks({name: _keep_mask(s.reshape(-1), sparsity).reshape(s.shape) for name, s in scored.items()})
-    flat = torch.cat([s.reshape(-1) for s in scored.values()])
-    keep = _keep_mask(flat, sparsity)
-    out, start = {}, 0
-    for name, s in scored.items():
-        out[name] = keep[start:start + s.numel()].reshape(s.shape)
-        start += s.numel()
-    return Masks(out)
+        return Masks({name: _keep_mask([s], sparsity, already[name])[0] for name, s in scored.items()})
+    return Masks(dict(zip(scored, _keep_mask(list(scored.values()), sparsity, sum(already.values())))))
 
 
-def _keep_mask(flat: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Bool vector keeping all but the round(s * n) lowest entries (previously pruned = -inf first)."""
-    k = max(n_to_prune(sparsity, flat.numel()), int(torch.isneginf(flat).sum()))
+def _keep_mask(pieces: list[torch.Tensor], sparsity: float, already: int) -> list[torch.Tensor]:
+    """Bool masks keeping all but the round(s * n) lowest entries of the pieces; the `already` pruned (-inf) go first."""
+    k = max(n_to_prune(sparsity, sum(p.numel() for p in pieces)), already)
     # The very set torch.nn.utils.prune.L1Unstructured's topk picks, ties included.
-    return selection.lowest(flat, k).logical_not_()
+    return [chosen.logical_not_() for chosen in selection.lowest_of(pieces, k)]

@@ -34,7 +34,7 @@ def _effective(model: nn.Module, name: str) -> torch.Tensor:
 @torch.no_grad()
 def magnitude(model: nn.Module, names: list[str] | None = None) -> Scores:
     """|w| of every prunable weight (entries pruned with torch.nn.utils.prune score 0)."""
-    return {n: _effective(model, n).detach().abs().clone() for n in _names(model, names)}
+    return {n: _effective(model, n).detach().abs() for n in _names(model, names)}
 
 
 @torch.no_grad()

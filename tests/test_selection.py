@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from oneshot_lab import saliency, selection
+from oneshot_lab import kernels, saliency, selection
 from oneshot_lab.prune import Masks, masks_from_scores
 
 
@@ -36,10 +36,15 @@ def test_lowest_equals_topk(n, seed):
             assert torch.equal(selection.lowest(flat, k), topk_set(flat, k)), (name, n, k)
 
 
-def test_kth_lowest_is_exact():
-    flat = vectors(200_000, 3)["half-precision grid"]
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_threshold_is_exact(dtype):
+    """The k-th lowest value and the counts below and at it, against a full sort, over split pieces."""
+    flat = vectors(200_000, 3)["half-precision grid"].to(dtype)
+    pieces = [flat[:1_000], flat[1_000:150_000].reshape(100, -1), flat[150_000:]]
     for k in (1, 5, 77_777, 199_999, 200_000):
-        assert selection.kth_lowest(flat, k) == flat.sort().values[k - 1]
+        t, below, tied = selection.threshold(pieces, k)
+        assert t == flat.sort().values[k - 1]
+        assert (below, tied) == (int((flat < t).sum()), int((flat == t).sum()))
 
 
 @pytest.mark.parametrize("grid", [16, 256, None])
@@ -68,10 +73,7 @@ def test_replayed_ties_are_those_topk_keeps(seed):
         threshold = flat.sort().values[k - 1]
         flat[torch.randint(n, (5,), generator=gen)] = threshold
         threshold = flat.sort().values[k - 1]
-        ties = (flat == threshold).nonzero().squeeze(1)
-        picked = selection.picked_ties(flat, k, ties)
-        ours = flat < threshold
-        ours[picked] = True
+        ours = kernels.chosen_with_ties([flat], k, threshold.item(), int((flat == threshold).sum()))
         assert torch.equal(ours, topk_set(flat, k)), (n, k)
 
 
@@ -82,5 +84,35 @@ def test_lowest_replays_a_few_ties_on_large_vectors():
     flat[torch.randint(300_000, (6,), generator=gen)] = threshold
     below, tied = int((flat < threshold).sum()), int((flat == threshold).sum())
     k = below + tied // 2  # some, not all, of the tied entries are pruned
-    assert 0 < k - below < tied <= selection.MAX_TIES
+    assert 0 < k - below < tied <= kernels.MAX_TAGS
     assert torch.equal(selection.lowest(flat, k), topk_set(flat, k))
+
+
+@pytest.mark.parametrize("n", [5_000, 70_001, 400_000])
+@pytest.mark.parametrize("levels", [40, 2_000])
+def test_replay_on_larger_vectors_with_many_ties(n, levels):
+    """Thousands of ties over many blocks of the compiled partition: still topk's own set."""
+    gen = torch.Generator().manual_seed(n + levels)
+    flat = torch.randint(0, levels, (n,), generator=gen).float()
+    for k in (n // 3, n // 2 + 1, int(0.9 * n) + 1, n - 2):
+        assert torch.equal(selection.lowest(flat, k), topk_set(flat, k)), (n, levels, k)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
+def test_ties_in_other_dtypes_match_topk(dtype):
+    """float64 is replayed, float16 goes to torch.topk: both give topk's own set."""
+    gen = torch.Generator().manual_seed(7)
+    flat = torch.randint(0, 7, (50_000,), generator=gen).to(dtype)
+    for k in (20_000, 45_001):
+        assert torch.equal(selection.lowest(flat, k), topk_set(flat, k))
+
+
+def test_global_masks_over_pieces_equal_concatenated_selection():
+    """lowest_of over several tensors is the selection on their concatenation, cut back into shapes."""
+    gen = torch.Generator().manual_seed(11)
+    pieces = [torch.randint(0, 9, shape, generator=gen).float() for shape in [(300, 200), (7,), (50, 4, 3)]]
+    flat = torch.cat([p.reshape(-1) for p in pieces])
+    for k in (1, 5_000, 33_000, flat.numel() - 1):
+        got = selection.lowest_of(pieces, k)
+        assert [g.shape for g in got] == [p.shape for p in pieces]
+        assert torch.equal(torch.cat([g.reshape(-1) for g in got]), topk_set(flat, k))
