@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
+from .. import train
 from . import measure
 
 # The lottery MLP of notebook 03 (its defaults) and the MNIST-1D convnet, each under a 90% random mask.
@@ -30,8 +31,7 @@ def bare_loop(model: nn.Module, dataset, config, masks) -> None:
     factors = [mask.float() for mask in masks.values()]
     with torch.no_grad():
         torch._foreach_mul_(params, factors)
-    optimizer = (torch.optim.Adam(model.parameters(), lr=config.lr) if config.optimizer == "adam" else
-                 torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum))
+    optimizer = train.optimizer(model, config)  # the same optimizer (fused) as fit: the loop is what is compared
 
     def evaluate() -> None:
         model.eval()
@@ -119,8 +119,7 @@ def masked_step(quick: bool, repeats: int) -> list[dict[str, Any]]:
                 after()
             elif kind == "torch.prune":
                 masks.to_torch_prune(model)
-            optimizer = (torch.optim.Adam(model.parameters(), lr=opt["lr"]) if opt["optimizer"] == "adam" else
-                         torch.optim.SGD(model.parameters(), lr=opt["lr"], momentum=opt["momentum"]))
+            optimizer = train.optimizer(model, train.TrainConfig(**opt))  # the lab's optimizer for all three
             runners[kind] = step_runner(model, optimizer, x, y, after, steps)
             runners[kind]()  # warm-up
         times = measure.medians(measure.interleaved(runners, repeats))
