@@ -51,7 +51,7 @@ def tag_ties(piece, values, tags, chosen, positions, offset, t, count):  # pragm
     return count
 
 
-BLOCK = 256  # positions scanned per refill of a partition's stop buffers
+BLOCK = 128  # positions scanned per refill of a partition's stop buffers
 
 
 @numba.njit(cache=True, nogil=True)
@@ -73,7 +73,7 @@ def partition(values, tags, first, last, lbuf, rbuf):  # pragma: no cover - comp
             end = min(lscan + BLOCK, last)
             for p in range(lscan, end):
                 lbuf[nl] = p
-                nl += not values[p] < pivot
+                nl += np.int64(values[p] >= pivot)
             lscan = end
             if nl == 0:
                 if lscan == last:
@@ -84,7 +84,7 @@ def partition(values, tags, first, last, lbuf, rbuf):  # pragma: no cover - comp
             end = max(rscan - BLOCK, first - 1)
             for p in range(rscan, end, -1):
                 rbuf[nr] = p
-                nr += not pivot < values[p]
+                nr += np.int64(values[p] <= pivot)
             rscan = end
             if nr == 0:
                 continue
@@ -138,10 +138,10 @@ def nth_element(values, tags, nth):  # pragma: no cover - compiled; checked agai
 
 
 
-def chosen_with_ties(pieces: list[torch.Tensor], k: int, t: float, tied: int) -> torch.Tensor | None:
+def chosen_with_ties(pieces: list[torch.Tensor], k: int, t: float, below: int, tied: int) -> torch.Tensor | None:
     """Flat bool: the entries torch.topk(cat(pieces), k, largest=False) selects, given its k-th lowest t and
-    the number `tied` of entries equal to t. None when not replayed: more than MAX_TAGS ties, a dtype other
-    than float32 / float64, or introselect's heap-select fallback."""
+    the numbers of entries below t and equal to it. None when not replayed: more than MAX_TAGS ties, a dtype
+    other than float32 / float64, or introselect's heap-select fallback."""
     dtype = pieces[0].dtype
     if tied > MAX_TAGS or dtype not in (torch.float32, torch.float64) or any(p.dtype != dtype for p in pieces):
         return None
@@ -157,5 +157,7 @@ def chosen_with_ties(pieces: list[torch.Tensor], k: int, t: float, tied: int) ->
     kept = np.zeros(tied, np.bool_)
     hit = tags[:k]
     kept[hit[hit > 0] - 1] = True
+    if below + int(kept.sum()) != k:
+        return None
     chosen[positions[~kept]] = False
     return torch.from_numpy(chosen)

@@ -47,8 +47,8 @@ def lowest_of(pieces: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
         return [p <= t for p in pieces]
     from . import kernels  # compiled on first use
 
-    chosen = kernels.chosen_with_ties(list(pieces), k, t.item(), tied)
-    if chosen is None or int(chosen.sum()) != k:
+    chosen = kernels.chosen_with_ties(list(pieces), k, t.item(), below, tied)
+    if chosen is None:
         chosen = topk_set(flat_cat(pieces), k)
     return split(chosen, pieces)
 

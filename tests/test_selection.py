@@ -73,7 +73,8 @@ def test_replayed_ties_are_those_topk_keeps(seed):
         threshold = flat.sort().values[k - 1]
         flat[torch.randint(n, (5,), generator=gen)] = threshold
         threshold = flat.sort().values[k - 1]
-        ours = kernels.chosen_with_ties([flat], k, threshold.item(), int((flat == threshold).sum()))
+        ours = kernels.chosen_with_ties([flat], k, threshold.item(), int((flat < threshold).sum()),
+                                        int((flat == threshold).sum()))
         assert torch.equal(ours, topk_set(flat, k)), (n, k)
 
 
