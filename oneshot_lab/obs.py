@@ -34,6 +34,18 @@ round(s * n_total) lowest. Within a layer, "obc" gives each row the number of it
 layer's count lowest saliencies (on the layer's current inputs) and then prunes the row greedily;
 "sparsegpt" picks its mask per column block over all rows; "wanda" spreads the layer's count evenly
 over the rows (floor or ceil of count / rows, by cumulative rounding) and compares within each row.
+
+Existing masks (`masks=`, e.g. the previous level of IMP) and per-layer targets (`layer_sparsities=`):
+the copy is the model under `masks`, whose pruned entries stay pruned and exactly 0 and count toward the
+targets (cumulative, as in `prune.masks_from_scores`; a group whose target is below what is already pruned
+prunes nothing more). A layer of `layer_sparsities` is a group of its own; `sparsity` and `scope` apply to
+the others. The pruned entries are out of the problem from the start, so no update revives them:
+"obs" / "woodfisher" work on the Fisher restricted to the surviving weights (each block restricted to its
+survivors); "obc" prunes each row on H restricted to its kept columns (rows grouped by pattern, see
+`oneshot_lab.layerwise`), and the global ranking uses those restricted saliencies; "sparsegpt" has them in
+its mask at their columns and shares the remaining count over the column blocks in proportion to their
+survivors; "wanda" shares it over the rows in proportion to their survivors. Without masks (or with
+all-true ones) every method gives bit for bit what it gives without the argument.
 """
 
 from __future__ import annotations
