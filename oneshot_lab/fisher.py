@@ -3,6 +3,8 @@ block-diagonal (WoodFisher) forms. Formulas in REFERENCES.md, "Second order with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -26,12 +28,13 @@ def _pick(sal: torch.Tensor, group: torch.Tensor, remaining: torch.Tensor, batch
     return allowed[:min(batch, int(remaining.sum()))]
 
 
-def _budgets(count: int | dict[str, int], names: list[str], sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(group id of every flat weight, budget of every group): one group (global) or one per layer."""
-    if isinstance(count, int):
-        return torch.zeros(sum(sizes), dtype=torch.long), torch.tensor([count])
-    group = torch.cat([torch.full((s,), i, dtype=torch.long) for i, s in enumerate(sizes)])
-    return group, torch.tensor([count[n] for n in names])
+def _budgets(groups: list[tuple[tuple[str, ...], int]], names: list[str], sizes: list[int],
+             alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(group id of every flat weight, removals left to every group: its count less its entries not `alive`)."""
+    index = {name: i for i, (layers, _) in enumerate(groups) for name in layers}
+    group = torch.cat([torch.full((s,), index[n], dtype=torch.long) for n, s in zip(names, sizes)])
+    done = torch.bincount(group[~alive], minlength=len(groups))
+    return group, torch.tensor([count for _, count in groups]) - done
 
 
 def _auto_batch(batch: int | None, count: int) -> int:
@@ -239,29 +242,43 @@ def _blocked(values: torch.Tensor, sizes: list[int], block: int) -> tuple[torch.
 
 
 def solve(clone: nn.Module, names: list[str], x: torch.Tensor, y: torch.Tensor, method: str,
-          count: int | dict[str, int], damp: float, batch: int | None, block_size: int = 128
-          ) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
-    """Greedy OBS ('obs') or WoodFisher ('woodfisher') removal of `count` prunable weights of `clone`.
+          groups: list[tuple[tuple[str, ...], int]], damp: float, batch: int | None, block_size: int = 128,
+          prior: Mapping[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
+    """Greedy OBS ('obs') or WoodFisher ('woodfisher') removal of prunable weights of `clone`.
 
-    Returns the new flat weights (float64), the flat keep mask, the predicted loss increase and the
-    parameter sizes. `count` is one global budget (int) or one per parameter name.
+    `groups`: (layers, count) pairs; a weight can only go while its group has fewer than `count` pruned.
+    `prior`: masks of entries already pruned (0 in `clone`); they count toward their group and are out of the
+    problem from the start: the Fisher is restricted to the surviving weights ('woodfisher': each block to its
+    survivors). Returns the new flat weights (float64), the flat keep mask, the predicted loss increase and the
+    parameter sizes.
     """
     sizes = [clone.get_parameter(n).numel() for n in names]
-    total = count if isinstance(count, int) else sum(count.values())
+    w = torch.cat([clone.get_parameter(n).detach().reshape(-1) for n in names]).to(torch.float64)
+    alive = (torch.cat([prior[n].reshape(-1) for n in names]) if prior is not None
+             else torch.ones(len(w), dtype=torch.bool))
+    group, budgets = _budgets(groups, names, sizes, alive)
+    total = int(budgets.sum())
+    if total == 0:
+        return w * alive, alive, 0.0, sizes
     batch = _auto_batch(batch, total)
     grads = per_example_gradients(clone, names, x, y)
-    w = torch.cat([clone.get_parameter(n).detach().reshape(-1) for n in names]).to(torch.float64)
-    group, budgets = _budgets(count, names, sizes)
-    lam = damp * float((grads**2).mean())
-    if method == "obs" and lam > 0 and len(grads) < len(w):
-        new, keep, predicted = remove_lowrank(w, grads, lam, total, batch, group, budgets)
-    elif method == "obs":
-        new, keep, predicted = remove(w, fisher_inverse(grads, damp), total, batch, group, budgets)
-    else:
-        gb, valid = _blocked(grads, sizes, block_size)
-        wb, _ = _blocked(w, sizes, block_size)
-        groupb, _ = _blocked(group, sizes, block_size)
-        newb, keepb, predicted = _woodfisher_remove(wb, woodbury_blocks(gb, lam), valid, groupb.reshape(-1),
-                                                    budgets, batch)
-        new, keep = newb[valid], keepb[valid]
-    return new, keep, predicted, sizes
+    live = alive.nonzero()[:, 0] if prior is not None else None
+    lam = damp * float((grads**2 if live is None else grads[:, live]**2).mean())
+    if method == "obs":
+        g, wl, gl = (grads, w, group) if live is None else (grads[:, live], w[live], group[live])
+        if lam > 0 and len(g) < len(wl):
+            new_l, keep_l, predicted = remove_lowrank(wl, g, lam, total, batch, gl, budgets)
+        else:
+            new_l, keep_l, predicted = remove(wl, fisher_inverse(g, damp), total, batch, gl, budgets)
+        if live is None:
+            return new_l, keep_l, predicted, sizes
+        new, keep = torch.zeros_like(w), torch.zeros_like(alive)
+        new[live], keep[live] = new_l, keep_l
+        return new, keep, predicted, sizes
+    gb, valid = _blocked(grads if live is None else grads * alive, sizes, block_size)
+    wb, _ = _blocked(w, sizes, block_size)
+    groupb, _ = _blocked(group, sizes, block_size)
+    aliveb, _ = _blocked(alive, sizes, block_size)
+    newb, keepb, predicted = _woodfisher_remove(wb, woodbury_blocks(gb, lam), valid & aliveb, groupb.reshape(-1),
+                                                budgets, batch)
+    return newb[valid], keepb[valid], predicted, sizes

@@ -1,4 +1,6 @@
-"""Lottery tickets: iterative magnitude pruning with rewinding (config object), retraining modes and controls."""
+"""Lottery tickets: iterative magnitude pruning with rewinding (config object), retraining modes and controls.
+
+The pruning of one level (a criterion's scores or a weight-updating pruner) lives in `levels`."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import checks, saliency, train
+from . import checks, methods, obs, train
 from .config import Config, option
 from .data import Dataset
+from .levels import level_masks, next_masks  # noqa: F401 (lottery.level_masks stays a public name)
 from .progress import bar
 from .prune import Masks, check_scope, masks_from_scores, prunable
 from .train import History, TrainConfig
@@ -32,8 +35,9 @@ class IMPConfig(Config):
     rate: float = option(0.2, "fraction of the remaining prunable weights pruned per level")
     layer_rates: dict = option({}, "per-layer rate overrides {parameter name: rate}, always applied layer-wise")
     scope: str = option("layer", "layer | global: where the per-level rate is applied")
-    criterion: str = option("magnitude", "the pruning criterion, any name in saliency.CRITERIA")
-    score_options: dict = option({}, "keyword options per criterion: {criterion: {option: value}}")
+    criterion: str = option("magnitude", "a name in saliency.CRITERIA, or a pruner of obs (obs, woodfisher, obc, "
+                                         "sparsegpt: its mask only)")
+    score_options: dict = option({}, "keyword options per criterion or pruner: {name: {option: value}}")
     rewind_iteration: int = option(0, "iteration k whose weights the survivors are rewound to (0: the init)")
     retrain: str = option("weight_rewind", "weight_rewind | lr_rewind | finetune")
     controls: tuple = option((), "controls trained on every ticket mask: reinit, random_mask, shuffled_mask")
@@ -49,8 +53,8 @@ class IMPConfig(Config):
         rates = checks.mapping("layer_rates", self.layer_rates)
         self.store("layer_rates", {k: checks.fraction(f"layer_rates[{k!r}]", v) for k, v in rates.items()})
         check_scope(self.scope)
-        saliency.criterion(self.criterion)
-        self.store("score_options", saliency.check_options(self.score_options))
+        methods.check_name(self.criterion)
+        self.store("score_options", methods.check_options(self.score_options))
         self.store("rewind_iteration", checks.integer("rewind_iteration", self.rewind_iteration, 0))
         checks.one_of("retrain mode", self.retrain, RETRAIN_MODES)
         controls = checks.listing("controls", self.controls, lambda n, v: checks.one_of("control", v, CONTROLS),
@@ -69,6 +73,9 @@ class IMPConfig(Config):
         if unknown:
             raise ValueError(f"layer_rates names unknown layers {unknown}; prunable layers: "
                              f"{', '.join(prunable(model))}")
+        if self.criterion in methods.PRUNERS:
+            options = obs.check_options(self.criterion, self.score_options.get(self.criterion, {}))
+            obs.check_fit(model, dataset, self.criterion, options)
         total = self.train.total_iterations(len(dataset.train.y))
         if not self.rewind_iteration < total:
             raise ValueError(f"rewind_iteration must be an int in [0, {total}) (the run has {total} iterations), "
@@ -117,29 +124,6 @@ def reinitialize(model: nn.Module, seed: int) -> nn.Module:
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
     return fresh
-
-
-def level_masks(scores: Mapping[str, torch.Tensor], masks: Masks, rate: float, scope: str = "layer",
-                layer_rates: Mapping[str, float] | None = None) -> Masks:
-    """Prune round(rate * kept) of the entries `masks` keeps (per layer, or over the global pool)."""
-    layer_rates = dict(layer_rates or {})
-    out: dict[str, torch.Tensor] = {}
-    for name in masks:
-        if scope == "layer" or name in layer_rates:
-            out.update(_prune_remaining({name: scores[name]}, {name: masks[name]}, layer_rates.get(name, rate)))
-    pool = [n for n in masks if n not in out]
-    if pool:
-        out.update(_prune_remaining({n: scores[n] for n in pool}, {n: masks[n] for n in pool}, rate))
-    return Masks({n: out[n] for n in masks})
-
-
-def _prune_remaining(scores: Mapping[str, torch.Tensor], masks: Mapping[str, torch.Tensor], rate: float) -> Masks:
-    """One pool: keep kept - round(rate * kept) entries, expressed as the total target masks_from_scores takes."""
-    kept = sum(int(m.sum()) for m in masks.values())
-    total = sum(m.numel() for m in masks.values())
-    target_pruned = total - (kept - round(rate * kept))
-    # (total - k) / total * total rounds back to total - k exactly for any realistic layer size.
-    return masks_from_scores(scores, target_pruned / total if total else 0.0, scope="global", masks=masks)
 
 
 def random_mask_like(reference: Masks, previous: Masks, generator: torch.Generator) -> Masks:
@@ -197,7 +181,10 @@ def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), pro
     Level 0 trains `model` (left untouched) densely with `config.train`, snapshotting iteration
     k = `rewind_iteration`. Each level scores the previous level's final weights with the criterion,
     prunes `rate` of the remaining prunable weights (`layer_rates` overrides it per layer, always
-    layer-wise) and retrains from iteration k (fresh optimizer, same data order, `total - k` steps):
+    layer-wise; see `levels`) and retrains from iteration k (fresh optimizer, same data order, `total - k` steps).
+    A pruner criterion (`methods.PRUNERS`: obs, woodfisher, obc, sparsegpt) instead runs `obs.prune` on the
+    trained network under the current mask, calibrated on the training split (sample seeded from `seed`
+    and the level); only its mask is kept, the weights it updates are discarded and retraining proceeds as below:
     'weight_rewind' restarts from the iteration-k weights times the mask (the ticket), 'lr_rewind'
     keeps the trained weights and replays the schedule from k, 'finetune' keeps them at a constant
     `finetune_lr` (default: the schedule's final LR). `controls` retrain, on each level's ticket
@@ -225,8 +212,8 @@ def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), pro
     generators = {c: torch.Generator().manual_seed(_seed(seed, 0, i)) for i, c in enumerate(CONTROLS)}
     with bar(total=config.levels, desc="IMP levels", disable=not progress) as meter:
         for level in range(1, config.levels + 1):
-            scores = saliency.compute(config.criterion, trained, dataset, seed=_seed(seed, level, 7), **options)
-            masks.append(level_masks(scores, masks[-1], config.rate, config.scope, config.layer_rates))
+            masks.append(next_masks(config.criterion, trained, dataset, masks[-1], config.rate, config.scope,
+                                    config.layer_rates, _seed(seed, level, 7), options))
             net = (rewind(copy.deepcopy(model), dense.snapshots[k], masks[-1]) if config.retrain == "weight_rewind"
                    else masks[-1].apply(copy.deepcopy(trained)))
             log.add(level, "ticket", config.retrain, masks[-1],

@@ -34,10 +34,23 @@ round(s * n_total) lowest. Within a layer, "obc" gives each row the number of it
 layer's count lowest saliencies (on the layer's current inputs) and then prunes the row greedily;
 "sparsegpt" picks its mask per column block over all rows; "wanda" spreads the layer's count evenly
 over the rows (floor or ceil of count / rows, by cumulative rounding) and compares within each row.
+
+Existing masks (`masks=`, e.g. the previous level of IMP) and per-layer targets (`layer_sparsities=`):
+the copy is the model under `masks`, whose pruned entries stay pruned and exactly 0 and count toward the
+targets (cumulative, as in `prune.masks_from_scores`; a group whose target is below what is already pruned
+prunes nothing more). A layer of `layer_sparsities` is a group of its own; `sparsity` and `scope` apply to
+the others. The pruned entries are out of the problem from the start, so no update revives them:
+"obs" / "woodfisher" work on the Fisher restricted to the surviving weights (each block restricted to its
+survivors); "obc" prunes each row on H restricted to its kept columns (rows grouped by pattern, see
+`oneshot_lab.layerwise`), and the global ranking uses those restricted saliencies; "sparsegpt" has them in
+its mask at their columns and shares the remaining count over the column blocks in proportion to their
+survivors; "wanda" shares it over the rows in proportion to their survivors. Without masks (or with
+all-true ones) every method gives bit for bit what it gives without the argument.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,12 +58,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import checks, fisher, reconstruct
+from . import checks, fisher, layerwise, reconstruct
 from .curvature import sample, working_copy
-from .prune import Masks, prunable
+from .prune import Masks, parameter, prunable
 
 SCOPES = ("global", "layer")
 LAYERWISE = ("obc", "sparsegpt", "wanda")
+Groups = list[tuple[tuple[str, ...], int]]  # (layers pruned together, entries pruned in them in the end)
 
 
 @dataclass(frozen=True)
@@ -135,47 +149,107 @@ def check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
         out["max_weights"] = checks.integer("max_weights", out["max_weights"], 1)
     if out.get("batch") is not None:
         out["batch"] = checks.integer("batch", out["batch"], 1)
+    if method == "woodfisher" and out["damp"] == 0:
+        raise ValueError("method 'woodfisher' needs damp > 0: its inverse starts from (1/lambda) I, got damp=0")
     return out
 
 
-def prune(model: nn.Module, dataset, sparsity: float, method: str, scope: str = "global", **options) -> Pruned:
-    """Prune `sparsity` of the prunable weights of a copy of `model` with `method`, updating the survivors.
-
-    Options (defaults in `METHODS[method].options`, meaning in `OPTION_HELP`): samples, seed, damp, and
-    per method batch, block_size, max_weights. Arguments are all checked before any work.
-    """
-    method = checks.one_of("method", method, METHODS)
+def check_fit(model: nn.Module, dataset, method: str, options: dict[str, Any]) -> None:
+    """Raise a ValueError if `method` with its checked `options` cannot prune `model` on `dataset`."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    if dataset is None or not hasattr(dataset, "train"):
+        raise ValueError(f"method {method!r} needs training data: pass a Dataset, got {dataset!r}")
+    names = prunable(model)
+    size = sum(parameter(model, n).numel() for n in names)
+    if method == "obs" and size > options["max_weights"]:
+        raise ValueError(f"method 'obs' inverts the full {size} x {size} Fisher; this model has {size} prunable "
+                         f"weights, above max_weights={options['max_weights']}; use method 'woodfisher', 'obc' "
+                         f"or 'sparsegpt'")
+    if method in LAYERWISE:
+        for name in names:
+            reconstruct.check_layer(name, model.get_submodule(name.rpartition(".")[0]))
+
+
+def check_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None) -> Masks:
+    """`masks` as Masks over every prunable parameter of `model` (a parameter it does not name keeps every entry)."""
+    names = prunable(model)
+    if masks is None:
+        return Masks({n: torch.ones_like(parameter(model, n), dtype=torch.bool) for n in names})
+    if not isinstance(masks, Mapping):
+        raise ValueError(f"masks must map prunable parameter names to bool tensors (a Masks), got {type(masks).__name__}")
+    unknown = sorted(set(masks) - set(names))
+    if unknown:
+        raise ValueError(f"masks name {unknown[0]!r}, not a prunable parameter; prunable parameters: {', '.join(names)}")
+    try:
+        given = Masks(masks)
+    except (TypeError, RuntimeError) as error:
+        raise ValueError(str(error)) from None
+    given.check(model)
+    return Masks({n: given[n] if n in given else torch.ones_like(parameter(model, n), dtype=torch.bool)
+                  for n in names})
+
+
+def check_layer_sparsities(model: nn.Module, layer_sparsities: Mapping[str, float] | None) -> dict[str, float]:
+    """`layer_sparsities` ({prunable parameter name: sparsity}) checked, in model order."""
+    names = prunable(model)
+    given = checks.mapping("layer_sparsities", layer_sparsities or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"layer_sparsities names {unknown[0]!r}, not a prunable parameter; prunable parameters: "
+                         f"{', '.join(names)}")
+    return {n: checks.fraction(f"layer_sparsities[{n!r}]", given[n]) for n in names if n in given}
+
+
+def groups(keep: Masks, sparsity: float, scope: str, own: Mapping[str, float]) -> Groups:
+    """The layers pruned together and how many of their entries end up pruned (those pruned already included).
+
+    A layer of `own`, or every layer with scope='layer', is a group of its own with round(s * n_layer); the
+    other layers share round(sparsity * n_pool); a group never prunes fewer entries than `keep` already does.
+    """
+    alone = [n for n in keep if scope == "layer" or n in own]
+    pool = tuple(n for n in keep if n not in alone)
+    out = [((n,), own.get(n, sparsity)) for n in alone] + ([(pool, sparsity)] if pool else [])
+    return [(layers, max(round(s * sum(keep[n].numel() for n in layers)), sum(int((~keep[n]).sum()) for n in layers)))
+            for layers, s in out]
+
+
+def prune(model: nn.Module, dataset, sparsity: float, method: str, scope: str = "global",
+          masks: Mapping[str, torch.Tensor] | None = None, layer_sparsities: Mapping[str, float] | None = None,
+          **options) -> Pruned:
+    """Prune a copy of `model` with `method` to `sparsity` of its prunable weights, updating the survivors.
+
+    `masks` (e.g. IMP's previous level): the entries it prunes stay pruned and are 0 in the copy (the copy
+    is `model` under `masks`), count toward every target (sparsity is the cumulative target, as in
+    `prune.masks_from_scores`) and are treated as removed before the pruner starts (see the module doc);
+    no update revives them. `layer_sparsities` ({parameter name: sparsity}) gives layers their own target,
+    always within the layer; `sparsity` and `scope` apply to the other layers (over their pool if
+    scope='global'). Options (defaults in `METHODS[method].options`, meaning in `OPTION_HELP`): samples,
+    seed, damp, and per method batch, block_size, max_weights. Arguments are all checked before any work.
+    """
+    method = checks.one_of("method", method, METHODS)
     sparsity = checks.fraction("sparsity", sparsity)
     scope = checks.one_of("scope", scope, SCOPES)
     opts = check_options(method, options)
-    if dataset is None or not hasattr(dataset, "train"):
-        raise ValueError(f"method {method!r} needs training data: pass a Dataset, got {dataset!r}")
+    check_fit(model, dataset, method, opts)
     clone = working_copy(model)
+    keep = check_masks(clone, masks)
+    budget = groups(keep, sparsity, scope, check_layer_sparsities(clone, layer_sparsities))
+    keep.apply(clone)
+    prior = None if all(bool(m.all()) for m in keep.values()) else keep
     names = prunable(clone)
-    sizes = [clone.get_parameter(n).numel() for n in names]
-    if method == "obs" and sum(sizes) > opts["max_weights"]:
-        raise ValueError(f"method 'obs' inverts the full {sum(sizes)} x {sum(sizes)} Fisher; this model has "
-                         f"{sum(sizes)} prunable weights, above max_weights={opts['max_weights']}; "
-                         f"use method 'woodfisher', 'obc' or 'sparsegpt'")
-    if method == "woodfisher" and opts["damp"] == 0:
-        raise ValueError("method 'woodfisher' needs damp > 0: its inverse starts from (1/lambda) I, got damp=0")
-    if method in LAYERWISE:
-        for name in names:
-            reconstruct.check_layer(name, clone.get_submodule(name.rpartition(".")[0]))
-    counts = {n: round(sparsity * s) for n, s in zip(names, sizes)} if scope == "layer" else None
-    total = round(sparsity * sum(sizes))
     x, y = sample(dataset, opts["samples"], opts["seed"])
     if method in LAYERWISE:
-        return _layerwise(clone, names, x, method, scope, sparsity, counts or total, opts)
-    return _fisher(clone, names, x, y, method, scope, sparsity, counts or total, opts)
+        done = layerwise.prune_layers(clone, names, x, method, budget, opts["damp"], opts.get("block_size", 0), prior)
+        layers = tuple(Layer(name, m.numel(), m.numel() - int(m.sum()), err) for name, m, err in done)
+        return Pruned(Masks({name: m for name, m, _ in done}), clone, method, scope, sparsity, layers)
+    return _fisher(clone, names, x, y, method, scope, sparsity, budget, opts, prior)
 
 
-def _fisher(clone, names, x, y, method, scope, sparsity, count, opts) -> Pruned:
+def _fisher(clone, names, x, y, method, scope, sparsity, budget, opts, prior) -> Pruned:
     """obs / woodfisher on the working copy `clone`."""
-    new, keep, predicted, sizes = fisher.solve(clone, names, x, y, method, count, opts["damp"], opts["batch"],
-                                               opts.get("block_size", 128))
+    new, keep, predicted, sizes = fisher.solve(clone, names, x, y, method, budget, opts["damp"], opts["batch"],
+                                               opts.get("block_size", 128), prior)
     masks, layers, start = {}, [], 0
     with torch.no_grad():
         for name, s in zip(names, sizes):
@@ -185,18 +259,6 @@ def _fisher(clone, names, x, y, method, scope, sparsity, count, opts) -> Pruned:
             layers.append(Layer(name, s, s - int(masks[name].sum()), None))
             start += s
     return Pruned(Masks(masks), clone, method, scope, sparsity, tuple(layers), predicted)
-
-
-# ----------------------------------------------------------------------------------------------
-# Layer-wise pruners
-
-
-def _layerwise(clone, names, x, method, scope, sparsity, count, opts) -> Pruned:
-    """obc / sparsegpt / wanda on the working copy `clone`, layer after layer (see `reconstruct.prune_layers`)."""
-    done = reconstruct.prune_layers(clone, names, x, method, count, opts["damp"], opts.get("block_size", 0))
-    masks = Masks({name: keep for name, keep, _ in done})
-    layers = tuple(Layer(name, keep.numel(), keep.numel() - int(keep.sum()), err) for name, keep, err in done)
-    return Pruned(masks, clone, method, scope, sparsity, layers)
 
 
 def wanda_scores(model: nn.Module, dataset, samples: int | None = 1024, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -14,19 +14,10 @@ from . import checks, obs, parallel, saliency
 from .config import Config, option
 from .curvature import compare
 from .data import Dataset, load
+from .methods import PRUNERS, check_options
 from .models import build
 from .prune import SCOPES, Masks, check_sparsity, macs, masks_from_scores
 from .train import TrainConfig, evaluate, fit
-
-PRUNERS = tuple(m for m in obs.METHODS if m not in saliency.CRITERIA)  # prune and update the survivors
-
-
-def check_options(options: dict) -> dict:
-    """`{name: {option: value}}` for criteria and weight-updating pruners, every name and value checked."""
-    options = checks.mapping("score_options", options)
-    pruner_options = {name: obs.check_options(name, value) for name, value in options.items() if name in PRUNERS}
-    criterion_options = saliency.check_options({k: v for k, v in options.items() if k not in PRUNERS})
-    return {**criterion_options, **{k: {o: v for o, v in options[k].items()} for k in pruner_options}}
 
 
 @dataclass(frozen=True)

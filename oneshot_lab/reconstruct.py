@@ -8,7 +8,7 @@ is E = ||X (W - W_hat)^T||_F^2 / N (squared output error per example, summed ove
 and Wanda's input norms are sqrt(diag G). All inverse-Hessian maths is float64.
 
 Callers go through `oneshot_lab.obs.prune` (which documents the per-layer counts); this module holds the
-layer-wise algorithms and `prune_layers`, which runs them over a model.
+layer-wise algorithms, and `oneshot_lab.layerwise.prune_layers` runs them over a model.
 """
 
 from __future__ import annotations
@@ -126,10 +126,15 @@ def error(delta: torch.Tensor, gram: torch.Tensor, n_examples: int) -> float:
     return float(((delta @ gram) * delta).sum()) / n_examples
 
 
-def split(count: int, parts: int) -> torch.Tensor:
-    """`count` spread over `parts` equal parts by cumulative rounding (part i gets floor or ceil of count/parts)."""
-    edges = torch.tensor([round(count * i / parts) for i in range(parts + 1)])
-    return edges[1:] - edges[:-1]
+def spread(count: int, sizes: torch.Tensor) -> torch.Tensor:
+    """`count` shared over parts of `sizes` entries in proportion to their sizes, by cumulative rounding.
+
+    Equal sizes give every part the floor or ceil of count / parts; a part never gets more than its size
+    while `count` is at most the total.
+    """
+    edges = [0, *torch.cumsum(sizes, 0).tolist()]
+    cut = torch.tensor([round(count * e / edges[-1]) if edges[-1] else 0 for e in edges])
+    return cut[1:] - cut[:-1]
 
 
 def row_counts(scores: torch.Tensor, count: int) -> torch.Tensor:
@@ -190,7 +195,8 @@ def obc(weight: torch.Tensor, h_inv: torch.Tensor, counts: torch.Tensor) -> tupl
     return out, keep
 
 
-def sparsegpt(weight: torch.Tensor, h: torch.Tensor, count: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def sparsegpt(weight: torch.Tensor, h: torch.Tensor, count: int, block_size: int,
+              prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """SparseGPT (Frantar & Alistarh 2023): columns left to right in blocks, one approximate OBS update per column.
 
     With U the upper Cholesky factor of H^-1 (H^-1 = U^T U), block [i1, i2) prunes its share of the
@@ -199,20 +205,28 @@ def sparsegpt(weight: torch.Tensor, h: torch.Tensor, count: int, block_size: int
     (adaptive mask selection). Column c then sets its pruned entries to 0 and spreads the error
     (w_c - q_c) / U_cc over the later columns of the block along U[c, c:], and after the block the
     accumulated errors move the remaining columns by Err @ U[i1:i2, i2:].
+    `prior` (keep mask, rows x d): its pruned entries are in every block's mask from the start and count
+    toward `count`; the rest of the count is shared over the blocks in proportion to their surviving entries.
     Returns (updated weights, keep mask).
     """
     rows, d = weight.shape
     w = weight.clone()
     keep = torch.ones(rows, d, dtype=torch.bool)
+    alive = torch.ones(rows, d, dtype=torch.bool) if prior is None else prior
+    shares = spread(count - int((~alive).sum()), alive.sum(0))  # new entries to prune, per column
     u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True)
     for i1 in range(0, d, block_size):
         i2 = min(i1 + block_size, d)
-        k = round(count * i2 / d) - round(count * i1 / d)
+        k = int(shares[i1:i2].sum())
         block, ub = w[:, i1:i2], u[i1:i2, i1:i2]
         diag = torch.diagonal(ub)
+        scores = block**2 / diag**2
+        if prior is not None:
+            scores = scores.masked_fill(~alive[:, i1:i2], float("-inf"))
+            k += int((~alive[:, i1:i2]).sum())
         prune = torch.zeros(rows * (i2 - i1), dtype=torch.bool)
         if k:
-            prune[torch.topk((block**2 / diag**2).reshape(-1), k, largest=False).indices] = True
+            prune[torch.topk(scores.reshape(-1), k, largest=False).indices] = True
         prune = prune.reshape(rows, i2 - i1)
         err = torch.zeros_like(block)
         for i in range(i2 - i1):
@@ -239,49 +253,3 @@ def row_mask(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     ranks = torch.empty_like(order).scatter_(1, order, torch.arange(scores.shape[1]).expand_as(order))
     keep[ranks < counts[:, None]] = False
     return keep
-
-
-def global_counts(model: nn.Module, names: list[str], x: torch.Tensor, total: int, damp: float) -> dict[str, int]:
-    """Per-layer counts from one global ranking of the dense model's OBS reconstruction saliencies."""
-    dense = grams(model, names, x)
-    scores = []
-    for name in names:
-        weight = flat_weight(model, name)
-        h_inv = inverse(curvature(dense[name], len(x), damp), name)
-        scores.append(saliency(weight, h_inv).reshape(-1))
-    chosen = torch.zeros(sum(len(s) for s in scores), dtype=torch.long)
-    if total:
-        chosen[torch.topk(torch.cat(scores), total, largest=False).indices] = 1
-    return {n: int(c.sum()) for n, c in zip(names, chosen.split([len(s) for s in scores]))}
-
-
-def prune_layers(model: nn.Module, names: list[str], x: torch.Tensor, method: str, count: int | dict[str, int],
-                 damp: float, block_size: int) -> list[tuple[str, torch.Tensor, float]]:
-    """Prune the layers `names` of `model` in place, in order, each on inputs through the pruned layers before it.
-
-    `count`: a count per layer, or one total spread over the layers by `global_counts`. `method`: 'obc',
-    'sparsegpt' or 'wanda'. Returns (name, keep mask shaped like the weight, reconstruction error) per layer.
-    """
-    counts = count if isinstance(count, dict) else global_counts(model, names, x, count, damp)
-    done = []
-    for name in names:
-        gram = grams(model, [name], x)[name]
-        weight = flat_weight(model, name)
-        k = counts[name]
-        if method == "wanda":
-            keep = row_mask(wanda(weight, gram), split(k, weight.shape[0]))
-            new = weight * keep
-        else:
-            h = curvature(gram, len(x), damp)
-            if method == "obc":
-                h_inv = inverse(h, name)
-                rows = row_counts(saliency(weight, h_inv), k)
-                new, keep = obc(weight, h_inv, rows)
-            else:
-                inverse(h, name)  # a clear error if H is singular
-                new, keep = sparsegpt(weight, h, k, block_size)
-        param = model.get_parameter(name)
-        with torch.no_grad():
-            param.copy_(new.reshape(param.shape).to(param.dtype))
-        done.append((name, keep.reshape(param.shape), error(new - weight, gram, len(x))))
-    return done

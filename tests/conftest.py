@@ -26,6 +26,12 @@ def tiny_mlp(synthetic):
     return ol.build("mlp", synthetic, seed=0, widths=(16, 8))
 
 
+@pytest.fixture(scope="session")
+def tanh_mlp(synthetic):
+    """A tanh MLP 20-12-8-4 for the synthetic dataset: no dead units, so damp=0 reconstruction curvatures are invertible."""
+    return ol.build("mlp", synthetic, seed=1, widths=(12, 8), activation="tanh")
+
+
 @pytest.fixture()
 def mlp(synthetic):
     """A one-hidden-layer MLP (20-32-4) for the synthetic dataset."""

@@ -47,12 +47,6 @@ def data():
     return ol.load("synthetic", seed=0)
 
 
-@pytest.fixture(scope="module")
-def tanh_mlp(data):
-    """Smooth activations: no dead units, so damp=0 curvatures are invertible."""
-    return ol.build("mlp", data, seed=1, widths=(12, 8), activation="tanh")
-
-
 # ---------------------------------------------------------------------------------------------- OBS maths
 
 
