@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -33,12 +34,40 @@ def call_on_one_thread(job: tuple[Callable, tuple]) -> Any:
 
 
 def default_workers(jobs: int) -> int:
-    """One worker per core, no more than there are jobs (ONESHOT_LAB_WORKERS overrides the core count)."""
+    """Worker processes for `jobs` equal jobs: ONESHOT_LAB_WORKERS if set, else one per core, or one per job
+    when jobs do not split evenly over the cores (up to 4 per core): 5 seeds on 2 cores then share the
+    cores and finish together after 2.5 job-times instead of 3 rounds."""
     text = os.environ.get("ONESHOT_LAB_WORKERS", "")
     if text and not (text.isdigit() and int(text) >= 1):
         raise ValueError(f"ONESHOT_LAB_WORKERS must be a whole number >= 1 (worker processes), got {text!r}")
-    cores = int(text or 0) or os.cpu_count() or 1
+    return max(1, min(jobs, int(text))) if text else balanced(jobs, os.cpu_count() or 1)
+
+
+def balanced(jobs: int, cores: int) -> int:
+    """Processes for `jobs` equal jobs on `cores`: one per job when they do not split evenly (up to 4 per core)."""
+    if cores < jobs <= 4 * cores and jobs % cores:
+        return jobs
     return max(1, min(jobs, cores))
+
+
+POOL: dict[str, Any] = {}  # the live worker pool and its size, reused by every map_jobs call of this process
+
+
+def pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool of `workers` spawned workers, started once and kept for later calls."""
+    if POOL.get("workers") != workers:
+        close()
+        POOL.update(pool=ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")), workers=workers)
+    return POOL["pool"]
+
+
+@atexit.register
+def close() -> None:
+    """Stop the worker pool, cancelling jobs not yet started (a running job ends with its worker)."""
+    live = POOL.pop("pool", None)
+    POOL.pop("workers", None)
+    if live is not None:
+        live.shutdown(wait=False, cancel_futures=True)
 
 
 def map_jobs(function: Callable, arguments: Sequence[tuple], workers: int | None = None, progress: bool = False,
@@ -47,7 +76,8 @@ def map_jobs(function: Callable, arguments: Sequence[tuple], workers: int | None
 
     Every call runs on one torch thread wherever it runs, so the results are bit-identical for any
     `workers`. `function` must be importable (a module-level function of the package). `progress` shows
-    one bar over the calls, advanced as each finishes.
+    one bar over the calls, advanced as each finishes. The worker processes are kept for the next call
+    (no second start-up); an interrupt or a dead worker stops them.
     """
     workers = default_workers(len(arguments)) if workers is None else checks.integer("workers", workers, 0)
     jobs = [(function, tuple(args)) for args in arguments]
@@ -58,8 +88,11 @@ def map_jobs(function: Callable, arguments: Sequence[tuple], workers: int | None
                 done.append(call_on_one_thread(job))
                 meter.update(1)
             return done
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(call_on_one_thread, job) for job in jobs]
+        try:
+            futures = [pool(min(workers, len(jobs))).submit(call_on_one_thread, job) for job in jobs]
             for _ in as_completed(futures):
                 meter.update(1)
-            return [future.result() for future in futures]
+        except BaseException:  # Ctrl-C, or a worker killed (BrokenProcessPool): no half-used pool is kept
+            close()
+            raise
+        return [future.result() for future in futures]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
+from . import parallel
 from .notebooks import THREAD_ENV
 from .progress import HEADLESS_ENV, bar
 from .run_record import SWEEP_DIR, error_outcome, execute
@@ -213,8 +214,8 @@ def run_grid(spec_or_path: Mapping | str | os.PathLike, runs_dir: str | os.PathL
     """Run every task of a sweep spec into `runs_dir`, skipping complete records; see the module docstring.
 
     Everything is validated before anything runs or is written (at most `max_runs` runs). `executor` is
-    'local' (`workers` processes, default: the number of cores) or 'dask' (the scheduler at address
-    `scheduler`, or a LocalCluster of `workers` processes on 127.0.0.1). A task locked by another sweep is
+    'local' (`workers` processes, default: `parallel.balanced` over the cores) or 'dask' (the scheduler at
+    address `scheduler`, or a LocalCluster of `workers` processes on 127.0.0.1). A task locked by another sweep is
     waited for at the end, so a sweep whose runs all end complete is `ok`, whoever completed them.
     """
     _check_options(executor, workers, scheduler)
@@ -252,7 +253,8 @@ def run_grid(spec_or_path: Mapping | str | os.PathLike, runs_dir: str | os.PathL
         for wait in (False, True):  # then wait for the runs another sweep was running
             batch, locked = (todo, []) if not wait else (locked, [])
             if batch and executor == "local":
-                _run_local(batch, str(runs_dir), min(workers or os.cpu_count() or 1, len(batch)), done, wait)
+                _run_local(batch, str(runs_dir), min(workers, len(batch)) if workers else
+                           parallel.balanced(len(batch), os.cpu_count() or 1), done, wait)
             elif batch:
                 _run_dask(batch, str(runs_dir), workers, scheduler, done, wait)
     order = {t.run_id: i for i, t in enumerate(tasks)}

@@ -195,3 +195,25 @@ def test_a_bad_worker_count_is_named(monkeypatch):
     assert parallel.default_workers(5) == 3 and parallel.default_workers(2) == 2
     with pytest.raises(ValueError, match="workers must be an integer >= 0"):
         parallel.map_jobs(print, [(1,)], workers=-1)
+
+
+def test_default_workers_balance_uneven_jobs_over_the_cores(monkeypatch):
+    from oneshot_lab import parallel
+
+    monkeypatch.delenv("ONESHOT_LAB_WORKERS", raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    assert [parallel.default_workers(j) for j in (1, 2, 3, 4, 5, 8, 9, 10)] == [1, 2, 3, 2, 5, 2, 2, 2]
+
+
+def test_the_worker_pool_is_kept_between_calls_and_rebuilt_after_close():
+    from oneshot_lab import checks, parallel
+
+    args = [("n", 1), ("n", 2), ("n", 3)]
+    assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]
+    first = parallel.POOL["pool"]
+    assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]
+    assert parallel.POOL["pool"] is first
+    parallel.close()
+    assert "pool" not in parallel.POOL
+    assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]
+    parallel.close()
