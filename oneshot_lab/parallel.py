@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -57,8 +58,14 @@ def pool(workers: int) -> ProcessPoolExecutor:
     """The process pool of `workers` spawned workers, started once and kept for later calls."""
     if POOL.get("workers") != workers:
         close()
-        POOL.update(pool=ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")), workers=workers)
+        POOL.update(pool=ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                             initializer=quiet_on_interrupt), workers=workers)
     return POOL["pool"]
+
+
+def quiet_on_interrupt() -> None:
+    """In a worker: end at once and without a traceback on SIGINT (a notebook interrupt or kernel shutdown)."""
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
 
 
 @atexit.register
