@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 
-MAX_TAGS = np.iinfo(np.int16).max
+MAX_TAGS = np.iinfo(np.int32).max
 
 
 @numba.njit(cache=True, nogil=True)
@@ -146,7 +146,8 @@ def chosen_with_ties(pieces: list[torch.Tensor], k: int, t: float, below: int, t
     if tied > MAX_TAGS or dtype not in (torch.float32, torch.float64) or any(p.dtype != dtype for p in pieces):
         return None
     n = sum(p.numel() for p in pieces)
-    values, tags = np.empty(n, pieces[0].numpy().dtype), np.empty(n, np.int16)
+    values = np.empty(n, pieces[0].numpy().dtype)
+    tags = np.empty(n, np.int16 if tied <= np.iinfo(np.int16).max else np.int32)  # 2 bytes an entry when they do
     chosen, positions = np.empty(n, np.bool_), np.empty(tied, np.int64)
     count, offset = 0, 0
     for p in pieces:

@@ -11,8 +11,8 @@ comparison pass per score tensor and a small `kthvalue`, no concatenated copy); 
 threshold are all pruned there is nothing to break and the set is exact. When some but not all ties are
 pruned, the choice among them is an artifact of introselect's passes over the whole vector: `introselect`
 replays those passes on the values alone (compiled), following only the tied entries. torch.topk itself
-answers what is not replayed (small vectors, k * 64 <= n, more than `introselect.MAX_TAGS` ties, dtypes
-other than float32 / float64).
+answers what is not replayed (small vectors, k * 64 <= n, dtypes other than float32 / float64, and the
+rare inputs on which introselect falls back to heap selection).
 """
 
 from __future__ import annotations

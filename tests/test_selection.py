@@ -90,7 +90,7 @@ def test_lowest_replays_a_few_ties_on_large_vectors():
 
 
 @pytest.mark.parametrize("n", [5_000, 70_001, 400_000])
-@pytest.mark.parametrize("levels", [40, 2_000])
+@pytest.mark.parametrize("levels", [5, 40, 2_000])
 def test_replay_on_larger_vectors_with_many_ties(n, levels):
     """Thousands of ties over many blocks of the compiled partition: still topk's own set."""
     gen = torch.Generator().manual_seed(n + levels)
