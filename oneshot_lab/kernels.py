@@ -37,18 +37,29 @@ def bracket(flat, lo, hi):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def tag_ties(piece, values, tags, chosen, positions, offset, t, count):  # pragma: no cover - compiled
     """Copy `piece` into values[offset:], mark chosen = entry <= t, tag the entries equal to t as count + 1,
-    count + 2, ... and note their positions; return the new count."""
+    count + 2, ... and note their positions (branch-free: `positions` has room for one more); the new count."""
     t = piece.dtype.type(t)
     for i in range(piece.size):
         v = piece[i]
         values[offset + i] = v
         chosen[offset + i] = v <= t
-        tags[offset + i] = 0
-        if v == t:
-            positions[count] = offset + i
-            count += 1
-            tags[offset + i] = count
+        hit = np.int64(v == t)
+        positions[count] = offset + i
+        count += hit
+        tags[offset + i] = count * hit
     return count
+
+
+@numba.njit(cache=True, nogil=True)
+def drop_unselected(tags, k, positions, chosen):  # pragma: no cover - compiled
+    """Unmark in `chosen` the tagged entries that nth_element left at positions >= k; how many there were."""
+    dropped = 0
+    for i in range(k, tags.size):
+        g = tags[i]
+        if g:
+            chosen[positions[g - 1]] = False
+            dropped += 1
+    return dropped
 
 
 BLOCK = 128  # positions scanned per refill of a partition's stop buffers
@@ -148,17 +159,13 @@ def chosen_with_ties(pieces: list[torch.Tensor], k: int, t: float, below: int, t
     n = sum(p.numel() for p in pieces)
     values = np.empty(n, pieces[0].numpy().dtype)
     tags = np.empty(n, np.int16 if tied <= np.iinfo(np.int16).max else np.int32)  # 2 bytes an entry when they do
-    chosen, positions = np.empty(n, np.bool_), np.empty(tied, np.int64)
+    chosen, positions = np.empty(n, np.bool_), np.empty(tied + 1, np.int64)
     count, offset = 0, 0
     for p in pieces:
         count = tag_ties(p.reshape(-1).numpy(), values, tags, chosen, positions, offset, t, count)
         offset += p.numel()
     if count != tied or not nth_element(values, tags, k - 1):
         return None
-    kept = np.zeros(tied, np.bool_)
-    hit = tags[:k]
-    kept[hit[hit > 0] - 1] = True
-    if below + int(kept.sum()) != k:
+    if below + tied - drop_unselected(tags, k, positions, chosen) != k:
         return None
-    chosen[positions[~kept]] = False
     return torch.from_numpy(chosen)

@@ -49,7 +49,8 @@ def torch_prune_global(net: nn.Module, sparsity: float = SPARSITY) -> nn.Module:
 def prepare(layers: int, width: int, ties: bool, tool: str) -> Callable[[], Any]:
     """Set-up for a memory measurement: build the model, return the pruning call of `tool` ('lab' or 'torch')."""
     prune = lab_prune if tool == "lab" else torch_prune_global
-    prune(model(1, 64, ties))  # first-call costs (imports, allocator pools) are not the call's memory
+    for warm_ties in (False, True):  # first-call costs (imports, compiled kernels, allocator pools) are not the
+        prune(model(1, 256, warm_ties))  # call's memory: a model large enough to take the same code paths
     net = model(layers, width, ties)
     return lambda: prune(net)
 

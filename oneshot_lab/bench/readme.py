@@ -12,21 +12,17 @@ SECTIONS = ("training", "global_prune", "second_order", "inference", "quality", 
 # Why a target can be missed and what would meet it; printed only next to a target that is not met.
 REMEDIES = {
     "fit": "per-step cost beyond the loop itself; profile `train.fit` (progress bar, history rows, snapshots).",
-    "masked step": "the re-zeroing itself is one `torch._foreach_mul_` over the weights, about 5 microseconds of "
-                   "CPU time on LeNet-300-100 when timed alone (under 1% of a step); the gap measured here is larger "
-                   "and not explained yet (it also shows against a dense step on the same pruned weights, on a "
-                   "heavily loaded machine). A masked optimizer (the mask fused into the update) would remove the "
-                   "extra pass; a quiet re-run tells whether the gap is real.",
-    "global prune time": "the lab's answer is exact, ties included: a sampled bracket finds the threshold in a few "
-                         "passes, and when some but not all entries tied at it must be pruned, the partition passes "
-                         "of libstdc++'s introselect (what torch.topk runs) are replayed, following only the tied "
-                         "entries but rebuilding the values of the part that still holds position k-1 after every "
-                         "pass (about 2n element moves with masked_select / masked_scatter). Fixed costs (scores, "
-                         "the NaN and -inf checks, the concatenation, the mask copies) are another ~10 passes. A "
-                         "compiled kernel doing the bracket and the replay in one or two passes would meet it.",
-    "global prune memory": "the concatenated score vector, the replay's copy of it and one-byte masks per pass; "
-                           "counting against the threshold per layer (no concatenation) and writing the masks in "
-                           "place would halve it.",
+    "masked step": "the re-zeroing is one `torch._foreach_mul_` over the weights after each step, about 5 "
+                   "microseconds of CPU time on LeNet-300-100 timed alone; the rest is noise of a shared machine or "
+                   "an effect of the zeros themselves. A masked optimizer (the mask fused into the update) would "
+                   "remove the extra pass.",
+    "global prune time": "the answer is exact, ties included: with a million entries tied at the threshold the "
+                         "replay of introselect (`kernels.nth_element`) and the copy it works on, first-touch page "
+                         "faults included, cost about as much as the threshold itself, while torch.topk gets "
+                         "faster on so few distinct values. Replaying on the tied entries' neighbourhood only, or "
+                         "reusing buffers across calls, would meet it.",
+    "global prune memory": "the replay's copy of the scores (values and tags) and one-byte masks; tags narrower "
+                           "than int16 or masks written in place would reduce it.",
     "demo": "shorter default budgets in the slowest notebooks, or fewer default seeds.",
     "tests": "mark the slowest notebook tests and run them with smoke parameters.",
 }
