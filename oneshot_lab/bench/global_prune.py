@@ -50,7 +50,7 @@ def prepare(layers: int, width: int, ties: bool, tool: str) -> Callable[[], Any]
     """Set-up for a memory measurement: build the model, return the pruning call of `tool` ('lab' or 'torch')."""
     prune = lab_prune if tool == "lab" else torch_prune_global
     for warm_ties in (False, True):  # first-call costs (imports, compiled kernels, allocator pools) are not the
-        prune(model(1, 256, warm_ties))  # call's memory: a model large enough to take the same code paths
+        prune(model(1, min(256, width // 2), warm_ties))  # call's memory: large enough to take the same paths
     net = model(layers, width, ties)
     return lambda: prune(net)
 
