@@ -4,6 +4,7 @@ OBC and SparseGPT on LeNet-300-100 (real MNIST digits) by scope and thread count
 from __future__ import annotations
 
 import functools
+import statistics
 import time
 from typing import Any, Callable
 
@@ -101,16 +102,17 @@ def costs(quick: bool, repeats: int, memory: bool) -> list[dict[str, Any]]:
             rows.append({"model": model_key, "computation": what, "seconds": round(seconds, 4),
                          "x_backward": measure.ratio(seconds, base_time),
                          "peak_mib": None if peak is None else round(peak / 2**20, 1),
-                         "mem_x_backward": None if peak is None else measure.ratio(max(peak, 1), max(base_mem, 1)),
+                         "mem_x_backward": None if peak is None or not base_mem  # no growth: no ratio
+                         else measure.ratio(max(peak, 1), base_mem),
                          "note": ""})
     return rows
 
 
-def by_scope(quick: bool) -> list[dict[str, Any]]:
-    """OBC and SparseGPT on the trained LeNet-300-100 at 90%, both scopes, on one and two torch threads.
+def by_scope(quick: bool, repeats: int) -> list[dict[str, Any]]:
+    """OBC and SparseGPT on the trained LeNet-300-100 at 90%, both scopes, on one and two torch threads (quick: one).
 
-    One call each (the first OBC call is timed too: nothing is cached between calls), CPU seconds of this
-    process and wall seconds; the torch thread count is restored afterwards.
+    Medians over `repeats` calls (interleaved over scopes and methods) of the CPU seconds of this process
+    and of the wall seconds; the torch thread count is restored afterwards.
     """
     import torch
 
@@ -120,18 +122,25 @@ def by_scope(quick: bool) -> list[dict[str, Any]]:
     data = measure.dataset({**MODELS, **QUICK_MODELS}[model_key][0])
     net = network(model_key)
     samples = 64 if quick else 1024
+    cases = [(method, scope) for method in ("obc", "sparsegpt") for scope in ("layer", "global")]
     before = torch.get_num_threads()
     rows = []
     try:
-        for threads in (1, 2):
+        for threads in (1,) if quick else (1, 2):
             torch.set_num_threads(threads)
-            for method in ("obc", "sparsegpt"):
-                for scope in ("layer", "global"):
+            times: dict[tuple, list[tuple[float, float]]] = {case: [] for case in cases}
+            pruned = {}
+            for _ in range(repeats):
+                for method, scope in cases:
                     cpu, wall = measure.CLOCK(), time.perf_counter()
                     result = ol.obs.prune(net, data, SPARSITY, method, scope, samples=samples)
-                    rows.append({"model": model_key, "method": method, "scope": scope, "threads": threads,
-                                 "cpu_s": round(measure.CLOCK() - cpu, 3), "wall_s": round(time.perf_counter() - wall, 3),
-                                 "pruned": sum(layer.pruned for layer in result.layers)})
+                    times[method, scope].append((measure.CLOCK() - cpu, time.perf_counter() - wall))
+                    pruned[method, scope] = sum(layer.pruned for layer in result.layers)
+            for (method, scope), pairs in times.items():
+                rows.append({"model": model_key, "method": method, "scope": scope, "threads": threads,
+                             "cpu_s": round(statistics.median(p[0] for p in pairs), 3),
+                             "wall_s": round(statistics.median(p[1] for p in pairs), 3),
+                             "repeats": repeats, "pruned": pruned[method, scope]})
     finally:
         torch.set_num_threads(before)
     return rows
@@ -181,12 +190,12 @@ def run(quick: bool = False, repeats: int = 3) -> dict[str, Any]:
     """Costs on the MLP, conv1d and LeNet-300-100, OBC / SparseGPT on LeNet by scope and threads, errors on a tiny
     model; with markdown."""
     cost_rows = costs(quick, 1 if quick else repeats, memory=not quick)
-    scope_rows = by_scope(quick)
+    scope_rows = by_scope(quick, 1 if quick else repeats)
     error_rows = errors(quick)
     markdown = (f"### Curvature diagonals and second-order pruners ({SPARSITY:.0%} global), cost against one "
                 "plain backward pass over the same samples\n\n" + measure.markdown_table(cost_rows)
-                + f"\n### OBC and SparseGPT on {LENET[quick]} ({SPARSITY:.0%}), by scope and torch threads (one call "
-                "each; CPU seconds of the process and wall seconds)\n\n" + measure.markdown_table(scope_rows)
+                + f"\n### OBC and SparseGPT on {LENET[quick]} ({SPARSITY:.0%}), by scope and torch threads (medians "
+                "over repeats of the CPU seconds of the process and of the wall seconds)\n\n" + measure.markdown_table(scope_rows)
                 + "\n### Error of each curvature diagonal (tiny tanh MLP; relative L2 against exact diagonals "
                 "from full matrices)\n\n" + measure.markdown_table(error_rows))
     return {"costs": cost_rows, "by_scope": scope_rows, "errors": error_rows, "markdown": markdown}
