@@ -17,8 +17,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import row_obs
+
 CHUNK = 256  # calibration examples per forward pass
-_ROW_MEMORY = 2**25  # float64 entries of the per-row inverse Hessians OBC holds at once (256 MiB)
 
 
 class _Stop(Exception):
@@ -149,50 +150,10 @@ def obc(weight: torch.Tensor, h_inv: torch.Tensor, counts: torch.Tensor) -> tupl
     """Exact greedy OBS on every row (Frantar, Singh & Alistarh 2022): row r loses counts[r] weights.
 
     Each step removes, in every row still pruning, the weight of least w_q^2 / [H^-1]_qq, updates the
-    row by dw = -(w_q / [H^-1]_qq) H^-1 e_q and downdates that row's own copy of H^-1. Rows are processed
-    together (one inverse per row), longest first; every so often the removed columns are dropped from
-    the working inverses so later steps cost less. Returns (updated weights, keep mask).
+    row by dw = -(w_q / [H^-1]_qq) H^-1 e_q and downdates that row's own copy of H^-1 (`row_obs.prune_rows`:
+    delayed blocked updates, compaction, rows in lockstep chunks). Returns (updated weights, keep mask).
     """
-    rows, d = weight.shape
-    out = weight.clone()
-    keep = torch.ones(rows, d, dtype=torch.bool)
-    order = torch.argsort(counts, descending=True, stable=True)
-    order = order[counts[order] > 0]
-    chunk = max(1, _ROW_MEMORY // (d * d))
-    for start in range(0, len(order), chunk):
-        ids = order[start:start + chunk]
-        need = counts[ids]
-        w = weight[ids].clone()
-        hinv = h_inv.expand(len(ids), d, d).clone()
-        pos = torch.arange(d).expand(len(ids), d).clone()  # working column -> layer column
-        gone = torch.zeros(len(ids), d, dtype=torch.bool)  # removed since the last compaction
-        step = 0
-        while len(ids):
-            m = w.shape[1]
-            sal = w**2 / torch.diagonal(hinv, dim1=1, dim2=2)
-            q = sal.masked_fill(gone, float("inf")).argmin(1)
-            at = torch.arange(len(ids))
-            col = hinv[at, :, q]  # H^-1 e_q of every row
-            scale = w[at, q] / col[at, q]
-            w -= scale[:, None] * col
-            w[at, q] = 0.0
-            hinv.addcmul_((col / col[at, q][:, None]).unsqueeze(2), col.unsqueeze(1), value=-1.0)
-            gone[at, q] = True
-            keep[ids, pos[at, q]] = False
-            step += 1
-            done = need == step
-            if done.any():  # finished rows leave the working set
-                out[ids[done].unsqueeze(1), pos[done]] = w[done].masked_fill(gone[done], 0.0)
-                live = ~done
-                ids, need, w, hinv, pos, gone = ids[live], need[live], w[live], hinv[live], pos[live], gone[live]
-            if len(ids) and int(gone[0].sum()) * 4 >= m and m > 8:  # every row has removed the same number
-                stay = (~gone).nonzero()[:, 1].reshape(len(ids), -1)
-                b = torch.arange(len(ids))[:, None, None]
-                hinv = hinv[b, stay[:, :, None], stay[:, None, :]]
-                w, pos = w.gather(1, stay), pos.gather(1, stay)
-                gone = torch.zeros_like(w, dtype=torch.bool)
-    out[~keep] = 0.0
-    return out, keep
+    return row_obs.prune_rows(weight, h_inv, counts)
 
 
 def sparsegpt(weight: torch.Tensor, h: torch.Tensor, count: int, block_size: int,

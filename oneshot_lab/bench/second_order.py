@@ -1,7 +1,11 @@
-"""Cost of every curvature diagonal and second-order pruner against one plain backward pass, and their error."""
+"""Cost of every curvature diagonal and second-order pruner against one plain backward pass, and their error;
+OBC and SparseGPT on LeNet-300-100 (real MNIST digits) by scope and thread count."""
 
 from __future__ import annotations
 
+import functools
+import statistics
+import time
 from typing import Any, Callable
 
 import torch
@@ -10,21 +14,38 @@ from torch.func import functional_call, hessian, jacrev
 
 from . import measure
 
-MODELS = {"mlp 128-40": ("mlp", {"widths": [128, 40]}), "conv1d": ("conv1d", {})}
-QUICK_MODELS = {"mlp 16": ("mlp", {"widths": [16]})}
+# model key -> (dataset, model, options, Adam steps of dense training before pruning)
+MODELS = {"mlp 128-40": ("mnist1d", "mlp", {"widths": [128, 40]}, 0), "conv1d": ("mnist1d", "conv1d", {}, 0),
+          "lenet-300-100 mnist": ("mnist_subset", "mlp", {"widths": [300, 100]}, 600)}
+QUICK_MODELS = {"mlp 16": ("mnist1d", "mlp", {"widths": [16]}, 0),
+                "lenet 16 mnist": ("mnist_subset", "mlp", {"widths": [16]}, 10)}
 CURVATURES = ("hessian", "ggn", "ggn_mc", "fisher", "hutchinson")
 PRUNERS = ("wanda", "sparsegpt", "obc", "woodfisher", "obs")
+ONLY = {"lenet-300-100 mnist": ("backward", "sparsegpt", "obc"), "lenet 16 mnist": ("backward", "sparsegpt", "obc")}
+LENET = {False: "lenet-300-100 mnist", True: "lenet 16 mnist"}  # the model of `by_scope`, by `quick`
 SPARSITY = 0.9
 SLOW = 5.0  # a computation taking longer than this many seconds is timed once
 
 
-def computation(model_key: str, what: str, samples: int, quick: bool) -> Callable[[], Any]:
-    """The call measured: 'backward', a curvature name or a pruner name, on `samples` MNIST-1D examples."""
+@functools.lru_cache(maxsize=None)
+def network(model_key: str) -> nn.Module:
+    """The model of `model_key`, seed 0, after its dense training (once per process)."""
     import oneshot_lab as ol
 
-    data = measure.dataset("mnist1d")
-    name, options = {**MODELS, **QUICK_MODELS}[model_key]
-    net = ol.build(name, data, seed=0, **options)
+    dataset, name, options, steps = {**MODELS, **QUICK_MODELS}[model_key]
+    net = ol.build(name, measure.dataset(dataset), seed=0, **options)
+    if steps:
+        ol.train.fit(net, measure.dataset(dataset), ol.train.TrainConfig(iterations=steps, batch_size=100),
+                     progress=False)
+    return net
+
+
+def computation(model_key: str, what: str, samples: int, quick: bool) -> Callable[[], Any]:
+    """The call measured: 'backward', a curvature name or a pruner name, on `samples` examples of the model's data."""
+    import oneshot_lab as ol
+
+    data = measure.dataset({**MODELS, **QUICK_MODELS}[model_key][0])
+    net = network(model_key)
     if what == "backward":
         x, y = ol.curvature.sample(data, samples, seed=0)
 
@@ -64,7 +85,7 @@ def costs(quick: bool, repeats: int, memory: bool) -> list[dict[str, Any]]:
     samples = 64 if quick else 1024
     rows = []
     for model_key in (QUICK_MODELS if quick else MODELS):
-        whats = ["backward", *CURVATURES, *PRUNERS]
+        whats = ONLY.get(model_key, ["backward", *CURVATURES, *PRUNERS])
         base_time = base_mem = None
         for what in whats:
             call = computation(model_key, what, samples, quick)
@@ -81,8 +102,47 @@ def costs(quick: bool, repeats: int, memory: bool) -> list[dict[str, Any]]:
             rows.append({"model": model_key, "computation": what, "seconds": round(seconds, 4),
                          "x_backward": measure.ratio(seconds, base_time),
                          "peak_mib": None if peak is None else round(peak / 2**20, 1),
-                         "mem_x_backward": None if peak is None else measure.ratio(max(peak, 1), max(base_mem, 1)),
+                         "mem_x_backward": None if peak is None or not base_mem  # no growth: no ratio
+                         else measure.ratio(max(peak, 1), base_mem),
                          "note": ""})
+    return rows
+
+
+def by_scope(quick: bool, repeats: int) -> list[dict[str, Any]]:
+    """OBC and SparseGPT on the trained LeNet-300-100 at 90%, both scopes, on one and two torch threads (quick: one).
+
+    Medians over `repeats` calls (interleaved over scopes and methods) of the CPU seconds of this process
+    and of the wall seconds; the torch thread count is restored afterwards.
+    """
+    import torch
+
+    import oneshot_lab as ol
+
+    model_key = LENET[quick]
+    data = measure.dataset({**MODELS, **QUICK_MODELS}[model_key][0])
+    net = network(model_key)
+    samples = 64 if quick else 1024
+    cases = [(method, scope) for method in ("obc", "sparsegpt") for scope in ("layer", "global")]
+    before = torch.get_num_threads()
+    rows = []
+    try:
+        for threads in (1,) if quick else (1, 2):
+            torch.set_num_threads(threads)
+            times: dict[tuple, list[tuple[float, float]]] = {case: [] for case in cases}
+            pruned = {}
+            for _ in range(repeats):
+                for method, scope in cases:
+                    cpu, wall = measure.CLOCK(), time.perf_counter()
+                    result = ol.obs.prune(net, data, SPARSITY, method, scope, samples=samples)
+                    times[method, scope].append((measure.CLOCK() - cpu, time.perf_counter() - wall))
+                    pruned[method, scope] = sum(layer.pruned for layer in result.layers)
+            for (method, scope), pairs in times.items():
+                rows.append({"model": model_key, "method": method, "scope": scope, "threads": threads,
+                             "cpu_s": round(statistics.median(p[0] for p in pairs), 3),
+                             "wall_s": round(statistics.median(p[1] for p in pairs), 3),
+                             "repeats": repeats, "pruned": pruned[method, scope]})
+    finally:
+        torch.set_num_threads(before)
     return rows
 
 
@@ -127,11 +187,15 @@ def errors(quick: bool) -> list[dict[str, Any]]:
 
 
 def run(quick: bool = False, repeats: int = 3) -> dict[str, Any]:
-    """Costs on the MLP and conv1d, errors on a tiny model; with markdown."""
+    """Costs on the MLP, conv1d and LeNet-300-100, OBC / SparseGPT on LeNet by scope and threads, errors on a tiny
+    model; with markdown."""
     cost_rows = costs(quick, 1 if quick else repeats, memory=not quick)
+    scope_rows = by_scope(quick, 1 if quick else repeats)
     error_rows = errors(quick)
     markdown = (f"### Curvature diagonals and second-order pruners ({SPARSITY:.0%} global), cost against one "
                 "plain backward pass over the same samples\n\n" + measure.markdown_table(cost_rows)
+                + f"\n### OBC and SparseGPT on {LENET[quick]} ({SPARSITY:.0%}), by scope and torch threads (medians "
+                "over repeats of the CPU seconds of the process and of the wall seconds)\n\n" + measure.markdown_table(scope_rows)
                 + "\n### Error of each curvature diagonal (tiny tanh MLP; relative L2 against exact diagonals "
                 "from full matrices)\n\n" + measure.markdown_table(error_rows))
-    return {"costs": cost_rows, "errors": error_rows, "markdown": markdown}
+    return {"costs": cost_rows, "by_scope": scope_rows, "errors": error_rows, "markdown": markdown}
