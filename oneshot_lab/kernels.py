@@ -10,6 +10,7 @@ value tells where the entries of interest end up. Compiled with numba on first u
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
@@ -147,6 +148,25 @@ def nth_element(values, tags, nth):  # pragma: no cover - compiled; checked agai
     return True
 
 
+
+
+@functools.lru_cache(maxsize=None)
+def replay_agrees() -> bool:
+    """Whether the replay picks what this process's torch.topk picks, on a tie-heavy vector (checked once).
+
+    The replay is libstdc++'s algorithm; a torch built against another C++ library (macOS, Windows), or a
+    future topk, picks otherwise, and selection then falls back to torch.topk itself.
+    """
+    gen = torch.Generator().manual_seed(0)
+    flat = torch.randint(0, 7, (4099,), generator=gen).float()
+    for k in (1000, 2049, 3700):
+        t = torch.kthvalue(flat, k).values
+        ours = chosen_with_ties([flat], k, t.item(), int((flat < t).sum()), int((flat == t).sum()))
+        theirs = torch.zeros(flat.numel(), dtype=torch.bool)
+        theirs[torch.topk(flat, k, largest=False, sorted=False).indices] = True
+        if ours is None or not torch.equal(ours, theirs):
+            return False
+    return True
 
 
 def chosen_with_ties(pieces: list[torch.Tensor], k: int, t: float, below: int, tied: int) -> torch.Tensor | None:

@@ -6,6 +6,7 @@ import atexit
 import os
 import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any, Callable, Iterator, Sequence
@@ -95,11 +96,17 @@ def map_jobs(function: Callable, arguments: Sequence[tuple], workers: int | None
                 done.append(call_on_one_thread(job))
                 meter.update(1)
             return done
-        try:
-            futures = [pool(min(workers, len(jobs))).submit(call_on_one_thread, job) for job in jobs]
-            for _ in as_completed(futures):
-                meter.update(1)
-        except BaseException:  # Ctrl-C, or a worker killed (BrokenProcessPool): no half-used pool is kept
-            close()
-            raise
-        return [future.result() for future in futures]
+        for attempt in (1, 2):
+            try:
+                futures = [pool(min(workers, len(jobs))).submit(call_on_one_thread, job) for job in jobs]
+                for _ in as_completed(futures):
+                    meter.update(1)
+                return [future.result() for future in futures]
+            except BrokenProcessPool:  # a worker died (killed, or ended by an interrupt while idle): start afresh
+                close()
+                if attempt == 2:
+                    raise
+                meter.reset()
+            except BaseException:  # Ctrl-C: no half-used pool is kept
+                close()
+                raise

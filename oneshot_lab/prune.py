@@ -241,6 +241,9 @@ def masks_from_scores(scores: Mapping[str, torch.Tensor], sparsity: float, scope
             raise ValueError(f"scores for {name!r} contain NaN")
         if torch.isneginf(low):
             score = score.clamp(min=torch.finfo(score.dtype).min)  # a -inf score is low, not "already pruned"
+        if masks is not None and name in masks and tuple(masks[name].shape) != tuple(score.shape):
+            raise ValueError(f"mask {name!r} has shape {tuple(masks[name].shape)} but its scores have "
+                             f"{tuple(score.shape)}")
         pruned = ~masks[name].bool() if masks is not None and name in masks else None
         if pruned is not None:
             score = score.masked_fill(pruned, float("-inf"))

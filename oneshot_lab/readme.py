@@ -23,7 +23,7 @@ from . import stats
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 COLLECTED = ("metrics.csv", "dense.csv", "dense_over_seeds.csv", "summary.csv", "findings.csv", "tally.csv", "costs.csv",
-             "matching.csv", "published.csv", "manifest.json")
+             "matching.csv", "published.csv", "plan.csv", "manifest.json")
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
 
@@ -159,7 +159,8 @@ def render(text: str, results: Path = RESULTS) -> str:
 
 
 def collect(run_dir: Path, results: Path = RESULTS) -> Path:
-    """Copy the small tables of a complete run (its manifest names the notebook) into results/<notebook>/."""
+    """Copy the small tables of a complete run (its manifest names the notebook) into results/<notebook>/:
+    the COLLECTED ones and every table already there, so no file is left from an older run."""
     import json
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -168,7 +169,7 @@ def collect(run_dir: Path, results: Path = RESULTS) -> Path:
     notebook = next(p.stem for p in run_dir.glob("*.ipynb"))
     target = results / notebook
     target.mkdir(parents=True, exist_ok=True)
-    for name in COLLECTED:
+    for name in sorted(set(COLLECTED) | {p.name for p in target.iterdir()}):
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, target / name)
     return target

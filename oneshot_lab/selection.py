@@ -17,6 +17,7 @@ rare inputs on which introselect falls back to heap selection).
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -40,6 +41,8 @@ def lowest_of(pieces: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
     n = sum(p.numel() for p in pieces)
     if k <= 0 or k >= n:
         return [torch.full(p.shape, k > 0, dtype=torch.bool) for p in pieces]
+    dtype = functools.reduce(torch.promote_types, [p.dtype for p in pieces])
+    pieces = [p.detach().to(dtype) for p in pieces]  # topk compares the concatenation, in the promoted dtype
     if n <= SMALL or k * 64 <= n:
         return split(topk_set(flat_cat(pieces), k), pieces)
     t, below, tied = threshold(pieces, k)
@@ -47,7 +50,7 @@ def lowest_of(pieces: Sequence[torch.Tensor], k: int) -> list[torch.Tensor]:
         return [p <= t for p in pieces]
     from . import kernels  # compiled on first use
 
-    chosen = kernels.chosen_with_ties(list(pieces), k, t.item(), below, tied)
+    chosen = kernels.chosen_with_ties(pieces, k, t.item(), below, tied) if kernels.replay_agrees() else None
     if chosen is None:
         chosen = topk_set(flat_cat(pieces), k)
     return split(chosen, pieces)
@@ -95,7 +98,7 @@ def threshold(pieces: Sequence[torch.Tensor], k: int) -> tuple[torch.Tensor, int
     gen = torch.Generator().manual_seed(n * 31 + k)
     size = min(SAMPLE, max(1024, n // 256))
     sample = torch.cat([f[torch.randint(f.numel(), (max(1, round(size * f.numel() / n)),), generator=gen)]
-                        for f in flats])
+                        for f in flats if f.numel()])
     size = sample.numel()
     margin = 4 * size ** 0.5  # the threshold lies between the two sample quantiles unless very unlucky
     lo_at, hi_at = int(k / n * size - margin), int(k / n * size + margin)

@@ -130,7 +130,8 @@ def optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     `sqrt` of second moments that are exactly zero (pruned or dead weights), which PyTorch's elementwise
     kernel runs about 15x slower than on other values (benchmarks/results/training.md).
     """
-    fused = all(p.dtype in (torch.float32, torch.float64) for p in model.parameters())
+    fused = all(p.dtype in (torch.float32, torch.float64) for p in model.parameters()) and not any(
+        getattr(m, "sparse", False) for m in model.modules())  # sparse embedding gradients: no fused kernel
     if config.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay, fused=fused)

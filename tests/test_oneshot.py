@@ -217,3 +217,17 @@ def test_the_worker_pool_is_kept_between_calls_and_rebuilt_after_close():
     assert "pool" not in parallel.POOL
     assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]
     parallel.close()
+
+
+def test_a_dead_worker_does_not_break_the_next_call():
+    import os
+    import signal
+
+    from oneshot_lab import checks, parallel
+
+    args = [("n", 1), ("n", 2), ("n", 3)]
+    assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]
+    for pid in list(parallel.POOL["pool"]._processes):  # idle workers ended, as by an interrupt
+        os.kill(pid, signal.SIGINT)
+    assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]
+    parallel.close()

@@ -117,3 +117,25 @@ def test_global_masks_over_pieces_equal_concatenated_selection():
         got = selection.lowest_of(pieces, k)
         assert [g.shape for g in got] == [p.shape for p in pieces]
         assert torch.equal(torch.cat([g.reshape(-1) for g in got]), topk_set(flat, k))
+
+
+def test_mixed_dtypes_compare_in_the_promoted_dtype_as_topk_does():
+    n = selection.SMALL
+    a = torch.full((n,), 0.1, dtype=torch.float64)
+    a[: n // 2] = 0.05
+    b = torch.full((n,), 0.1, dtype=torch.float32)  # float32(0.1) > float64 0.1
+    got = selection.lowest_of([a, b], n)
+    assert torch.equal(torch.cat(got), topk_set(torch.cat([a, b.double()]), n))
+    assert int(got[1].sum()) == 0
+
+
+def test_empty_pieces_and_bad_mask_shapes():
+    scores = {"w": torch.rand(100, 400), "empty": torch.rand(5, 0)}
+    masks = masks_from_scores(scores, 0.5)
+    assert masks["empty"].shape == (5, 0) and int((~masks["w"]).sum()) == 20_000
+    with pytest.raises(ValueError, match=r"mask 'w' has shape \(1, 400\) but its scores have \(100, 400\)"):
+        masks_from_scores(scores, 0.5, masks={"w": torch.ones(1, 400, dtype=torch.bool)})
+
+
+def test_the_replay_checks_itself_against_this_torch():
+    assert kernels.replay_agrees()

@@ -164,3 +164,12 @@ def test_config_help_and_replace():
     assert TrainConfig().replace(lr=0.5).lr == 0.5
     with pytest.raises(ValueError, match="has no field"):
         TrainConfig().replace(progress=False)
+
+
+def test_sparse_embedding_gradients_train_without_the_fused_kernel():
+    model = torch.nn.Sequential(torch.nn.Embedding(10, 4, sparse=True), torch.nn.Flatten(), torch.nn.Linear(8, 2))
+    optimizer = ol.train.optimizer(model, TrainConfig(optimizer="sgd", lr=0.1))
+    loss = model(torch.tensor([[1, 2]])).sum()
+    loss.backward()
+    optimizer.step()
+    assert not optimizer.defaults.get("fused")

@@ -12,10 +12,11 @@ SECTIONS = ("training", "global_prune", "second_order", "inference", "quality", 
 # Why a target can be missed and what would meet it; printed only next to a target that is not met.
 REMEDIES = {
     "fit": "per-step cost beyond the loop itself; profile `train.fit` (progress bar, history rows, snapshots).",
-    "masked step": "the re-zeroing is one `torch._foreach_mul_` over the weights after each step, about 5 "
-                   "microseconds of CPU time on LeNet-300-100 timed alone; the rest is noise of a shared machine or "
-                   "an effect of the zeros themselves. A masked optimizer (the mask fused into the update) would "
-                   "remove the extra pass.",
+    "masked step": "the re-zeroing is one `torch._foreach_mul_` over the weights after each step (about 5 "
+                   "microseconds timed alone, 13 in a profile of the step); the rest of the gap is not explained: "
+                   "flushing denormals to zero and laying the weights out in one buffer (one multiply) were tried "
+                   "and did not remove it. The dense step is the fused optimizer's, about 0.45 ms on this network, "
+                   "so the gap is some 20-30 microseconds.",
     "global prune time": "the answer is exact, ties included: with a million entries tied at the threshold the "
                          "replay of introselect (`kernels.nth_element`) and the copy it works on, first-touch page "
                          "faults included, cost about as much as the threshold itself, while torch.topk gets "
