@@ -1,4 +1,4 @@
-"""Iterative pruning (LeCun et al. 1989's procedure, any criterion): score, prune, retrain, recompute, repeat."""
+"""Iterative pruning (LeCun et al. 1989's procedure, any criterion or pruner): score, prune, retrain, recompute, repeat."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 from torch import nn
 
-from . import checks, parallel, saliency
+from . import checks, methods, obs, parallel, saliency
 from .config import Config, option
 from .data import Dataset, load
 from .oneshot import Method, dense_macs, metrics_row
@@ -22,7 +22,8 @@ class IterativeConfig(Config):
 
     sparsities: tuple = option((0.5, 0.7, 0.8, 0.9, 0.95), "strictly increasing sparsity after each round")
     retrain: TrainConfig = option(TrainConfig(), "training under the mask after every round")
-    criterion: str = option("obd_ggn", "the criterion re-scored every round (any name in saliency.CRITERIA)")
+    criterion: str = option("obd_ggn", "the criterion re-scored every round (any name in saliency.CRITERIA), or a "
+                                       "weight-updating pruner (methods.PRUNERS: its updated weights are retrained)")
     scope: str = option("global", "global or layer")
     score_options: dict = option({}, "keyword options per criterion: {criterion: {option: value}}")
     seed: int = option(0, "seed of random scores and sampled curvature")
@@ -32,9 +33,9 @@ class IterativeConfig(Config):
         self.store("sparsities", tuple(checks.increasing("sparsities", self.sparsities)))
         if not isinstance(self.retrain, TrainConfig):
             raise ValueError(f"retrain must be a TrainConfig, got {self.retrain!r}")
-        saliency.criterion(self.criterion)
+        methods.check_name(self.criterion)
         check_scope(self.scope)
-        self.store("score_options", saliency.check_options(self.score_options))
+        self.store("score_options", methods.check_options(self.score_options))
         self.store("seed", checks.seed("seed", self.seed))
 
     @property
@@ -57,7 +58,9 @@ def prune(model: nn.Module, dataset: Dataset, config: IterativeConfig, progress:
     """The loop on a copy of `model`: score, prune to the next sparsity, retrain under the mask, repeat.
 
     Scores (and so the curvature) are recomputed on the retrained, masked model every round; pruned
-    weights stay pruned. Metrics rows are `oneshot.metrics_row`s with stage 'pruned' (just after
+    weights stay pruned. A pruner (`methods.PRUNERS`: obs, woodfisher, obc, sparsegpt) instead prunes with
+    `obs.prune(masks=...)` every round, calibration sample seeded by `config.seed`, and its updated weights
+    are what is retrained (Hassibi & Stork's prune-with-update, then retrain). Metrics rows are `oneshot.metrics_row`s with stage 'pruned' (just after
     deletion) and 'iterative' (after that round's retraining), and a `round` column.
     """
     if not isinstance(config, IterativeConfig):
@@ -69,10 +72,18 @@ def prune(model: nn.Module, dataset: Dataset, config: IterativeConfig, progress:
     rows = [{**metrics_row(current, dataset, None, total_macs, "dense"), "round": 0}]
     layer_tables = []
     options = config.score_options.get(config.criterion, {})
+    pruner = config.criterion in methods.PRUNERS
+    if pruner:  # can it prune this model at all: refused before any work
+        obs.check_fit(current, dataset, config.criterion, obs.check_options(config.criterion, options))
     for round_, target in enumerate(config.sparsities, start=1):
-        scores = saliency.compute(config.criterion, current, dataset, seed=config.seed, **options)
-        masks = masks_from_scores(scores, target, config.scope, masks=masks)
-        masks.apply(current)
+        if pruner:
+            pruned = obs.prune(current, dataset, target, config.criterion, config.scope, masks=masks,
+                               **{"seed": config.seed, **options})
+            current, masks = pruned.model, pruned.masks
+        else:
+            scores = saliency.compute(config.criterion, current, dataset, seed=config.seed, **options)
+            masks = masks_from_scores(scores, target, config.scope, masks=masks)
+            masks.apply(current)
         labels = dict(method=label, criterion=config.criterion, scope=config.scope, sparsity=target)
         rows.append({**metrics_row(current, dataset, masks, total_macs, "pruned", **labels), "round": round_})
         fit(current, dataset, config.retrain, masks=masks, progress=progress)

@@ -63,3 +63,27 @@ def test_replicate_runs_every_criterion_on_each_seeds_model_paired_on_the_seed()
     assert mine.test_accuracy.tolist() == one.test_accuracy.tolist()
     with pytest.raises(ValueError, match="unknown criterion 'nosuch'"):
         iterative.replicate(dense.models, "synthetic", config, ["nosuch"])
+
+
+@pytest.mark.parametrize("pruner, scope", [("obc", "layer"), ("sparsegpt", "global")])
+def test_iterative_with_a_pruner_equals_the_hand_written_loop(float64_data, float64_mlp, pruner, scope):
+    """Each round: obs.prune on top of the previous masks (its updated weights kept), then retraining."""
+    data, model = float64_data, float64_mlp()
+    cfg = config(criterion=pruner, scope=scope, score_options={pruner: {"samples": 64}}, seed=3)
+    result = iterative.prune(model, data, cfg, progress=False)
+    current, masks = copy.deepcopy(model), ol.Masks.ones(model)
+    for target in cfg.sparsities:
+        pruned = ol.obs.prune(current, data, target, pruner, scope, masks=masks, samples=64, seed=3)
+        current, masks = pruned.model, pruned.masks
+        ol.fit(current, data, cfg.retrain, masks=masks, progress=False)
+    assert result.masks.equal(masks)
+    assert all(torch.equal(a, b) for a, b in zip(result.model.state_dict().values(), current.state_dict().values()))
+    assert list(result.metrics.stage) == ["dense", "pruned", "iterative", "pruned", "iterative"]
+
+
+def test_iterative_refuses_a_model_the_pruner_cannot_take(float64_data, float64_mlp):
+    cfg = config(criterion="obs", score_options={"obs": {"max_weights": 10}})
+    with pytest.raises(ValueError, match="method 'obs' inverts the full"):
+        iterative.prune(float64_mlp(), float64_data, cfg, progress=False)
+    with pytest.raises(ValueError, match="unknown criterion 'obx'.*obc"):
+        config(criterion="obx")
