@@ -85,7 +85,7 @@ def pivot(frame: pd.DataFrame, index: list[str], columns: str, values: str, wher
     for column, wanted in (where or {}).items():
         frame = frame[frame[column].isin(wanted)]
     wide = frame.pivot_table(index=index, columns=columns, values=values, aggfunc="first", sort=False)
-    return wide.rename_axis(columns=None).fillna("").reset_index()
+    return wide.rename_axis(columns=None).astype(object).fillna("").reset_index()
 
 
 Formatter = Callable[[pd.DataFrame], pd.DataFrame]
