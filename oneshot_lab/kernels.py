@@ -1,8 +1,8 @@
 """Compiled loops behind exact selection: the threshold bracket, tie tagging and libstdc++'s introselect replayed.
 
 `bracket` and `tag_ties` are single passes that torch would need several for. `nth_element` replays
-`std::nth_element` to learn which tied entries torch.topk keeps. On CPU, `torch.topk(scores, k, largest=False)` with k * 64 > n copies the vector into (value, index) pairs
-and calls `std::nth_element(first, first + k - 1, last, comp)` with comp(a, b) = a.value < b.value (NaN
+`std::nth_element` to learn which tied entries torch.topk keeps. On CPU, `torch.topk(scores, k,
+largest=False)` with k * 64 > n copies the vector into (value, index) pairs and calls `std::nth_element(first, first + k - 1, last, comp)` with comp(a, b) = a.value < b.value (NaN
 aside); the selected set is the first k pairs afterwards. Only values are compared, so running the same
 algorithm on the values alone moves them exactly as torch moves its pairs: a tag carried beside each
 value tells where the entries of interest end up. Compiled with numba on first use (cached on disk).
@@ -16,7 +16,6 @@ import math
 import numba
 import numpy as np
 import torch
-
 
 MAX_TAGS = np.iinfo(np.int32).max
 

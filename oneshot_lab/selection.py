@@ -9,7 +9,7 @@ selected set is the first k pairs afterwards. `sorted=True` only sorts those k p
 `lowest` finds the same set faster and with less memory: an exact threshold from a sampled bracket (one
 comparison pass per score tensor and a small `kthvalue`, no concatenated copy); when the entries tied at the
 threshold are all pruned there is nothing to break and the set is exact. When some but not all ties are
-pruned, the choice among them is an artifact of introselect's passes over the whole vector: `introselect`
+pruned, the choice among them is an artifact of introselect's passes over the whole vector: `kernels`
 replays those passes on the values alone (compiled), following only the tied entries. torch.topk itself
 answers what is not replayed (small vectors, k * 64 <= n, dtypes other than float32 / float64, and the
 rare inputs on which introselect falls back to heap selection).

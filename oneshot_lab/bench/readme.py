@@ -12,23 +12,20 @@ SECTIONS = ("training", "global_prune", "second_order", "inference", "quality", 
 # Why a target can be missed and what would meet it; printed only next to a target that is not met.
 REMEDIES = {
     "fit": "per-step cost beyond the loop itself; profile `train.fit` (progress bar, history rows, snapshots).",
-    "masked step": "the re-zeroing is one `torch._foreach_mul_` over the weights after each step (about 5 "
-                   "microseconds timed alone, 13 in a profile of the step); the rest of the gap is not explained: "
-                   "flushing denormals to zero and laying the weights out in one buffer (one multiply) were tried "
-                   "and did not remove it. The dense step is the fused optimizer's, about 0.45 ms on this network, "
-                   "so the gap is some 20-30 microseconds.",
-    "global prune time": "the answer is exact, ties included: with a million entries tied at the threshold the "
-                         "replay of introselect (`kernels.nth_element`) and the copy it works on, first-touch page "
-                         "faults included, cost about as much as the threshold itself, while torch.topk gets "
-                         "faster on so few distinct values. Replaying on the tied entries' neighbourhood only, or "
-                         "reusing buffers across calls, would meet it.",
-    "global prune memory": "the replay's copy of the scores (values and tags) and one-byte masks; tags narrower "
-                           "than int16 or masks written in place would reduce it.",
-    "obc lenet": "one thread takes about 6.3 s of CPU per call (the first layer, 300 rows x 784: GEMMs on each "
-                 "row's working inverse, about d^3 / 3 multiply-adds per row, and per-step operations on 32 rows at "
-                 "a time); the two row-chunk threads only help when the second core is free: in the committed run "
-                 "another agent's process held it (see the CPU and wall columns). A quiet machine, or a compiled "
-                 "kernel fusing the per-step operations, is what is left.",
+    "masked step": "the re-zeroing is one `torch._foreach_mul_` over the weights after each step; the rest of the "
+                   "gap (compare the dense and lab columns below) is not explained yet: flushing denormals to zero "
+                   "and laying the masked weights out in one buffer (one multiply) were tried and did not remove "
+                   "it. A profile of the step, or a masked optimizer (the mask fused into the update), is next.",
+    "global prune time": "the answer is exact, ties included: when much of the vector is tied at the threshold "
+                         "(the \"ties\" case rounds every weight to a coarse grid), the replay of introselect "
+                         "(`kernels.nth_element`) and the copy it works on cost about as much as finding the "
+                         "threshold, while torch.topk gets faster on so few distinct values. Replaying on the tied "
+                         "entries' neighbourhood only, or reusing buffers across calls, would meet it.",
+    "global prune memory": "the replay's copy of the scores (values and tags) and one-byte masks; masks written in "
+                           "place would reduce it.",
+    "obc lenet": "OBC's first layer dominates (300 rows x 784: GEMMs on each row's working inverse, about d^3 / 3 "
+                 "multiply-adds per row); the two row-chunk threads only help when the second core is free (see "
+                 "the CPU and wall columns). A compiled kernel fusing the per-step operations is what is left.",
     "demo": "shorter default budgets in the slowest notebooks, or fewer default seeds.",
     "tests": "mark the slowest notebook tests and run them with smoke parameters.",
 }
