@@ -141,7 +141,11 @@ def remove_lowrank(weights: torch.Tensor, grads: torch.Tensor, lam: float, count
 
 def _woodfisher_remove(w: torch.Tensor, finv: torch.Tensor, valid: torch.Tensor, group: torch.Tensor,
                        budgets: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """`remove` on a block-diagonal inverse: w (blocks x B), finv (blocks x B x B), valid marks real entries."""
+    """`remove` on a block-diagonal inverse: w (blocks x B), finv (blocks x B x B), valid marks real entries.
+
+    Each step's removals are solved for all touched blocks at once: a block removing k < kmax weights has
+    its system padded with identity rows and zero columns, which changes neither its update nor its downdate.
+    """
     w, finv = w.clone(), finv.clone()
     size = w.shape[1]
     removed = ~valid
@@ -151,18 +155,28 @@ def _woodfisher_remove(w: torch.Tensor, finv: torch.Tensor, valid: torch.Tensor,
         sal = (w**2 / torch.diagonal(finv, dim1=1, dim2=2)).masked_fill(removed, float("inf")).reshape(-1)
         q = _pick(sal, group, remaining, batch)
         remaining -= torch.bincount(group[q], minlength=len(remaining))
-        blocks = q // size
-        for b in torch.unique(blocks).tolist():
-            local = q[blocks == b] % size
-            hb = finv[b]
-            cols = hb[:, local]
-            factor = torch.linalg.cholesky(cols[local])
-            solved = torch.cholesky_solve(w[b, local, None], factor)
-            predicted += 0.5 * float(w[b, local] @ solved[:, 0])
-            w[b] -= (cols @ solved)[:, 0]
-            hb -= cols @ torch.cholesky_solve(cols.T, factor)
-            w[b, local] = 0.0
-            removed[b, local] = True
+        touched, row = torch.unique(q // size, return_inverse=True)
+        order = torch.argsort(row, stable=True)
+        counts = torch.bincount(row, minlength=len(touched))
+        slot = torch.arange(len(q)) - (torch.cumsum(counts, 0) - counts)[row[order]]
+        local = torch.zeros(len(touched), int(counts.max()), dtype=torch.long)
+        present = torch.zeros(local.shape, dtype=torch.bool)
+        local[row[order], slot] = q[order] % size
+        present[row[order], slot] = True
+        hb = finv[touched]
+        cols = hb.gather(2, local.unsqueeze(1).expand(-1, size, -1)) * present.unsqueeze(1)  # T x B x k
+        square = cols.gather(1, local.unsqueeze(2).expand(-1, -1, local.shape[1]))  # T x k x k
+        pair = present.unsqueeze(2) & present.unsqueeze(1)
+        square = torch.where(pair, square, torch.diag_embed(torch.ones_like(present, dtype=square.dtype)))
+        factor = torch.linalg.cholesky(square)
+        wl = w[touched].gather(1, local) * present
+        solved = torch.cholesky_solve(wl.unsqueeze(2), factor)  # T x k x 1, 0 on padding
+        predicted += 0.5 * float((wl * solved[..., 0]).sum())
+        w[touched] -= (cols @ solved)[..., 0]
+        finv[touched] = hb.baddbmm_(cols, torch.cholesky_solve(cols.transpose(1, 2), factor), alpha=-1.0)
+        blocks, entries = touched[row], q % size
+        w[blocks, entries] = 0.0
+        removed[blocks, entries] = True
     w[removed] = 0.0
     return w, ~removed & valid, predicted
 
@@ -211,19 +225,20 @@ def fisher_inverse(grads: torch.Tensor, damp: float) -> torch.Tensor:
 
 
 def woodbury_blocks(grads: torch.Tensor, lam: float) -> torch.Tensor:
-    """Inverse of every block of lambda I + (1/N) sum g_n g_n^T by N rank-one Woodbury updates.
+    """Inverse of every block of lambda I + (1/N) sum g_n g_n^T, all blocks in one batched factorisation.
 
-    grads: N x blocks x B. Starting from (1/lambda) I, example n gives
-    F_n^-1 = F_{n-1}^-1 - (F_{n-1}^-1 g_n g_n^T F_{n-1}^-1) / (N + g_n^T F_{n-1}^-1 g_n), all blocks at once.
+    grads: N x blocks x B. WoodFisher builds the same inverse by N rank-one Woodbury updates; one batched
+    Cholesky of the B x B blocks (or, with N < B, of the N x N Woodbury inner matrices) gives it directly.
     """
     n_examples, blocks, size = grads.shape
-    finv = torch.eye(size, dtype=torch.float64).expand(blocks, size, size) / lam
-    finv = finv.contiguous()
-    for g in grads:
-        u = torch.bmm(finv, g.unsqueeze(2))  # blocks x B x 1 (F^-1 is symmetric: F^-1 g g^T F^-1 = u u^T)
-        denom = n_examples + (g.unsqueeze(1) @ u).reshape(blocks, 1, 1)
-        finv.baddbmm_(u / denom, u.transpose(1, 2), alpha=-1.0)
-    return finv
+    g = grads.permute(1, 0, 2)  # blocks x N x B
+    if n_examples < size:  # (lambda I + G^T G / N)^-1 = (I - G^T (N lambda I + G G^T)^-1 G) / lambda
+        inner = torch.baddbmm(torch.eye(n_examples, dtype=g.dtype).mul(n_examples * lam), g, g.transpose(1, 2))
+        out = -(g.transpose(1, 2) @ torch.cholesky_solve(g, torch.linalg.cholesky(inner)))
+        torch.diagonal(out, dim1=1, dim2=2).add_(1.0)
+        return out / lam
+    fisher = torch.baddbmm(torch.eye(size, dtype=g.dtype).mul(lam), g.transpose(1, 2), g, alpha=1.0 / n_examples)
+    return torch.cholesky_inverse(torch.linalg.cholesky(fisher))
 
 
 def _blocked(values: torch.Tensor, sizes: list[int], block: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ from . import checks, obs, parallel, saliency
 from .config import Config, option
 from .curvature import compare
 from .data import Dataset, load
+from .fit_cache import cached_fit
 from .methods import PRUNERS, check_options
 from .models import build
 from .prune import SCOPES, Masks, check_sparsity, macs, masks_from_scores
@@ -256,7 +257,7 @@ def replicate_seed(dataset: str, model: str, train: TrainConfig, study: OneShotC
     data = load(dataset, seed=seed, root=root)
     net = build(model, data, seed=seed, **(model_options or {}))
     initial = copy.deepcopy(net)
-    history = fit(net, data, train.replace(seed=seed), progress=progress)
+    history = cached_fit(net, data, train.replace(seed=seed), progress=progress)
     costs: list[dict] = []
     metrics, layers = one_shot(net, data, study.replace(seed=seed), progress=progress, initial=initial, costs=costs)
     return {"metrics": metrics.assign(seed=seed), "layers": layers.assign(seed=seed),

@@ -12,6 +12,7 @@ import oneshot_lab as ol
 
 torch.set_num_threads(1)
 os.environ.setdefault("ONESHOT_LAB_WORKERS", "1")  # per-seed work in-process in tests (tests choose workers=2 explicitly)
+os.environ["ONESHOT_LAB_CACHE"] = "off"  # every test trains what it checks (test_fit_cache turns the cache on)
 
 
 @pytest.fixture(scope="session")
