@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
+from typing import Iterable, Mapping
 
 import pandas as pd
 import torch
@@ -139,26 +138,6 @@ def optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
-@contextmanager
-def flushed_denormals() -> Iterator[None]:
-    """Run the block with subnormal floats flushed to zero on this thread, then restore the previous mode.
-
-    Weight decay and Adam's second moments drive weights and states into the subnormal range, where
-    x86 arithmetic is many times slower; flushing changes values only below 1.2e-38 in float32.
-    """
-    before = flushing()
-    torch.set_flush_denormal(True)  # a no-op returning False where the CPU cannot flush
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(before)
-
-
-def flushing() -> bool:
-    """Whether this thread flushes subnormal floats to zero now (torch has no getter: a probe)."""
-    return float(torch.tensor(1e-39) * 2) == 0.0
-
-
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     """Cloned (never aliased) copy of the model's state."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -206,7 +185,7 @@ def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
         history.snapshots[iteration] = snapshot(model)
     log(iteration)
     snap_at, lr = set(wanted), None
-    with flushed_denormals(), bar(total=total - start_iteration, desc="train", disable=not progress) as meter:
+    with bar(total=total - start_iteration, desc="train", disable=not progress) as meter:
         while iteration < total:
             step_in_epoch = iteration % per_epoch
             if step_in_epoch == 0 and iteration != start_iteration:
