@@ -1,9 +1,10 @@
-"""Finished dense training runs kept on disk, keyed by their content, so a second study of the same network
-reuses the first one's training instead of repeating it (notebook 04's sweep retrains notebook 01's nets).
+"""Finished training runs kept on disk, keyed by their content, so a second study of the same network reuses
+the first one's training instead of repeating it (notebook 04's sweep repeats notebook 01's dense runs and
+the fine-tunes of the methods they share).
 
 The key is a digest of everything that determines the trained weights and the history: the network's
-architecture and initial weights, every split of the data, the training config, the torch thread count,
-the torch version and the source of this package. Changing any of them is a miss, never a stale hit.
+architecture and starting weights, the binding masks, every split of the data, the training config, the
+torch thread count, the torch version and the source of this package. Changing any of them is a miss, never a stale hit.
 Entries are written atomically (a temporary file, then one rename); an unreadable entry is recomputed.
 """
 
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from typing import Mapping
 
 from .data import Dataset
 from .train import History, TrainConfig, fit
@@ -51,31 +54,36 @@ def _tensor_bytes(digest: "hashlib._Hash", tensor: torch.Tensor) -> None:
     digest.update(tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
-def key(model: nn.Module, dataset: Dataset, config: TrainConfig) -> str:
-    """Hex digest identifying the run `fit(model, dataset, config)` would do from the model's current state."""
+def key(model: nn.Module, dataset: Dataset, config: TrainConfig,
+        masks: Mapping[str, torch.Tensor] | None = None) -> str:
+    """Hex digest identifying the run `fit(model, dataset, config, masks)` would do from the model's current state."""
     digest = hashlib.sha256(code_version().encode())
     digest.update(json.dumps({"config": config.as_dict(), "threads": torch.get_num_threads(),
                               "model": repr(model), "dataset": dataset.name}, sort_keys=True, default=str).encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         _tensor_bytes(digest, tensor)
+    for name, mask in sorted((masks or {}).items()):
+        digest.update(f"mask:{name}".encode())
+        _tensor_bytes(digest, mask)
     for split in ("train", "val", "test"):
         for tensor in dataset.split(split):
             _tensor_bytes(digest, tensor)
     return digest.hexdigest()
 
 
-def cached_fit(model: nn.Module, dataset: Dataset, config: TrainConfig, progress: bool = False) -> History:
-    """`train.fit(model, dataset, config)`: trained in place, or loaded when this exact run is on disk."""
+def cached_fit(model: nn.Module, dataset: Dataset, config: TrainConfig,
+               masks: Mapping[str, torch.Tensor] | None = None, progress: bool = False) -> History:
+    """`train.fit(model, dataset, config, masks)`: trained in place, or loaded when this exact run is on disk."""
     root = directory()
     if root is None:
-        return fit(model, dataset, config, progress=progress)
-    path = root / f"{key(model, dataset, config)}.pt"
+        return fit(model, dataset, config, masks=masks, progress=progress)
+    path = root / f"{key(model, dataset, config, masks)}.pt"
     stored = load(path)
     if stored is not None:
         model.load_state_dict(stored["state"])
         return History(rows=stored["rows"])
-    history = fit(model, dataset, config, progress=progress)
+    history = fit(model, dataset, config, masks=masks, progress=progress)
     save(path, {"state": model.state_dict(), "rows": history.rows})
     return history
 

@@ -18,7 +18,7 @@ from .fit_cache import cached_fit
 from .methods import PRUNERS, check_options
 from .models import build
 from .prune import SCOPES, Masks, check_sparsity, macs, masks_from_scores
-from .train import TrainConfig, evaluate, fit
+from .train import TrainConfig, evaluate
 
 
 @dataclass(frozen=True)
@@ -174,8 +174,8 @@ def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress
                     trained.append(("from_init", config.from_init, initial))
             for stage, recipe, start in trained:
                 net = copy.deepcopy(start)
-                best = fit(masks.apply(net) if stage == "from_init" else net, dataset, recipe, masks=masks,
-                           progress=progress).best()
+                best = cached_fit(masks.apply(net) if stage == "from_init" else net, dataset, recipe, masks=masks,
+                                  progress=progress).best()
                 metric_rows.append({**metrics_row(net, dataset, masks, total_macs, stage, **labels),
                                     "budget_iterations": recipe.total_iterations(len(dataset.train.y)),
                                     "best_iteration": best["iteration"],

@@ -36,13 +36,15 @@ def test_hit_is_the_run_itself(cache, synthetic, tiny_mlp):
     assert [p.name for p in root.iterdir()] == [f"{fit_cache.key(tiny_mlp, synthetic, CONFIG)}.pt"]  # no partial file
 
 
-@pytest.mark.parametrize("change", ["config", "seed_of_init", "data", "architecture"])
+@pytest.mark.parametrize("change", ["config", "seed_of_init", "data", "architecture", "masks"])
 def test_anything_that_differs_is_a_miss(cache, synthetic, tiny_mlp, change):
     """A different config, initialisation, data split or architecture trains again."""
     _, calls = cache
     fit_cache.cached_fit(copy.deepcopy(tiny_mlp), synthetic, CONFIG)
-    model, data, config = copy.deepcopy(tiny_mlp), synthetic, CONFIG
-    if change == "config":
+    model, data, config, masks = copy.deepcopy(tiny_mlp), synthetic, CONFIG, None
+    if change == "masks":
+        masks = ol.masks_from_scores(ol.saliency.magnitude(model), 0.5, "global")
+    elif change == "config":
         config = CONFIG.replace(lr=2e-2)
     elif change == "seed_of_init":
         model = ol.build("mlp", synthetic, seed=1, widths=(16, 8))
@@ -50,8 +52,8 @@ def test_anything_that_differs_is_a_miss(cache, synthetic, tiny_mlp, change):
         data = ol.load("synthetic", seed=1)
     else:
         model = ol.build("mlp", synthetic, seed=0, widths=(16, 8), activation="tanh")
-    assert fit_cache.key(model, data, config) != fit_cache.key(tiny_mlp, synthetic, CONFIG)
-    fit_cache.cached_fit(model, data, config)
+    assert fit_cache.key(model, data, config, masks) != fit_cache.key(tiny_mlp, synthetic, CONFIG)
+    fit_cache.cached_fit(model, data, config, masks)
     assert len(calls) == 2
 
 
@@ -91,3 +93,34 @@ def test_replicate_reuses_dense_runs(cache, synthetic):
     dense = lambda r: r.metrics[r.metrics.stage == "dense"].reset_index(drop=True)
     assert dense(first).equals(dense(again))
     assert first.histories.equals(again.histories)
+
+
+def test_masked_hit_keeps_the_mask_binding(cache, synthetic, tiny_mlp):
+    """A masked run loaded from the cache equals the trained one, pruned entries exactly zero."""
+    _, calls = cache
+    masks = ol.masks_from_scores(ol.saliency.magnitude(tiny_mlp), 0.7, "global")
+    oracle = masks.apply(copy.deepcopy(tiny_mlp))
+    train.fit(oracle, synthetic, CONFIG, masks=masks, progress=False)
+    for _ in range(2):
+        net = masks.apply(copy.deepcopy(tiny_mlp))
+        fit_cache.cached_fit(net, synthetic, CONFIG, masks)
+    assert len(calls) == 1
+    for name, value in oracle.state_dict().items():
+        assert torch.equal(value, net.state_dict()[name])
+    for name, mask in masks.items():
+        assert not net.get_parameter(name)[~mask].any()
+
+
+def test_a_repeated_study_trains_nothing(cache, synthetic):
+    """The same one-shot study twice: the second run reuses every dense run and fine-tune, same metrics."""
+    _, calls = cache
+    study = ol.oneshot.OneShotConfig(methods=("magnitude/global", "random/layer"), sparsities=(0.5, 0.8),
+                                     finetune=CONFIG.replace(iterations=10, eval_every=5))
+    run = lambda: ol.oneshot.replicate("synthetic", "mlp", CONFIG, study, [0, 1], {"widths": (8,)}, workers=0,
+                                       progress=False)
+    first = run()
+    trained = len(calls)
+    assert trained == 2 + 2 * 2 * 2
+    again = run()
+    assert len(calls) == trained
+    assert first.metrics.equals(again.metrics) and first.histories.equals(again.histories)
