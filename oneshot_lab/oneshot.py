@@ -259,7 +259,10 @@ def replicate_seed(dataset: str, model: str, train: TrainConfig, study: OneShotC
     initial = copy.deepcopy(net)
     history = cached_fit(net, data, train.replace(seed=seed), progress=progress)
     costs: list[dict] = []
-    metrics, layers = one_shot(net, data, study.replace(seed=seed), progress=progress, initial=initial, costs=costs)
+    recipes = {name: getattr(study, name).replace(seed=seed) for name in ("finetune", "from_init")
+               if getattr(study, name) is not None}  # the replicate's data order in every training, not the base seed's
+    metrics, layers = one_shot(net, data, study.replace(seed=seed, **recipes), progress=progress, initial=initial,
+                               costs=costs)
     return {"metrics": metrics.assign(seed=seed), "layers": layers.assign(seed=seed),
             "histories": history.frame().assign(seed=seed), "costs": pd.DataFrame(costs).assign(seed=seed),
             "model": net}
@@ -270,8 +273,8 @@ def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig
               workers: int | None = None) -> Replicates:
     """Per seed: load the data split, build and train the dense model, run the one-shot `study` on it.
 
-    The seed sets the validation split, the initialisation, the data order, random scores and calibration
-    samples, so methods are paired on it. `models` maps each seed to its trained dense model. `costs` holds
+    The seed sets the validation split, the initialisation, the data order (of the dense run, the fine-tunes
+    and the from-init controls), random scores and calibration samples, so methods are paired on it. `models` maps each seed to its trained dense model. `costs` holds
     each mask's scoring / pruning wall time in seconds (a criterion's scores are computed at its first
     sparsity); it is kept apart from the metrics, which are bit-reproducible. Seeds run on `workers`
     processes (default: one per core; 0: in this process), each on one torch thread, so the results do

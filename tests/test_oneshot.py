@@ -231,3 +231,19 @@ def test_a_dead_worker_does_not_break_the_next_call():
         os.kill(pid, signal.SIGINT)
     assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]
     parallel.close()
+
+
+def test_replicate_fine_tunes_follow_the_replicate_seed():
+    """The fine-tune's data order is the replicate seed's, whatever seed its recipe was written with: a sweep
+    run with seed s and seeds [0] repeats exactly notebook 01's replicate s."""
+    train = TrainConfig(iterations=20, batch_size=16, lr=1e-2, eval_every=10)
+    tables = []
+    for written in (0, 99):
+        study = oneshot.OneShotConfig(methods=("magnitude/global",), sparsities=(0.5,),
+                                         finetune=train.replace(iterations=12, seed=written),
+                                         from_init=train.replace(seed=written), control_sparsities=(0.5,))
+        result = oneshot.replicate("synthetic", "mlp", train.replace(seed=written), study, [5], {"widths": (8,)},
+                                      workers=0, progress=False)
+        tables.append(result.metrics)
+    assert set(tables[0].stage) == {"dense", "one_shot", "finetuned", "from_init"}
+    assert tables[0].equals(tables[1])
