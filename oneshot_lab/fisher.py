@@ -17,15 +17,26 @@ from . import reconstruct
 
 def _pick(sal: torch.Tensor, group: torch.Tensor, remaining: torch.Tensor, batch: int) -> torch.Tensor:
     """Indices of the up to `batch` lowest saliencies whose group still has a remaining budget."""
+    if len(remaining) == 1:
+        return _lowest(sal, min(batch, int(remaining.sum())))
     order = torch.argsort(sal, stable=True)
     order = order[torch.isfinite(sal[order])]
-    if len(remaining) == 1:
-        return order[:min(batch, int(remaining.sum()))]
     g = group[order]
     onehot = torch.nn.functional.one_hot(g, len(remaining))
     rank = (onehot.cumsum(0) * onehot).sum(1)  # 1-based rank of each entry within its group
     allowed = order[rank <= remaining[g]]
     return allowed[:min(batch, int(remaining.sum()))]
+
+
+def _lowest(sal: torch.Tensor, k: int) -> torch.Tensor:
+    """The first `k` finite entries of a stable ascending sort of `sal` (ties: lowest index first), sorting
+    only the entries at or below the k-th smallest value."""
+    k = min(k, int(torch.isfinite(sal).sum()))
+    if k == 0:
+        return torch.zeros(0, dtype=torch.long)
+    cut = torch.topk(sal, k, largest=False, sorted=False).values.max()
+    candidates = (sal <= cut).nonzero()[:, 0]
+    return candidates[torch.argsort(sal[candidates], stable=True)[:k]]
 
 
 def _budgets(groups: list[tuple[tuple[str, ...], int]], names: list[str], sizes: list[int],

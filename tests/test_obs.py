@@ -339,3 +339,14 @@ def test_layerwise_refuses_unsupported_layers(data):
                           nn.Linear(40, 4))
     with pytest.raises(ValueError, match="Conv3d; layer-wise pruners handle Linear, Conv1d and Conv2d"):
         obs.prune(model, data, 0.5, "obc")
+
+
+@pytest.mark.parametrize("k", [0, 1, 7, 30, 45])
+def test_lowest_equals_the_stable_sort_prefix(k):
+    """`_lowest` picks exactly the first k finite entries of a stable argsort, ties and infinities included."""
+    gen = torch.Generator().manual_seed(3)
+    sal = torch.randint(0, 6, (40,), generator=gen).to(torch.float64)
+    sal[::7] = float("inf")
+    order = torch.argsort(sal, stable=True)
+    expected = order[torch.isfinite(sal[order])][:k]
+    assert torch.equal(fisher._lowest(sal, k), expected)
