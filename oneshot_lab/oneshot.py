@@ -107,6 +107,14 @@ def methods(criteria: list[str], scopes: tuple[str, ...] = SCOPES) -> list[str]:
     return [str(Method.parse(f"{c}/{s}")) for c in criteria for s in scopes]
 
 
+def global_and_layer(criteria: list[str], layer_criteria: list[str]) -> list[str]:
+    """Every criterion pruned globally, and those of `layer_criteria` (each one of `criteria`) layer-wise too."""
+    criteria = checks.listing("criteria", criteria, distinct=True)
+    layer = checks.listing("layer_criteria", layer_criteria, lambda n, v: checks.one_of(n, v, criteria), distinct=True,
+                           nonempty=False)
+    return methods(criteria, ("global",)) + (methods(layer, ("layer",)) if layer else [])
+
+
 def split_metrics(model: nn.Module, dataset: Dataset) -> dict:
     """Validation and test loss / accuracy as flat columns."""
     out = {}

@@ -247,3 +247,12 @@ def test_replicate_fine_tunes_follow_the_replicate_seed():
         tables.append(result.metrics)
     assert set(tables[0].stage) == {"dense", "one_shot", "finetuned", "from_init"}
     assert tables[0].equals(tables[1])
+
+
+def test_global_and_layer_methods():
+    """Every criterion globally, the chosen ones layer-wise too; a layer criterion outside the list is refused."""
+    assert oneshot.global_and_layer(["magnitude", "taylor"], ["magnitude"]) == [
+        "magnitude/global", "taylor/global", "magnitude/layer"]
+    assert oneshot.global_and_layer(["magnitude"], []) == ["magnitude/global"]
+    with pytest.raises(ValueError, match="random"):
+        oneshot.global_and_layer(["magnitude"], ["random"])
