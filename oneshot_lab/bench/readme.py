@@ -12,10 +12,10 @@ SECTIONS = ("training", "global_prune", "second_order", "inference", "quality", 
 # Why a target can be missed and what would meet it; printed only next to a target that is not met.
 REMEDIES = {
     "fit": "per-step cost beyond the loop itself; profile `train.fit` (progress bar, history rows, snapshots).",
-    "masked step": "the re-zeroing is one `torch._foreach_mul_` over the weights after each step; the rest of the "
-                   "gap (compare the dense and lab columns below) is not explained yet: flushing denormals to zero "
-                   "and laying the masked weights out in one buffer (one multiply) were tried and did not remove "
-                   "it. A profile of the step, or a masked optimizer (the mask fused into the update), is next.",
+    "masked step": "the re-zeroing is one `torch._foreach_mul_` over the weights after each step, and it costs "
+                   "more inside the step than alone (the step's working set leaves the cache between them); "
+                   "one-byte masks, `masked_fill_`, flushing denormals and one flat buffer were tried and were "
+                   "not faster. An optimizer kernel with the mask fused into the update is what would meet it.",
     "global prune time": "the answer is exact, ties included: when much of the vector is tied at the threshold "
                          "(the \"ties\" case rounds every weight to a coarse grid), the replay of introselect "
                          "(`kernels.nth_element`) and the copy it works on cost about as much as finding the "
@@ -26,7 +26,8 @@ REMEDIES = {
     "obc lenet": "OBC's first layer dominates (300 rows x 784: GEMMs on each row's working inverse, about d^3 / 3 "
                  "multiply-adds per row); the two row-chunk threads only help when the second core is free (see "
                  "the CPU and wall columns). A compiled kernel fusing the per-step operations is what is left.",
-    "demo": "shorter default budgets in the slowest notebooks, or fewer default seeds.",
+    "demo": "the demo is compute-bound (it keeps both cores busy nearly all the time): only less "
+            "default work meets it, e.g. no from-init control in notebook 01 or fewer settings in notebook 05.",
     "tests": "mark the slowest notebook tests and run them with smoke parameters.",
 }
 
