@@ -11,8 +11,10 @@ Entries are written atomically (a temporary file, then one rename); an unreadabl
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,6 +62,9 @@ def key(model: nn.Module, dataset: Dataset, config: TrainConfig,
     digest = hashlib.sha256(code_version().encode())
     digest.update(json.dumps({"config": config.as_dict(), "threads": torch.get_num_threads(),
                               "model": repr(model), "dataset": dataset.name}, sort_keys=True, default=str).encode())
+    for module in model.modules():  # a user-defined forward() is part of the run
+        if not type(module).__module__.startswith("torch."):
+            digest.update(inspect.getsource(type(module)).encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         _tensor_bytes(digest, tensor)
@@ -78,7 +83,10 @@ def cached_fit(model: nn.Module, dataset: Dataset, config: TrainConfig,
     root = directory()
     if root is None:
         return fit(model, dataset, config, masks=masks, progress=progress)
-    path = root / f"{key(model, dataset, config, masks)}.pt"
+    try:
+        path = root / f"{key(model, dataset, config, masks)}.pt"
+    except (OSError, TypeError):  # a module class whose source cannot be read: never cached
+        return fit(model, dataset, config, masks=masks, progress=progress)
     stored = load(path)
     if stored is not None:
         model.load_state_dict(stored["state"])
@@ -98,7 +106,17 @@ def load(path: Path) -> dict | None:
 
 def save(path: Path, entry: dict) -> None:
     """Write `entry` to `path` atomically: a reader sees the old file, or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    torch.save(entry, partial)
-    os.replace(partial, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(entry, partial)
+        os.replace(partial, path)
+    except OSError as error:  # the cache only saves time: a failed write never fails the study
+        warnings.warn(f"fit cache: could not write {path} ({error}); continuing without it", stacklevel=3)
+        try:
+            partial.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+code_version()  # the source as imported, not as it may be on disk later

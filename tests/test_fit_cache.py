@@ -124,3 +124,36 @@ def test_a_repeated_study_trains_nothing(cache, synthetic):
     again = run()
     assert len(calls) == trained
     assert first.metrics.equals(again.metrics) and first.histories.equals(again.histories)
+
+
+def test_custom_forward_is_part_of_the_key(synthetic):
+    """Two user classes with the same layers but another forward() never share an entry."""
+    from torch import nn
+
+    class Relu(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(20, 4)
+
+        def forward(self, x):
+            return torch.relu(self.fc(x.flatten(1)))
+
+    class Tanh(Relu):
+        def forward(self, x):
+            return torch.tanh(self.fc(x.flatten(1)))
+
+    torch.manual_seed(0)
+    a = Relu()
+    b = Tanh()
+    b.load_state_dict(a.state_dict())
+    assert fit_cache.key(a, synthetic, CONFIG) != fit_cache.key(b, synthetic, CONFIG)
+
+
+def test_unwritable_cache_only_warns(monkeypatch, tmp_path, synthetic, tiny_mlp):
+    """A cache directory that cannot be written: the run still returns its history, with a warning."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv(fit_cache.ENV, str(blocker / "cache"))
+    with pytest.warns(UserWarning, match="could not write"):
+        history = fit_cache.cached_fit(copy.deepcopy(tiny_mlp), synthetic, CONFIG)
+    assert not history.frame().empty
