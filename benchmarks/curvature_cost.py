@@ -18,7 +18,7 @@ from torch import nn
 from torch.func import functional_call, grad, jvp
 
 import oneshot_lab as ol
-from oneshot_lab import curvature
+from oneshot_lab.pruning import curvature
 
 
 def _median_time(fn, repeats: int) -> float:

@@ -31,7 +31,7 @@ def main() -> None:
     net = ol.build("conv1d", data, seed=0)
     ol.fit(net, data, ol.TrainConfig(optimizer="adam", lr=0.003, epochs=args.epochs, schedule="cosine"),
            progress=False)
-    explorer = ol.widgets.explore(net, data, sparsity=0.5)
+    explorer = ol.interactive.widgets.explore(net, data, sparsity=0.5)
     positions = [round(0.5 + 0.45 * i / (args.moves - 1), 2) for i in range(args.moves)][1:] + [0.5]
     for label, moves in (("first visit", positions), ("cached", positions[:-1])):
         start = len(explorer.timings)

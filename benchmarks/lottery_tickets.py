@@ -27,7 +27,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist1d", "digits"], choices=["mnist1d", "digits"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--controls", nargs="+", default=["reinit", "random_mask"], choices=ol.lottery.CONTROLS)
+    parser.add_argument("--controls", nargs="+", default=["reinit", "random_mask"], choices=ol.studies.lottery.rewinding.CONTROLS)
     parser.add_argument("--levels", type=int, default=DEFAULTS["levels"])
     parser.add_argument("--out", default="runs/benchmarks/lottery_tickets")
     return parser.parse_args(argv)
@@ -39,17 +39,17 @@ def run_one(dataset: ol.Dataset, seed: int, levels: int, controls: list[str]) ->
     config = ol.TrainConfig(optimizer="adam", lr=DEFAULTS["lr"], batch_size=DEFAULTS["batch_size"],
                             iterations=DEFAULTS["iterations"], schedule=DEFAULTS["schedule"],
                             eval_every=DEFAULTS["eval_every"], seed=seed)
-    imp = ol.lottery.IMPConfig(train=config, levels=levels, rate=DEFAULTS["rate"],
+    imp = ol.studies.lottery.rewinding.IMPConfig(train=config, levels=levels, rate=DEFAULTS["rate"],
                                layer_rates={ol.prunable(net)[-1]: DEFAULTS["output_rate"]}, scope=DEFAULTS["scope"],
                                criterion=DEFAULTS["criterion"], controls=controls, seed=seed)
-    result = ol.lottery.imp(net, dataset, imp, progress=False)
+    result = ol.studies.lottery.rewinding.imp(net, dataset, imp, progress=False)
     return result.metrics.assign(dataset=dataset.name, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run every (dataset, seed), print mean ± interval tables and the run time, write CSVs."""
     args = parse(argv)
-    run = ol.results.start(args.out, {**DEFAULTS, **vars(args), "seed": args.seeds})
+    run = ol.records.writing.start(args.out, {**DEFAULTS, **vars(args), "seed": args.seeds})
     start, frames, summaries = time.perf_counter(), [], []
     for name in args.datasets:
         data = ol.load(name, seed=0)
@@ -57,13 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         frames += [run_one(data, seed, args.levels, args.controls) for seed in args.seeds]
         metrics = pd.concat(frames, ignore_index=True)
         run.record("metrics", metrics)
-        summary = ol.stats.summarize(metrics[metrics.dataset == name], ["level", "weights_remaining", "condition"],
+        summary = ol.analysis.stats.summarize(metrics[metrics.dataset == name], ["level", "weights_remaining", "condition"],
                                      "early_stop_test_accuracy").assign(dataset=name)
         summaries.append(summary)
         run.record("summary", pd.concat(summaries, ignore_index=True))
         print(f"\n{name}: early-stop test accuracy (min val loss), mean ± 95% t-interval over seeds {args.seeds}, "
               f"{time.perf_counter() - t0:.0f} s")
-        print(ol.stats.table(summary, ["level", "weights_remaining"], "condition").to_string())
+        print(ol.analysis.stats.table(summary, ["level", "weights_remaining"], "condition").to_string())
     run.finish()
     print(f"\ntotal run time {time.perf_counter() - start:.0f} s; tables in {args.out}")
     return 0

@@ -28,9 +28,9 @@ def one_run(dataset: str, activation: str, seed: int, model: str) -> tuple[pd.Da
     net = ol.build(model, data, seed=seed, activation=activation)
     ol.fit(net, data, TRAIN.replace(seed=seed), progress=False)
     options = {c: {"samples": None} for c in CRITERIA if c.startswith("obd") or c == "snip"}
-    study = ol.oneshot.OneShotConfig(methods=ol.oneshot.methods(CRITERIA), sparsities=SPARSITIES, seed=seed,
+    study = ol.studies.oneshot.OneShotConfig(methods=ol.studies.oneshot.methods(CRITERIA), sparsities=SPARSITIES, seed=seed,
                                      score_options=options)
-    metrics, layers = ol.oneshot.one_shot(net, data, study, progress=False)
+    metrics, layers = ol.studies.oneshot.one_shot(net, data, study, progress=False)
     keys = {"dataset": dataset, "model": model, "activation": activation, "seed": seed}
     return metrics.assign(**keys), layers.assign(**keys)
 
@@ -38,8 +38,8 @@ def one_run(dataset: str, activation: str, seed: int, model: str) -> tuple[pd.Da
 def table(metrics: pd.DataFrame) -> pd.DataFrame:
     """'mean ± half-width of the 95% t-interval' of test accuracy over seeds, per dataset, activation and method."""
     rows = metrics[metrics.stage.isin(["one_shot", "dense"])]
-    summary = ol.stats.summarize(rows, ["dataset", "activation", "method", "sparsity"], "test_accuracy")
-    return ol.stats.table(summary, ["dataset", "activation", "method"], "sparsity").sort_index()
+    summary = ol.analysis.stats.summarize(rows, ["dataset", "activation", "method", "sparsity"], "test_accuracy")
+    return ol.analysis.stats.table(summary, ["dataset", "activation", "method"], "sparsity").sort_index()
 
 
 def main() -> None:
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--model", default="lenet_300_100")
     args = parser.parse_args()
-    run = ol.results.start(args.out, vars(args))
+    run = ol.records.writing.start(args.out, vars(args))
     all_metrics, all_layers = [], []
     for dataset in args.datasets:
         for activation in args.activations:

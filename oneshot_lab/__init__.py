@@ -1,41 +1,45 @@
 """oneshot_lab: one-shot pruning of neural networks (OBD, magnitude, lottery tickets) on a CPU.
 
-Importing the package is instant: every submodule (`ol.prune`, `ol.sweep`, ...) and every name exported
-here (`ol.load`, `ol.Masks`, ...) is imported on first use, so the command line never waits for torch.
+The package is layered; each subpackage imports only those listed before it:
+util, core, training, pruning, studies, analysis, records, runner, interactive, bench.
+Importing the package is instant: every subpackage and every name exported here (`ol.load`, `ol.prune`, ...)
+is imported on first use, so the command line never waits for torch.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from types import ModuleType
-from typing import Any
+from .util.lazy import attach
 
 __version__ = "0.1.0"
 
-_SUBMODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
+LAYERS = ("util", "core", "training", "pruning", "studies", "analysis", "records", "runner", "interactive", "bench")
 
-_EXPORTS = {  # name -> submodule defining it
-    "Dataset": "data", "load": "data", "build": "models",
-    "Masks": "prune", "masks_from_scores": "prune", "prunable": "prune",
-    "History": "train", "TrainConfig": "train", "evaluate": "train", "fit": "train",
+_EXPORTS = {  # name -> module defining it
+    "Dataset": "core.data", "load": "core.data", "build": "core.models",
+    "Masks": "core.masks", "masks_from_scores": "core.masks", "prunable": "core.masks",
+    "History": "training.train", "TrainConfig": "training.train", "evaluate": "training.train",
+    "fit": "training.train",
+}
+_ALIASES = {  # public short names of modules (the README's `ol.stats.summarize`, `ol.lottery.imp`, ...)
+    "stats": "analysis.stats", "findings": "analysis.findings", "lottery": "studies.lottery",
+    "results": "records", "widgets": "interactive.widgets",
 }
 
-__all__ = [*_SUBMODULES, *_EXPORTS]
+_getattr, _dir, _names = attach(__name__, __path__, _EXPORTS, globals())
+__all__ = sorted({*_names, *_ALIASES})
 
 
-def __getattr__(name: str) -> Any:
-    """A submodule or an exported name, imported on first access."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name in _EXPORTS:
-        module: ModuleType = importlib.import_module(f"{__name__}.{_EXPORTS[name]}")
-        value = getattr(module, name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str):
+    """A subpackage, an exported name or a module alias, imported on first access."""
+    if name in _ALIASES:
+        import importlib
+
+        module = importlib.import_module(f"{__name__}.{_ALIASES[name]}")
+        globals()[name] = module
+        return module
+    return _getattr(name)
 
 
 def __dir__() -> list[str]:
     """The package's names, including those not imported yet."""
-    return sorted(set(globals()) | set(__all__))
+    return sorted({*_dir(), *_ALIASES})

@@ -14,7 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from . import notebooks, offline_html, spec, sweep
+from .runner import notebooks, spec, sweep
+from .interactive import offline_html
 
 REPORT_NOTEBOOK = "04"
 RUNS = "runs"  # where `run` puts a record by default: RUNS/<run id>
@@ -66,7 +67,7 @@ EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3,
 def parse_value(text: str) -> Any:
     """A command-line value read as YAML 1.2 JSON-like data: 0.9 -> float, true -> bool, [1, 2] -> list,
     010 and yes -> text; text that is not YAML at all stays text."""
-    from . import strict_yaml
+    from .util import strict_yaml
 
     try:
         return strict_yaml.loads(text)
@@ -106,16 +107,16 @@ def _params(args: argparse.Namespace) -> int:
 
 def _execute(task: spec.Task, out: Path, force: bool) -> dict:
     """Run `task` into the record directory `out` (locked, staged, published by one rename)."""
-    from . import run_record
+    from .runner import staged_run
 
-    reason = run_record.conflict(out, task.run_id, force)
+    reason = staged_run.conflict(out, task.run_id, force)
     if reason:
         raise ValueError(reason)
     with notebooks.kernel_environment():
-        outcome = run_record.execute(task, out.parent, out, force=force)
+        outcome = staged_run.execute(task, out.parent, out, force=force)
         if outcome["status"] == "locked":  # then it ends complete (same run), in conflict, or ours to run
             print(f"oneshot-lab: {outcome['error']}; waiting for it to finish", file=sys.stderr, flush=True)
-            outcome = run_record.execute(task, out.parent, out, force=force, wait=True)
+            outcome = staged_run.execute(task, out.parent, out, force=force, wait=True)
         return outcome
 
 
@@ -126,7 +127,7 @@ def _outcome_code(outcome: dict) -> int:
         print(f"done in {outcome['wall_s']:.1f}s: {out}")
         return 0
     if status == "skipped":
-        from .results import git_revision
+        from .records.writing import git_revision
 
         made, now = outcome.get("git_revision"), git_revision()
         other = f"; made by code revision {made[:10]}, this is {now[:10]}" if made and now and made != now else ""
@@ -178,13 +179,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep and print its summary."""
     if args.dry_run:
-        from . import results, run_record
+        from .records import writing
+        from .runner import staged_run
 
         tasks = spec.expand(args.spec, max_runs=args.max_runs)
         runs_dir = Path(args.runs or spec.spec_runs_dir(args.spec) or ".")
-        revision = results.git_revision()
+        revision = writing.git_revision()
         for task in tasks:
-            state, manifest = run_record.record_state(runs_dir / task.run_id, task.run_id)
+            state, manifest = staged_run.record_state(runs_dir / task.run_id, task.run_id)
             if state == "complete" and revision and manifest.get("git_revision") not in (None, revision):
                 state = "complete (other code revision)"
             print(f"{task.run_id}  {state if state.startswith('complete') else 'to run':8}  {task.params}")
@@ -198,10 +200,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Execute notebook 04 on a runs directory (its report replaces an earlier one atomically)."""
-    from . import results
+    from .records import writing
 
     runs_dir = Path(args.runs_dir)
-    if results.manifests(runs_dir).query("status == 'complete'").empty:
+    if writing.manifests(runs_dir).query("status == 'complete'").empty:
         raise ValueError(f"no complete run records under {runs_dir}")
     out = Path(args.out or f"{runs_dir.resolve()}_report")
     params = _param_values(args.param)

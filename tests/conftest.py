@@ -111,7 +111,7 @@ def notebook_factory(tmp_path):
 @pytest.fixture()
 def float64_data():
     """A tiny float64 classification set (6 features, 3 classes) with distinct val / test splits."""
-    from oneshot_lab.data import Dataset, Split
+    from oneshot_lab.core.data import Dataset, Split
 
     gen = torch.Generator().manual_seed(0)
     n = 64

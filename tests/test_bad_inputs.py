@@ -19,7 +19,12 @@ import torch
 
 import oneshot_lab as ol
 from conftest import write_idx
-from oneshot_lab import cli, lottery, oneshot, results, spec, stability, sweep, ticket_study, train
+from oneshot_lab import cli
+from oneshot_lab.studies.lottery import rewinding, stability, ticket_study
+from oneshot_lab.studies import oneshot
+from oneshot_lab.records import writing
+from oneshot_lab.runner import spec, sweep
+from oneshot_lab.training import train
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -32,7 +37,7 @@ def lab(tmp_path, monkeypatch):
     """A working directory with one complete run record and a good IDX directory; no kernel may start."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
-    run = results.start(tmp_path / "runs" / "good", {"seed": 0})
+    run = writing.start(tmp_path / "runs" / "good", {"seed": 0})
     run.record("metrics", [{"sparsity": 0.5, "acc": 0.9}])
     run.finish()
     (tmp_path / "idx").mkdir()
@@ -98,7 +103,7 @@ def bomb(root: Path, declared: tuple[int, ...], payload: int) -> str:
         for _ in range(payload // (1 << 20)):
             fh.write(bytes(1 << 20))
     try:
-        return api(lambda: ol.data.read_idx(path))
+        return api(lambda: ol.core.data.read_idx(path))
     finally:
         path.unlink()
 
@@ -117,8 +122,8 @@ CASES = {
     "train seed 20 digits": (lambda r: api(lambda: train.TrainConfig(seed=10**20)), "seed must be an integer in [0,"),
     "train momentum 1.5": (lambda r: api(lambda: train.TrainConfig(momentum=1.5)), "momentum must be a number in"),
     "oneshot sparsity bool": (lambda r: api(lambda: oneshot.OneShotConfig(sparsities=[True])), "got True"),
-    "imp rewind bool": (lambda r: api(lambda: lottery.IMPConfig(rewind_iteration=True)), "rewind_iteration"),
-    "imp levels 2.5": (lambda r: api(lambda: lottery.IMPConfig(levels=2.5)), "levels must be an integer"),
+    "imp rewind bool": (lambda r: api(lambda: rewinding.IMPConfig(rewind_iteration=True)), "rewind_iteration"),
+    "imp levels 2.5": (lambda r: api(lambda: rewinding.IMPConfig(levels=2.5)), "levels must be an integer"),
     "model widths 1.7": (lambda r: api(lambda: ol.build("mlp", ol.load("synthetic"), widths=[1.7])), "widths[0]"),
     "instability points bool": (lambda r: api(lambda: stability.InstabilityConfig(points=True)), "points"),
     "study tolerance nan": (lambda r: api(lambda: ticket_study.TicketStudy(match_tolerance=math.nan)),
@@ -226,7 +231,7 @@ RECORDS = {
 @pytest.mark.parametrize("name", list(RECORDS))
 def test_an_unreadable_record_is_skipped_with_one_warning_and_nothing_else_is_lost(name, lab):
     files, reason = RECORDS[name]
-    bad = results.start(lab / "runs" / "bad", {"seed": 1})
+    bad = writing.start(lab / "runs" / "bad", {"seed": 1})
     bad.record("metrics", [{"sparsity": 0.5, "acc": 0.1}])
     bad.finish()
     for file, content in files.items():
@@ -237,15 +242,15 @@ def test_an_unreadable_record_is_skipped_with_one_warning_and_nothing_else_is_lo
     before = snapshot(lab)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = results.load(lab / "runs")
-    ours = [w for w in caught if issubclass(w.category, results.RecordWarning)]
+        table = writing.load(lab / "runs")
+    ours = [w for w in caught if issubclass(w.category, writing.RecordWarning)]
     named = str(lab / "runs" / "bad" / next(iter(files)))
     assert len(ours) == 1 and f"{named}: {reason}" in str(ours[0].message)
     assert list(table.acc) == [0.9] and list(table.run) == ["good"]  # the good record, no invented rows
     assert [s["run"] for s in table.attrs["skipped"]] == ["bad"] and reason in table.attrs["skipped"][0]["reason"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        listed = results.manifests(lab / "runs")
+        listed = writing.manifests(lab / "runs")
         assert command("sweep", "sweeps/compare_criteria.yaml", "--runs", str(lab / "runs"), "--dry-run",
                        code=0, quiet=False) == ""
     if "manifest" in name or "params" in name:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oneshot_lab.bench import inference, lab, readme
+from oneshot_lab.bench import inference, lab, performance
 from oneshot_lab.bench.__main__ import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +22,7 @@ def test_quick_bench_runs_and_checks_itself(tmp_path):
     assert results["global_prune"]["rows"][0]["torch_peak_mib"] > 0  # the memory probe sees torch's allocations
     exact = {row["curvature"]: row for row in results["second_order"]["errors"]}
     assert exact["hessian"]["error_vs_exact_hessian"] < 1e-3 and exact["ggn"]["error_vs_exact_ggn"] < 1e-3
-    section = readme.section(tmp_path)
+    section = performance.section(tmp_path)
     assert section.startswith("## Performance") and "### Targets" in section
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_lab import notebooks, offline_html, progress
+from oneshot_lab.runner import notebooks
+from oneshot_lab.interactive import offline_html
+from oneshot_lab.util import progress
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from oneshot_lab import checks
+from oneshot_lab.util import checks
 
 
 def test_integers_are_integral_and_not_bool():

@@ -11,8 +11,8 @@ from torch import nn
 from torch.func import functional_call, grad, hessian
 
 import oneshot_lab as ol
-from oneshot_lab import curvature
-from oneshot_lab.data import Dataset, Split
+from oneshot_lab.pruning import curvature
+from oneshot_lab.core.data import Dataset, Split
 
 
 def _dataset(n: int = 48, dim: int = 6, classes: int = 3, seed: int = 0) -> Dataset:
@@ -172,7 +172,7 @@ def test_samples_draw_a_seeded_subset():
 
 def test_torch_prune_reparametrised_weights_get_curvature():
     data, model = _dataset(), _mlp("relu")
-    masks = ol.prune.masks_from_scores(ol.saliency.magnitude(model), 0.5)
+    masks = ol.core.masks.masks_from_scores(ol.pruning.criteria.magnitude(model), 0.5)
     plain = masks.apply(copy.deepcopy(model))
     masks.to_torch_prune(model)
     assert _rel(curvature.diagonal(model, data, "ggn", samples=None),

@@ -73,8 +73,8 @@ def test_read_idx_roundtrip_gz_and_plain(tmp_path):
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     write_idx(tmp_path / "a", arr)
     write_idx(tmp_path / "b.gz", arr, gz=True)
-    assert np.array_equal(ol.data.read_idx(tmp_path / "a"), arr)
-    assert np.array_equal(ol.data.read_idx(tmp_path / "b.gz"), arr)
+    assert np.array_equal(ol.core.data.read_idx(tmp_path / "a"), arr)
+    assert np.array_equal(ol.core.data.read_idx(tmp_path / "b.gz"), arr)
 
 
 def test_unknown_dataset_lists_valid_names():
@@ -95,20 +95,20 @@ def test_idx_errors_are_clear(tmp_path, idx_dir):
 def test_corrupt_idx_files_are_rejected(tmp_path):
     (tmp_path / "bad").write_bytes(b"\x12\x34\x56\x78rest")
     with pytest.raises(ValueError, match="not an IDX file"):
-        ol.data.read_idx(tmp_path / "bad")
+        ol.core.data.read_idx(tmp_path / "bad")
     write_idx(tmp_path / "trunc", np.zeros((4, 2, 2), dtype=np.uint8))
     (tmp_path / "trunc").write_bytes((tmp_path / "trunc").read_bytes()[:-3])
     with pytest.raises(ValueError, match="promises shape"):
-        ol.data.read_idx(tmp_path / "trunc")
+        ol.core.data.read_idx(tmp_path / "trunc")
     (tmp_path / "badgz.gz").write_bytes(b"not gzip at all")
     with pytest.raises(ValueError, match="cannot read IDX"):
-        ol.data.read_idx(tmp_path / "badgz.gz")
+        ol.core.data.read_idx(tmp_path / "badgz.gz")
     write_idx(tmp_path / "flipped.gz", np.arange(256, dtype=np.uint8).reshape(4, 8, 8), gz=True)
     raw = bytearray((tmp_path / "flipped.gz").read_bytes())
     raw[len(raw) // 2] ^= 0xFF  # corrupt the deflate stream (zlib.error, not OSError)
     (tmp_path / "flipped.gz").write_bytes(bytes(raw))
     with pytest.raises(ValueError, match="cannot read IDX file .*flipped.gz"):
-        ol.data.read_idx(tmp_path / "flipped.gz")
+        ol.core.data.read_idx(tmp_path / "flipped.gz")
 
 
 def test_mismatched_image_and_label_counts(idx_dir):
@@ -137,7 +137,7 @@ def test_idx_reads_no_more_than_the_header_declares(tmp_path):
     with gzip.open(tmp_path / "big.gz", "wb") as fh:
         fh.write(bytes([0, 0, 0x08, 1]) + (3).to_bytes(4, "big") + bytes(8 << 20))
     with pytest.raises(ValueError, match="promises shape .3,. .3 bytes of data. but the file holds more than 3 bytes"):
-        ol.data.read_idx(tmp_path / "big.gz")
+        ol.core.data.read_idx(tmp_path / "big.gz")
     write_idx(tmp_path / "huge", np.zeros((2, 2), dtype=np.uint8))
     with pytest.raises(ValueError, match="more than the limit of 3 bytes"):
-        ol.data.read_idx(tmp_path / "huge", max_bytes=3)
+        ol.core.data.read_idx(tmp_path / "huge", max_bytes=3)

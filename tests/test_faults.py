@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_lab import cli, results
+from oneshot_lab import cli
+from oneshot_lab.records import writing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +38,7 @@ def files(root: Path) -> dict[str, bytes]:
 
 def consistent(record: Path) -> dict:
     """The manifest of a complete record whose metrics, manifest and executed notebook belong to one run."""
-    manifest = results.read_manifest(record)
+    manifest = writing.read_manifest(record)
     x = manifest["params"]["x"]
     assert manifest["status"] == "complete" and manifest["run_id"]
     assert (record / "metrics.csv").read_text() == f"x,y\n{x},{x * x}\n"
@@ -136,7 +137,7 @@ def test_full_disk_keeps_the_complete_record_and_says_so(tiny_notebook, tmp_path
 def test_full_disk_simulated(tiny_notebook, tmp_path, capsys, monkeypatch):
     def full(staging, final):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final))
-    monkeypatch.setattr(results, "publish", full)
+    monkeypatch.setattr(writing, "publish", full)
     assert cli.main(["run", str(tiny_notebook), "-p", "x", "6", "--out", str(tmp_path / "r")]) == 3
     err = capsys.readouterr().err
     assert err.strip() == f"oneshot-lab: error: No space left on device: {tmp_path / 'r'}"
@@ -154,7 +155,7 @@ def test_concurrent_sweeps_both_exit_0_and_a_killed_sweep_leaves_no_worker_holdi
     sweeps = [oneshot_lab("sweep", str(tmp_path / "s.yaml"), "--runs", str(runs), "--workers", "1")
               for _ in range(2)]
     assert [p.wait(timeout=180) for p in sweeps] == [0, 0], [p.stdout.read() for p in sweeps]
-    assert len(results.load(runs)) == 2
+    assert len(writing.load(runs)) == 2
 
     (tmp_path / "long.yaml").write_text(f"notebook: {tiny_notebook}\nparams: {{sleep: 60}}\ngrid: {{x: [7]}}\n")
     sweep = subprocess.Popen([sys.executable, "-m", "oneshot_lab", "sweep", str(tmp_path / "long.yaml"), "--runs",
@@ -195,7 +196,7 @@ def test_dead_kernel_and_cell_timeout_are_one_line_exit_1_with_the_failed_record
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and cause in err and str(tmp_path) in err, err
         out = Path(args[-1])
-        assert results.read_manifest(out)["status"] == "failed" and cause in results.read_manifest(out)["error"]
+        assert writing.read_manifest(out)["status"] == "failed" and cause in writing.read_manifest(out)["error"]
 
 
 def test_a_forced_rerun_that_fails_keeps_the_complete_record(tiny_notebook, tmp_path, capsys):
@@ -208,4 +209,4 @@ def test_a_forced_rerun_that_fails_keeps_the_complete_record(tiny_notebook, tmp_
     assert "ValueError: x is 8" in err and f"the complete record in {out} is kept" in err
     assert files(out) == kept
     failed = list((tmp_path / ".sweep" / "failed").iterdir())
-    assert len(failed) == 1 and results.read_manifest(failed[0])["status"] == "failed"
+    assert len(failed) == 1 and writing.read_manifest(failed[0])["status"] == "failed"

@@ -6,7 +6,7 @@ import pytest
 from scipy import stats as sps
 
 import oneshot_lab as ol
-from oneshot_lab.findings import Claim, evaluate, show, tally, verdict
+from oneshot_lab.analysis.findings import Claim, evaluate, show, tally, verdict
 
 
 def records(diffs: dict[float, list[float]]) -> pd.DataFrame:
@@ -68,7 +68,7 @@ def test_missing_columns_and_absent_methods_are_named():
         evaluate(frame, [Claim(claim="x", a="a", b="c")])
     with pytest.raises(ValueError, match="Claim objects"):
         evaluate(frame, ["a beats b"])
-    assert ol.findings.Claim is Claim
+    assert ol.analysis.findings.Claim is Claim
 
 
 def test_forest_plot_draws_one_row_per_finding():
@@ -77,8 +77,8 @@ def test_forest_plot_draws_one_row_per_finding():
     matplotlib.use("Agg")
     table = evaluate(records({0.5: [0.02, 0.03, 0.025], 0.9: [-0.01, 0.02, 0.0]}),
                      [Claim(claim="a beats b", a="a", b="b", where={"stage": "one_shot"})])
-    ax = ol.forest.plot(table, title="t")
+    ax = ol.analysis.forest.plot(table, title="t")
     assert len(ax.get_yticks()) == 2 and ax.get_title() == "t"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["supported", "inconclusive"]
     with pytest.raises(ValueError, match="empty"):
-        ol.forest.plot(table.iloc[:0])
+        ol.analysis.forest.plot(table.iloc[:0])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import oneshot_lab as ol
-from oneshot_lab import fit_cache, train
+from oneshot_lab.training import fit_cache, train
 
 CONFIG = ol.TrainConfig(iterations=30, batch_size=16, lr=1e-2, eval_every=10, seed=3)
 
@@ -43,7 +43,7 @@ def test_anything_that_differs_is_a_miss(cache, synthetic, tiny_mlp, change):
     fit_cache.cached_fit(copy.deepcopy(tiny_mlp), synthetic, CONFIG)
     model, data, config, masks = copy.deepcopy(tiny_mlp), synthetic, CONFIG, None
     if change == "masks":
-        masks = ol.masks_from_scores(ol.saliency.magnitude(model), 0.5, "global")
+        masks = ol.masks_from_scores(ol.pruning.criteria.magnitude(model), 0.5, "global")
     elif change == "config":
         config = CONFIG.replace(lr=2e-2)
     elif change == "seed_of_init":
@@ -85,9 +85,9 @@ def test_default_directory_is_the_user_cache(monkeypatch, tmp_path):
 def test_replicate_reuses_dense_runs(cache, synthetic):
     """A second one-shot study over the same seeds trains no dense model and gives the same dense rows."""
     _, calls = cache
-    study = ol.oneshot.OneShotConfig(methods=("magnitude/global",), sparsities=(0.5,))
-    first = ol.oneshot.replicate("synthetic", "mlp", CONFIG, study, [0, 1], {"widths": (8,)}, workers=0, progress=False)
-    again = ol.oneshot.replicate("synthetic", "mlp", CONFIG, study.replace(sparsities=(0.9,)), [0, 1], {"widths": (8,)},
+    study = ol.studies.oneshot.OneShotConfig(methods=("magnitude/global",), sparsities=(0.5,))
+    first = ol.studies.oneshot.replicate("synthetic", "mlp", CONFIG, study, [0, 1], {"widths": (8,)}, workers=0, progress=False)
+    again = ol.studies.oneshot.replicate("synthetic", "mlp", CONFIG, study.replace(sparsities=(0.9,)), [0, 1], {"widths": (8,)},
                                  workers=0, progress=False)
     assert len(calls) == 2
     dense = lambda r: r.metrics[r.metrics.stage == "dense"].reset_index(drop=True)
@@ -98,7 +98,7 @@ def test_replicate_reuses_dense_runs(cache, synthetic):
 def test_masked_hit_keeps_the_mask_binding(cache, synthetic, tiny_mlp):
     """A masked run loaded from the cache equals the trained one, pruned entries exactly zero."""
     _, calls = cache
-    masks = ol.masks_from_scores(ol.saliency.magnitude(tiny_mlp), 0.7, "global")
+    masks = ol.masks_from_scores(ol.pruning.criteria.magnitude(tiny_mlp), 0.7, "global")
     oracle = masks.apply(copy.deepcopy(tiny_mlp))
     train.fit(oracle, synthetic, CONFIG, masks=masks, progress=False)
     for _ in range(2):
@@ -114,9 +114,9 @@ def test_masked_hit_keeps_the_mask_binding(cache, synthetic, tiny_mlp):
 def test_a_repeated_study_trains_nothing(cache, synthetic):
     """The same one-shot study twice: the second run reuses every dense run and fine-tune, same metrics."""
     _, calls = cache
-    study = ol.oneshot.OneShotConfig(methods=("magnitude/global", "random/layer"), sparsities=(0.5, 0.8),
+    study = ol.studies.oneshot.OneShotConfig(methods=("magnitude/global", "random/layer"), sparsities=(0.5, 0.8),
                                      finetune=CONFIG.replace(iterations=10, eval_every=5))
-    run = lambda: ol.oneshot.replicate("synthetic", "mlp", CONFIG, study, [0, 1], {"widths": (8,)}, workers=0,
+    run = lambda: ol.studies.oneshot.replicate("synthetic", "mlp", CONFIG, study, [0, 1], {"widths": (8,)}, workers=0,
                                        progress=False)
     first = run()
     trained = len(calls)

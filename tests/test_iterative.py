@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import oneshot_lab as ol
-from oneshot_lab import iterative
+from oneshot_lab.studies import iterative
 
 
 def config(**changes) -> iterative.IterativeConfig:
@@ -25,7 +25,7 @@ def test_iterative_prunes_retrains_and_leaves_the_model_alone(float64_data, floa
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert result.masks.sparsity() == pytest.approx(0.6, abs=0.02)
     for name, mask in result.masks.items():
-        assert (ol.prune.parameter(result.model, name)[~mask] == 0).all()
+        assert (ol.core.masks.parameter(result.model, name)[~mask] == 0).all()
     assert list(result.metrics.stage) == ["dense", "pruned", "iterative", "pruned", "iterative"]
     assert {"macs", "speedup", "round"} <= set(result.metrics.columns) and result.metrics.macs.notna().all()
     assert set(result.layers.method) == {"iterative obd_ggn/layer"}
@@ -48,15 +48,15 @@ def test_iterative_rejects_bad_configs(changes, match):
 
 def test_replicate_runs_every_criterion_on_each_seeds_model_paired_on_the_seed():
     import oneshot_lab as ol
-    from oneshot_lab import iterative
+    from oneshot_lab.studies import iterative
 
     recipe = ol.TrainConfig(iterations=4, batch_size=32)
-    study = ol.oneshot.OneShotConfig(methods=["magnitude/global"], sparsities=[0.5])
-    dense = ol.oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]}, workers=0)
+    study = ol.studies.oneshot.OneShotConfig(methods=["magnitude/global"], sparsities=[0.5])
+    dense = ol.studies.oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]}, workers=0)
     config = iterative.IterativeConfig(sparsities=[0.5, 0.8], retrain=recipe, criterion="magnitude")
     metrics, layers = iterative.replicate(dense.models, "synthetic", config, ["magnitude", "random"], workers=0)
     assert sorted(set(metrics.seed)) == [0, 1] and set(layers.seed) == {0, 1}
-    with ol.parallel.one_thread():
+    with ol.util.parallel.one_thread():
         one = iterative.prune(dense.models[1], ol.load("synthetic", seed=1), config.replace(criterion="random", seed=1),
                               progress=False).metrics
     mine = metrics[(metrics.seed == 1) & (metrics.criterion.isin(["random", "none"]))].iloc[-len(one):]
@@ -73,7 +73,7 @@ def test_iterative_with_a_pruner_equals_the_hand_written_loop(float64_data, floa
     result = iterative.prune(model, data, cfg, progress=False)
     current, masks = copy.deepcopy(model), ol.Masks.ones(model)
     for target in cfg.sparsities:
-        pruned = ol.obs.prune(current, data, target, pruner, scope, masks=masks, samples=64, seed=3)
+        pruned = ol.pruning.updating.prune(current, data, target, pruner, scope, masks=masks, samples=64, seed=3)
         current, masks = pruned.model, pruned.masks
         ol.fit(current, data, cfg.retrain, masks=masks, progress=False)
     assert result.masks.equal(masks)

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import oneshot_lab as ol
-from oneshot_lab import lottery
-from oneshot_lab.data import Dataset, Split
+from oneshot_lab.studies.lottery import rewinding
+from oneshot_lab.core.data import Dataset, Split
 
 CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine")
 CONTROLS = ["reinit", "random_mask", "shuffled_mask"]
@@ -19,23 +19,23 @@ CONTROLS = ["reinit", "random_mask", "shuffled_mask"]
 @pytest.fixture()
 def calls(monkeypatch):
     """Record every train.fit call lottery makes: the model state at entry, masks, config and start."""
-    seen, real_fit = [], ol.train.fit
+    seen, real_fit = [], ol.training.train.fit
 
     def recording_fit(model, dataset, config, masks=None, snapshot_at=(), start_iteration=0, progress=True):
-        seen.append({"state": ol.train.snapshot(model), "masks": masks, "config": config,
+        seen.append({"state": ol.training.train.snapshot(model), "masks": masks, "config": config,
                      "start": start_iteration, "model": model})
         history = real_fit(model, dataset, config, masks=masks, snapshot_at=snapshot_at,
                            start_iteration=start_iteration, progress=False)
         seen[-1]["history"] = history
         return history
 
-    monkeypatch.setattr(ol.train, "fit", recording_fit)
+    monkeypatch.setattr(ol.training.train, "fit", recording_fit)
     return seen
 
 
 def run_imp(model, dataset, train=CONFIG, **options):
-    """`lottery.imp` with an IMPConfig of `train` and `options`, no progress bar."""
-    return lottery.imp(model, dataset, lottery.IMPConfig(train=train, **options), progress=False)
+    """`rewinding.imp` with an IMPConfig of `train` and `options`, no progress bar."""
+    return rewinding.imp(model, dataset, rewinding.IMPConfig(train=train, **options), progress=False)
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,7 @@ def kept_per_layer(masks) -> dict:
 
 @pytest.mark.parametrize("k", [0, 20])
 def test_rewound_weights_are_snapshot_times_mask_bit_for_bit(mlp, synthetic, calls, k):
-    init = ol.train.snapshot(mlp)
+    init = ol.training.train.snapshot(mlp)
     reference = ol.fit(ol.build("mlp", synthetic, seed=0, widths=(32,)), synthetic, CONFIG, snapshot_at=[k])
     calls.clear()
     result = run_imp(mlp, synthetic, CONFIG, levels=3, rate=0.3, rewind_iteration=k)
@@ -66,9 +66,9 @@ def test_rewound_weights_are_snapshot_times_mask_bit_for_bit(mlp, synthetic, cal
 
 
 def test_rewind_clones_never_aliases(mlp):
-    state = ol.train.snapshot(mlp)
+    state = ol.training.train.snapshot(mlp)
     before = {n: v.clone() for n, v in state.items()}
-    net = lottery.rewind(ol.build("mlp", ol.load("synthetic"), seed=5, widths=(32,)), state)
+    net = rewinding.rewind(ol.build("mlp", ol.load("synthetic"), seed=5, widths=(32,)), state)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(1.0)
@@ -82,8 +82,8 @@ def test_masks_nested_and_density_follows_schedule_exactly(mlp, scope):
     layer_rates = {out_layer: 0.1}
     masks = [ol.Masks.ones(mlp)]
     for level in range(levels):
-        scores = ol.saliency.random(mlp, seed=level)
-        masks.append(lottery.level_masks(scores, masks[-1], rate, scope, layer_rates))
+        scores = ol.pruning.criteria.random(mlp, seed=level)
+        masks.append(rewinding.level_masks(scores, masks[-1], rate, scope, layer_rates))
     for prev, cur in zip(masks, masks[1:]):
         assert all(not (cur[n] & ~prev[n]).any() for n in cur)  # nested: nothing pruned comes back
         before, after = kept_per_layer(prev), kept_per_layer(cur)
@@ -114,7 +114,7 @@ def test_imp_density_schedule_and_nested_masks(mlp, synthetic):
 
 
 def test_pruned_weights_are_zero_after_every_step_of_every_level(mlp, synthetic, monkeypatch):
-    checks, real_fit = [], ol.train.fit
+    checks, real_fit = [], ol.training.train.fit
 
     def checking_fit(model, dataset, config, masks=None, **kwargs):
         handles = []
@@ -134,7 +134,7 @@ def test_pruned_weights_are_zero_after_every_step_of_every_level(mlp, synthetic,
             for handle in handles:
                 handle.remove()
 
-    monkeypatch.setattr(ol.train, "fit", checking_fit)
+    monkeypatch.setattr(ol.training.train, "fit", checking_fit)
     for retrain, controls in [("weight_rewind", CONTROLS), ("lr_rewind", []), ("finetune", [])]:
         checks.clear()
         run_imp(mlp, synthetic, CONFIG.replace(optimizer="sgd", momentum=0.9, weight_decay=1e-3)
@@ -193,7 +193,7 @@ def test_selection_never_reads_the_test_split(mlp, synthetic):
 
 def test_retrain_modes_share_budget_and_data_order(mlp, synthetic, calls):
     k = 20
-    for retrain in lottery.RETRAIN_MODES:
+    for retrain in rewinding.RETRAIN_MODES:
         calls.clear()
         result = run_imp(mlp, synthetic, CONFIG, levels=2, rate=0.5, rewind_iteration=k, retrain=retrain)
         dense, level1, level2 = calls
@@ -247,8 +247,8 @@ def test_bad_arguments_fail_before_any_training(mlp, synthetic, calls, kwargs, m
 
 
 def test_reinitialize_is_seeded_and_leaves_model_alone(mlp):
-    before = ol.train.snapshot(mlp)
-    a, b, c = (lottery.reinitialize(mlp, s) for s in (1, 1, 2))
+    before = ol.training.train.snapshot(mlp)
+    a, b, c = (rewinding.reinitialize(mlp, s) for s in (1, 1, 2))
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert not torch.equal(a[1].weight, c[1].weight) and not torch.equal(a[1].weight, mlp[1].weight)
     assert all(torch.equal(before[n], v) for n, v in mlp.state_dict().items())
@@ -257,46 +257,46 @@ def test_reinitialize_is_seeded_and_leaves_model_alone(mlp):
 def test_good_score_options_pass_the_check():
     for options in [{}, {"magnitude": {}}, {"obd": {"curvature": "ggn"}}, {"obd_fisher": {"negative": "abs", "samples": 64}},
                     {"taylor": {"batch_size": 8}}, {"obd": {"samples": None}}]:
-        lottery.IMPConfig(score_options=options)
+        rewinding.IMPConfig(score_options=options)
 
 
 def test_summary_tables_mean_and_std_over_seeds(mlp, synthetic):
     runs = [run_imp(ol.build("mlp", synthetic, seed=s, widths=(32,)), synthetic, CONFIG.replace(seed=s),
                     levels=1, rate=0.5, controls=["reinit"], seed=s).metrics.assign(seed=s) for s in (0, 1)]
     metrics = pd.concat(runs, ignore_index=True)
-    summary = ol.stats.summarize(metrics, ["level", "weights_remaining", "condition"], "early_stop_test_accuracy")
+    summary = ol.analysis.stats.summarize(metrics, ["level", "weights_remaining", "condition"], "early_stop_test_accuracy")
     ticket = metrics[(metrics.condition == "ticket")].early_stop_test_accuracy
     row = summary[(summary.level == 1) & (summary.condition == "ticket")].iloc[0]
     assert row["mean"] == pytest.approx(ticket.mean()) and row["std"] == pytest.approx(ticket.std())
     assert row["n"] == 2 and row["weights_remaining"] == pytest.approx(50.0)
     with pytest.raises(ValueError, match="present"):
-        lottery.IMPResult(metrics, None, None, []).sparsest_matching("random_mask")
+        rewinding.IMPResult(metrics, None, None, []).sparsest_matching("random_mask")
 
 
 def test_matching_rejects_bad_input():
     with pytest.raises(ValueError, match="results must map seed"):
-        lottery.matching([], ["ticket"])
+        rewinding.matching([], ["ticket"])
     with pytest.raises(ValueError, match="conditions must be a list"):
-        lottery.matching({}, "ticket")
+        rewinding.matching({}, "ticket")
 
 
 def test_a_shared_dense_run_gives_the_same_run_bit_for_bit(mlp, synthetic):
-    config = lottery.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=["reinit", "random_mask"],
+    config = rewinding.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=["reinit", "random_mask"],
                                rewind_iteration=20)
-    alone = lottery.imp(mlp, synthetic, config, progress=False)
-    dense = lottery.dense_run(mlp, synthetic, CONFIG, (0, 20), progress=False)
-    shared = lottery.imp(mlp, synthetic, config, progress=False, dense=dense)
+    alone = rewinding.imp(mlp, synthetic, config, progress=False)
+    dense = rewinding.dense_run(mlp, synthetic, CONFIG, (0, 20), progress=False)
+    shared = rewinding.imp(mlp, synthetic, config, progress=False, dense=dense)
     pd.testing.assert_frame_equal(alone.metrics, shared.metrics, check_exact=True)
     assert all(a.equal(b) for a, b in zip(alone.masks, shared.masks))
     with pytest.raises(ValueError, match=r"snapshots at \[0\], not at k = 20"):
-        lottery.imp(mlp, synthetic, config, progress=False,
-                    dense=lottery.dense_run(mlp, synthetic, CONFIG, (0,), False))
+        rewinding.imp(mlp, synthetic, config, progress=False,
+                    dense=rewinding.dense_run(mlp, synthetic, CONFIG, (0,), False))
 
 
 def test_budget_controls_at_one_x_replay_the_controls_exactly(mlp, synthetic):
-    config = lottery.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=CONTROLS, seed=3)
-    result = lottery.imp(mlp, synthetic, config, progress=False)
-    again = lottery.budget_controls(mlp, synthetic, config, result, [1, 2], 1, progress=False)
+    config = rewinding.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=CONTROLS, seed=3)
+    result = rewinding.imp(mlp, synthetic, config, progress=False)
+    again = rewinding.budget_controls(mlp, synthetic, config, result, [1, 2], 1, progress=False)
     assert set(again.condition) == {f"{c}_x1" for c in CONTROLS} and set(again.budget) == {1}
     for control in CONTROLS:
         ours = again[again.condition == f"{control}_x1"].drop(columns=["condition", "budget"]).reset_index(drop=True)
@@ -305,18 +305,18 @@ def test_budget_controls_at_one_x_replay_the_controls_exactly(mlp, synthetic):
 
 
 def test_budget_controls_train_longer_on_the_same_masks(mlp, synthetic, calls):
-    config = lottery.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=["random_mask"], seed=1)
-    result = lottery.imp(mlp, synthetic, config, progress=False)
+    config = rewinding.IMPConfig(train=CONFIG, levels=2, rate=0.5, controls=["random_mask"], seed=1)
+    result = rewinding.imp(mlp, synthetic, config, progress=False)
     calls.clear()
-    longer = lottery.budget_controls(mlp, synthetic, config, result, [2], 3, progress=False)
+    longer = rewinding.budget_controls(mlp, synthetic, config, result, [2], 3, progress=False)
     (call,) = calls
     assert call["config"].iterations == 3 * 60 and call["config"].eval_every == 3 * 20
     assert call["masks"] is result.control_masks["random_mask"][2]
     assert list(longer.condition) == ["random_mask_x3"] and list(longer.level) == [2]
     with pytest.raises(ValueError, match="budget levels"):
-        lottery.budget_controls(mlp, synthetic, config, result, [3], 3)
+        rewinding.budget_controls(mlp, synthetic, config, result, [3], 3)
     with pytest.raises(ValueError, match="budget factor"):
-        lottery.budget_controls(mlp, synthetic, config, result, [1], 0)
+        rewinding.budget_controls(mlp, synthetic, config, result, [1], 0)
 
 
 def test_matching_reads_the_value_it_is_given():
@@ -326,12 +326,12 @@ def test_matching_reads_the_value_it_is_given():
                                           "final_val_accuracy"]).assign(weights_remaining=lambda f: f.density,
                                                                         final_test_accuracy=0.5,
                                                                         early_stop_test_accuracy=0.5)
-    result = lottery.IMPResult(metrics, None, None, [])
+    result = rewinding.IMPResult(metrics, None, None, [])
     assert result.sparsest_matching(value="early_stop_val_accuracy")["level"] == 3
     assert result.sparsest_matching(value="early_stop_val_accuracy", tolerance=0.1)["level"] == 3
     assert result.sparsest_matching(value="final_val_accuracy")["level"] == 1
     assert result.sparsest_matching(value="final_val_accuracy", tolerance=0.1)["level"] == 2
-    table = lottery.matching({7: result}, ["ticket"], value="final_val_accuracy")
+    table = rewinding.matching({7: result}, ["ticket"], value="final_val_accuracy")
     assert table.iloc[0].to_dict() == {"seed": 7, "condition": "ticket", "sparsest_matching_level": 1,
                                        "weights_remaining": 50.0, "tolerance": 0.0, "value": "final_val_accuracy",
                                        "val_accuracy": 0.8, "test_accuracy": 0.5}

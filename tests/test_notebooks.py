@@ -8,7 +8,8 @@ import re
 import pandas as pd
 import pytest
 
-from oneshot_lab import notebooks, results
+from oneshot_lab.runner import notebooks
+from oneshot_lab.records import writing
 
 NOTEBOOKS = notebooks.notebooks()
 REQUIRED = {"seed", "out_dir", "smoke"}
@@ -147,7 +148,7 @@ def test_declared_in_a_real_kernel_gives_the_effective_parameters(notebook_facto
     """Under papermill, the kernel's `__annotations__` names exactly the parameters cell's names."""
     path = notebook_factory(
         "decl.ipynb", 'a: int = 1  # an int\nb: list = [1, 2]  # a list\nc: str = "x"  # a string',
-        "import json, pathlib\nimport oneshot_lab as ol\nvalues = ol.notebooks.declared(globals())\nb.append(99)",
+        "import json, pathlib\nimport oneshot_lab as ol\nvalues = ol.runner.notebooks.declared(globals())\nb.append(99)",
         "pathlib.Path(out).write_text(json.dumps(values))")
     nb = json.loads(path.read_text())
     nb["cells"][0]["source"] += f"\nout: str = {str(tmp_path / 'values.json')!r}  # where the values go"
@@ -163,7 +164,7 @@ def test_notebook_runs_headless_and_writes_records(path, tmp_path):
     out_dir = tmp_path / path.stem
     executed = notebooks.run_notebook(path, {"smoke": True, "out_dir": str(out_dir)}, timeout=300)
     assert executed.is_file()
-    manifest = results.read_manifest(out_dir)
+    manifest = writing.read_manifest(out_dir)
     assert manifest["status"] == "complete" and manifest["params"]["smoke"] is True
     declared = notebooks.declared_parameters(path)
     assert set(declared) <= set(manifest["params"]), "a declared parameter is missing from the manifest"

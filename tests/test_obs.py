@@ -1,4 +1,4 @@
-"""One-shot pruners with weight updates (obs.py, reconstruct.py) against independent oracles.
+"""One-shot pruners with weight updates (updating.py, reconstruction.py) against independent oracles.
 
 Oracles: brute-force least-squares refits (remove each weight, refit the rest exactly), the refit of every
 row given its mask (torch.linalg.lstsq on the calibration inputs), explicit matrix inverses, the plain
@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab import fisher, obs, reconstruct
-from oneshot_lab.curvature import sample
-from oneshot_lab.data import Dataset, Split
+from oneshot_lab.pruning import fisher, updating, reconstruction
+from oneshot_lab.pruning.curvature import sample
+from oneshot_lab.core.data import Dataset, Split
 
-METHODS = tuple(obs.METHODS)
+METHODS = tuple(updating.METHODS)
 
 
 def least_squares(seed=0, m=60, n=8):
@@ -137,8 +137,8 @@ def test_woodfisher_with_one_block_equals_obs(data):
     with torch.no_grad():
         model[1].weight.copy_(torch.randn(4, 20, generator=torch.Generator().manual_seed(3)))
     common = dict(samples=64, damp=0.1, batch=1)
-    a = obs.prune(model, data, 0.6, "obs", **common)
-    b = obs.prune(model, data, 0.6, "woodfisher", block_size=80, **common)
+    a = updating.prune(model, data, 0.6, "obs", **common)
+    b = updating.prune(model, data, 0.6, "woodfisher", block_size=80, **common)
     assert a.masks.equal(b.masks)
     torch.testing.assert_close(a.model[1].weight, b.model[1].weight, rtol=1e-5, atol=1e-7)
     assert a.predicted_increase == pytest.approx(b.predicted_increase, rel=1e-6)
@@ -156,8 +156,8 @@ def calibration(result, original, data, name, samples):
     with torch.no_grad():
         result.model(x)
     handle.remove()
-    rows = reconstruct.layer_rows(module, seen[0]).to(torch.float64)
-    return rows, reconstruct.flat_weight(original, name)
+    rows = reconstruction.layer_rows(module, seen[0]).to(torch.float64)
+    return rows, reconstruction.flat_weight(original, name)
 
 
 def magnitude_error(x, w, count):
@@ -169,10 +169,10 @@ def magnitude_error(x, w, count):
 
 @pytest.mark.parametrize("scope, sparsity", [("layer", 0.6), ("global", 0.3)])
 def test_obc_rows_are_exact_refits(data, tanh_mlp, scope, sparsity):
-    result = obs.prune(tanh_mlp, data, sparsity, "obc", scope, samples=300, damp=0)
+    result = updating.prune(tanh_mlp, data, sparsity, "obc", scope, samples=300, damp=0)
     for layer in result.layers:
         x, w = calibration(result, tanh_mlp, data, layer.name, 300)
-        new = reconstruct.flat_weight(result.model, layer.name)
+        new = reconstruction.flat_weight(result.model, layer.name)
         mask = result.masks[layer.name].reshape(new.shape)
         for r in range(w.shape[0]):
             torch.testing.assert_close(new[r], refit(x, x @ w[r], mask[r]), rtol=1e-6, atol=1e-6)
@@ -185,10 +185,10 @@ def test_obc_rows_are_exact_refits(data, tanh_mlp, scope, sparsity):
 def test_sparsegpt_refits_columns_after_the_last_pruned_one(data, tanh_mlp):
     """What SparseGPT guarantees: in every row, the columns after its last pruned column are the exact
     refit given the columns before (every pruned column is an exact OBS step over the columns after it)."""
-    result = obs.prune(tanh_mlp, data, 0.5, "sparsegpt", "layer", samples=300, damp=0, block_size=5)
+    result = updating.prune(tanh_mlp, data, 0.5, "sparsegpt", "layer", samples=300, damp=0, block_size=5)
     for layer in result.layers:
         x, w = calibration(result, tanh_mlp, data, layer.name, 300)
-        new = reconstruct.flat_weight(result.model, layer.name)
+        new = reconstruction.flat_weight(result.model, layer.name)
         mask = result.masks[layer.name].reshape(new.shape)
         for r in range(w.shape[0]):
             last = int((~mask[r]).nonzero().max())
@@ -202,9 +202,9 @@ def test_sparsegpt_refits_columns_after_the_last_pruned_one(data, tanh_mlp):
 
 def test_updates_beat_magnitude_on_reconstruction(data, tanh_mlp):
     """Not a theorem for sparsegpt, but what the update is for: checked on this problem."""
-    errors = {m: obs.prune(tanh_mlp, data, 0.7, m, "layer", samples=300).layers[0].error
+    errors = {m: updating.prune(tanh_mlp, data, 0.7, m, "layer", samples=300).layers[0].error
               for m in ("obc", "sparsegpt", "wanda")}
-    x, w = calibration(obs.prune(tanh_mlp, data, 0.7, "wanda", "layer", samples=300), tanh_mlp, data, "1.weight", 300)
+    x, w = calibration(updating.prune(tanh_mlp, data, 0.7, "wanda", "layer", samples=300), tanh_mlp, data, "1.weight", 300)
     assert errors["obc"] <= errors["sparsegpt"] <= magnitude_error(x, w, round(0.7 * w.numel()))
     assert errors["obc"] < errors["wanda"]
 
@@ -216,12 +216,12 @@ def test_wanda_scores_by_hand():
     model = nn.Sequential(nn.Linear(3, 2))
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[1.0, -1.0, 2.0], [-3.0, 0.5, 0.0]]))
-    scores = obs.wanda_scores(model, data, samples=None)
+    scores = updating.wanda_scores(model, data, samples=None)
     norms = [(1 + 9) ** 0.5, (4 + 4) ** 0.5, (1 + 4) ** 0.5]
     expected = torch.tensor([[1 * norms[0], 1 * norms[1], 2 * norms[2]], [3 * norms[0], 0.5 * norms[1], 0.0]])
     torch.testing.assert_close(scores["0.weight"], expected)
     # per-row comparison: 3 of 6 entries go, spread 2 + 1 over the rows by cumulative rounding
-    result = obs.prune(model, data, 0.5, "wanda", "layer", samples=None)
+    result = updating.prune(model, data, 0.5, "wanda", "layer", samples=None)
     assert result.masks["0.weight"].tolist() == [[False, False, True], [True, True, False]]
 
 
@@ -231,7 +231,7 @@ def test_unfolding_turns_the_convolution_into_a_matrix_product(conv):
     x = torch.randn(5, conv.in_channels, *([9] if isinstance(conv, nn.Conv1d) else [7, 6]),
                     generator=torch.Generator().manual_seed(0))
     out = conv(x) - conv.bias.reshape(1, -1, *[1] * (x.dim() - 2))
-    rows = reconstruct.layer_rows(conv, x)
+    rows = reconstruction.layer_rows(conv, x)
     expected = out.flatten(2).transpose(1, 2).reshape(-1, conv.out_channels)
     torch.testing.assert_close(rows @ conv.weight.reshape(conv.out_channels, -1).T, expected, rtol=1e-5, atol=1e-5)
 
@@ -252,8 +252,8 @@ def conv_setup():
 def test_counts_zeros_untouched_model_and_determinism(data, tiny_mlp, method, scope):
     before = bits(tiny_mlp)
     opts = dict(samples=128, seed=3)
-    a = obs.prune(tiny_mlp, data, 0.65, method, scope, **opts)
-    b = obs.prune(tiny_mlp, data, 0.65, method, scope, **opts)
+    a = updating.prune(tiny_mlp, data, 0.65, method, scope, **opts)
+    b = updating.prune(tiny_mlp, data, 0.65, method, scope, **opts)
     assert bits(tiny_mlp) == before
     sizes = {n: tiny_mlp.get_parameter(n).numel() for n in ol.prunable(tiny_mlp)}
     pruned = {n: int((~m).sum()) for n, m in a.masks.items()}
@@ -272,11 +272,11 @@ def test_counts_zeros_untouched_model_and_determinism(data, tiny_mlp, method, sc
 @pytest.mark.parametrize("method", METHODS)
 def test_conv_models(conv_setup, method):
     data, model = conv_setup
-    result = obs.prune(model, data, 0.5, method, "layer", samples=64)
+    result = updating.prune(model, data, 0.5, method, "layer", samples=64)
     for name, mask in result.masks.items():
         assert int((~mask).sum()) == round(0.5 * mask.numel())
         assert bool((result.model.get_parameter(name)[~mask] == 0).all())
-    scores = obs.wanda_scores(model, data, samples=64)
+    scores = updating.wanda_scores(model, data, samples=64)
     assert {n: s.shape for n, s in scores.items()} == {n: model.get_parameter(n).shape for n in ol.prunable(model)}
 
 
@@ -285,14 +285,14 @@ def test_conv1d_model_prunes():
     signal = Dataset("signal", *(Split(s.x.reshape(len(s.y), 1, 20), s.y) for s in (data.train, data.val, data.test)), 4)
     model = ol.build("conv1d", signal, seed=0, channels=3)
     for method in ("obc", "sparsegpt", "wanda"):
-        result = obs.prune(model, signal, 0.9, method, "global", samples=64)
+        result = updating.prune(model, signal, 0.9, method, "global", samples=64)
         assert result.masks.count()[1] - result.masks.count()[0] == round(0.9 * result.masks.count()[1])
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 1.0])
 def test_extreme_sparsities(data, tiny_mlp, sparsity):
     for method in METHODS:
-        result = obs.prune(tiny_mlp, data, sparsity, method, samples=64)
+        result = updating.prune(tiny_mlp, data, sparsity, method, samples=64)
         assert result.masks.sparsity() == sparsity
         if sparsity == 0.0:
             assert bits(result.model) == bits(tiny_mlp)
@@ -300,8 +300,8 @@ def test_extreme_sparsities(data, tiny_mlp, sparsity):
 
 def test_global_rng_untouched(data, tiny_mlp):
     state = torch.get_rng_state()
-    obs.prune(tiny_mlp, data, 0.5, "woodfisher", samples=32)
-    obs.prune(tiny_mlp, data, 0.5, "sparsegpt", samples=32)
+    updating.prune(tiny_mlp, data, 0.5, "woodfisher", samples=32)
+    updating.prune(tiny_mlp, data, 0.5, "sparsegpt", samples=32)
     assert torch.equal(torch.get_rng_state(), state)
 
 
@@ -324,21 +324,21 @@ def test_bad_arguments(data, tiny_mlp, kwargs, message):
     args = dict(model=tiny_mlp, dataset=data, sparsity=0.5, method="obs")
     args.update(kwargs)
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        obs.prune(**args)
+        updating.prune(**args)
 
 
 def test_singular_curvature_is_a_clear_error(data, tanh_mlp):
     with pytest.raises(ValueError, match="singular.*damp > 0"):
-        obs.prune(tanh_mlp, data, 0.5, "obc", samples=4, damp=0)
+        updating.prune(tanh_mlp, data, 0.5, "obc", samples=4, damp=0)
     with pytest.raises(ValueError, match="singular.*damp > 0"):
-        obs.prune(tanh_mlp, data, 0.5, "obs", samples=4, damp=0)
+        updating.prune(tanh_mlp, data, 0.5, "obs", samples=4, damp=0)
 
 
 def test_layerwise_refuses_unsupported_layers(data):
     model = nn.Sequential(nn.Flatten(), nn.Unflatten(1, (1, 1, 1, 20)), nn.Conv3d(1, 2, 1), nn.Flatten(),
                           nn.Linear(40, 4))
     with pytest.raises(ValueError, match="Conv3d; layer-wise pruners handle Linear, Conv1d and Conv2d"):
-        obs.prune(model, data, 0.5, "obc")
+        updating.prune(model, data, 0.5, "obc")
 
 
 @pytest.mark.parametrize("k", [0, 1, 7, 30, 45])

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from oneshot_lab import cli, offline_html
+from oneshot_lab import cli
+from oneshot_lab.interactive import offline_html
 
 WIDGET_STATE = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0, "state": {
     "abc": {"model_name": "IntSliderModel", "model_module": "@jupyter-widgets/controls", "model_module_version": "2.0.0",
@@ -104,7 +105,7 @@ def test_report_html_exports_the_report_notebook(tmp_path, monkeypatch, capsys):
         out.mkdir(parents=True)
         shutil.copy(executed, out / Path(task.notebook).name)
         return {"status": "done", "out_dir": str(out), "wall_s": 0.0}
-    monkeypatch.setattr("oneshot_lab.results.manifests", lambda runs: pd.DataFrame({"status": ["complete"]}))
+    monkeypatch.setattr("oneshot_lab.records.writing.manifests", lambda runs: pd.DataFrame({"status": ["complete"]}))
     monkeypatch.setattr(cli, "_execute", execute)
     assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "report"), "--html"]) == 0
     page = tmp_path / "report" / "04_sweep_report.html"

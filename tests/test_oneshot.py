@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from oneshot_lab import oneshot
-from oneshot_lab.train import TrainConfig
+from oneshot_lab.studies import oneshot
+from oneshot_lab.training.train import TrainConfig
 
 
 def test_one_shot_rows_and_model_untouched(synthetic, tiny_mlp):
@@ -25,8 +25,8 @@ def test_one_shot_rows_and_model_untouched(synthetic, tiny_mlp):
 
 
 def test_metrics_row_has_one_shape_for_dense_and_pruned(synthetic, tiny_mlp):
-    from oneshot_lab.prune import masks_from_scores
-    from oneshot_lab.saliency import magnitude
+    from oneshot_lab.core.masks import masks_from_scores
+    from oneshot_lab.pruning.criteria import magnitude
 
     total = oneshot.dense_macs(tiny_mlp, synthetic)
     dense = oneshot.metrics_row(tiny_mlp, synthetic, None, total, "dense")
@@ -76,7 +76,7 @@ def test_best_on_validation_reads_validation_only():
 
 
 def test_curvature_names_are_checked():
-    from oneshot_lab import curvature
+    from oneshot_lab.pruning import curvature
     assert curvature.check_names(["ggn", "hessian"]) == ["ggn", "hessian"]
     with pytest.raises(ValueError, match="unknown or no curvatures \\['diag'\\]; valid curvatures: hessian"):
         curvature.check_names(["ggn", "diag"])
@@ -114,7 +114,7 @@ def test_helpers_reject_bad_input(call, match):
 
 
 def test_timed_diagonals_check_everything_before_computing(synthetic, tiny_mlp, monkeypatch):
-    from oneshot_lab import curvature
+    from oneshot_lab.pruning import curvature
 
     calls = []
     monkeypatch.setattr(curvature, "diagonal", lambda *a, **k: calls.append(a))
@@ -128,13 +128,13 @@ def test_timed_diagonals_check_everything_before_computing(synthetic, tiny_mlp, 
 
 
 def test_pruners_are_methods_with_the_masks_and_weights_of_obs_prune(synthetic, tiny_mlp):
-    from oneshot_lab import obs
-    from oneshot_lab.models import build
+    from oneshot_lab.pruning import updating
+    from oneshot_lab.core.models import build
 
     config = oneshot.OneShotConfig(methods=["obc/layer", "sparsegpt/global"], sparsities=[0.5, 0.8],
                                    score_options={"obc": {"samples": 64}}, seed=3)
     metrics, layers = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
-    expected = obs.prune(tiny_mlp, synthetic, 0.8, "obc", "layer", samples=64, seed=3)
+    expected = updating.prune(tiny_mlp, synthetic, 0.8, "obc", "layer", samples=64, seed=3)
     row = metrics[(metrics.method == "obc/layer") & (metrics.sparsity == 0.8)].iloc[0]
     assert row.test_accuracy == oneshot.split_metrics(expected.model, synthetic)["test_accuracy"]
     mine = layers[(layers.method == "obc/layer") & (layers.sparsity == 0.8)]
@@ -144,10 +144,10 @@ def test_pruners_are_methods_with_the_masks_and_weights_of_obs_prune(synthetic, 
 
 
 def test_budget_and_from_init_controls(synthetic, tiny_mlp):
-    from oneshot_lab.models import build
-    from oneshot_lab.prune import masks_from_scores
-    from oneshot_lab.saliency import magnitude
-    from oneshot_lab.train import fit
+    from oneshot_lab.core.models import build
+    from oneshot_lab.core.masks import masks_from_scores
+    from oneshot_lab.pruning.criteria import magnitude
+    from oneshot_lab.training.train import fit
 
     initial = build("mlp", synthetic, seed=0, widths=(16, 8))
     recipe = TrainConfig(iterations=6, eval_every=3)
@@ -186,7 +186,7 @@ def test_replicate_pairs_every_method_on_the_seed():
 
 
 def test_a_bad_worker_count_is_named(monkeypatch):
-    from oneshot_lab import parallel
+    from oneshot_lab.util import parallel
 
     monkeypatch.setenv("ONESHOT_LAB_WORKERS", "two")
     with pytest.raises(ValueError, match="ONESHOT_LAB_WORKERS must be a whole number >= 1.*'two'"):
@@ -198,7 +198,7 @@ def test_a_bad_worker_count_is_named(monkeypatch):
 
 
 def test_default_workers_balance_uneven_jobs_over_the_cores(monkeypatch):
-    from oneshot_lab import parallel
+    from oneshot_lab.util import parallel
 
     monkeypatch.delenv("ONESHOT_LAB_WORKERS", raising=False)
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
@@ -206,7 +206,7 @@ def test_default_workers_balance_uneven_jobs_over_the_cores(monkeypatch):
 
 
 def test_the_worker_pool_is_kept_between_calls_and_rebuilt_after_close():
-    from oneshot_lab import checks, parallel
+    from oneshot_lab.util import checks, parallel
 
     args = [("n", 1), ("n", 2), ("n", 3)]
     assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]
@@ -223,7 +223,7 @@ def test_a_dead_worker_does_not_break_the_next_call():
     import os
     import signal
 
-    from oneshot_lab import checks, parallel
+    from oneshot_lab.util import checks, parallel
 
     args = [("n", 1), ("n", 2), ("n", 3)]
     assert parallel.map_jobs(checks.integer, args, workers=2) == [1, 2, 3]

@@ -65,15 +65,17 @@ def test_every_module_and_export_resolves_lazily():
     import oneshot_lab as ol
 
     modules = {m.name for m in pkgutil.iter_modules([str(ROOT / "oneshot_lab")]) if not m.name.startswith("_")}
-    assert {"notebooks", "spec", "sweep", "worker", "results", "prune", "train"} <= modules
+    assert set(ol.LAYERS) <= modules
     exports = {"Dataset", "load", "build", "Masks", "masks_from_scores", "prunable", "History", "TrainConfig",
                "evaluate", "fit"}
-    assert set(ol.__all__) == modules | exports and ol.__version__
+    aliases = {"stats", "findings", "lottery", "results", "widgets"}
+    assert set(ol.__all__) == modules | exports | aliases and ol.__version__
     assert set(ol.__all__) <= set(dir(ol))
-    assert _fresh("import oneshot_lab as ol; print(ol.Masks is ol.prune.Masks, ol.fit is ol.train.fit, "
-                  "ol.load.__module__, ol.notebooks.__name__)") == "True True oneshot_lab.data oneshot_lab.notebooks"
-    assert _fresh("from oneshot_lab import spec, TrainConfig; print(spec.__name__, TrainConfig.__module__)") == \
-        "oneshot_lab.spec oneshot_lab.train"
+    assert _fresh("import oneshot_lab as ol; print(ol.Masks is ol.core.masks.Masks, ol.fit is ol.training.train.fit, "
+                  "ol.load.__module__, ol.runner.notebooks.__name__, ol.lottery.imp.__module__)") == \
+        "True True oneshot_lab.core.data oneshot_lab.runner.notebooks oneshot_lab.studies.lottery.rewinding"
+    assert _fresh("from oneshot_lab.runner import spec; from oneshot_lab import TrainConfig; "
+                  "print(spec.__name__, TrainConfig.__module__)") == "oneshot_lab.runner.spec oneshot_lab.training.train"
     try:
         ol.no_such_name
     except AttributeError as err:

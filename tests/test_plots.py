@@ -15,7 +15,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from scipy import stats as scipy_stats  # noqa: E402
 
-from oneshot_lab import curvature, plots  # noqa: E402
+from oneshot_lab.pruning import curvature
+from oneshot_lab.analysis import plots  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

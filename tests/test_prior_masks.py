@@ -1,4 +1,4 @@
-"""obs.prune with existing masks and per-layer sparsities, against independent oracles.
+"""updating.prune with existing masks and per-layer sparsities, against independent oracles.
 
 Oracles: exact counts written out by hand (cumulative targets), least-squares refits of every row on its
 surviving columns (OBC, damping 0), the constrained minimiser of the quadratic model given the final mask (OBS),
@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab import fisher, obs, reconstruct
-from oneshot_lab.curvature import sample
-from oneshot_lab.data import Dataset, Split
+from oneshot_lab.pruning import fisher, updating, reconstruction
+from oneshot_lab.pruning.curvature import sample
+from oneshot_lab.core.data import Dataset, Split
 
-METHODS = tuple(obs.METHODS)
+METHODS = tuple(updating.METHODS)
 
 
 def bits(model):
@@ -27,7 +27,7 @@ def bits(model):
 
 def random_prior(model, sparsity, seed=0):
     """A random layer-wise mask of `model` at `sparsity`."""
-    return ol.masks_from_scores(ol.saliency.random(model, seed=seed), sparsity, "layer")
+    return ol.masks_from_scores(ol.pruning.criteria.random(model, seed=seed), sparsity, "layer")
 
 
 def inputs_of(model, data, name, samples, seed=0):
@@ -39,7 +39,7 @@ def inputs_of(model, data, name, samples, seed=0):
     with torch.no_grad():
         model(x)
     handle.remove()
-    return reconstruct.layer_rows(module, seen[0]).to(torch.float64)
+    return reconstruction.layer_rows(module, seen[0]).to(torch.float64)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -47,8 +47,8 @@ def inputs_of(model, data, name, samples, seed=0):
 def test_prior_entries_stay_pruned_counts_are_cumulative_and_zero(synthetic, tiny_mlp, method, scope):
     prior = random_prior(tiny_mlp, 0.4, seed=1)
     before = bits(tiny_mlp)
-    a = obs.prune(tiny_mlp, synthetic, 0.7, method, scope, masks=prior, samples=128, seed=3)
-    b = obs.prune(tiny_mlp, synthetic, 0.7, method, scope, masks=prior, samples=128, seed=3)
+    a = updating.prune(tiny_mlp, synthetic, 0.7, method, scope, masks=prior, samples=128, seed=3)
+    b = updating.prune(tiny_mlp, synthetic, 0.7, method, scope, masks=prior, samples=128, seed=3)
     assert bits(tiny_mlp) == before
     sizes = {n: m.numel() for n, m in prior.items()}
     pruned = {n: int((~m).sum()) for n, m in a.masks.items()}
@@ -67,13 +67,13 @@ def test_prior_entries_stay_pruned_counts_are_cumulative_and_zero(synthetic, tin
 def test_layer_sparsities_give_a_layer_its_own_count_beside_the_pool(synthetic, tiny_mlp, method):
     names = ol.prunable(tiny_mlp)
     prior = random_prior(tiny_mlp, 0.3, seed=2)
-    result = obs.prune(tiny_mlp, synthetic, 0.75, method, "global", masks=prior, layer_sparsities={names[-1]: 0.5},
+    result = updating.prune(tiny_mlp, synthetic, 0.75, method, "global", masks=prior, layer_sparsities={names[-1]: 0.5},
                        samples=128)
     pruned = {n: int((~m).sum()) for n, m in result.masks.items()}
     assert pruned[names[-1]] == round(0.5 * prior[names[-1]].numel())
     pool = names[:-1]
     assert sum(pruned[n] for n in pool) == round(0.75 * sum(prior[n].numel() for n in pool))
-    layer = obs.prune(tiny_mlp, synthetic, 0.75, method, "layer", layer_sparsities={names[0]: 0.2}, samples=128)
+    layer = updating.prune(tiny_mlp, synthetic, 0.75, method, "layer", layer_sparsities={names[0]: 0.2}, samples=128)
     assert {n: int((~m).sum()) for n, m in layer.masks.items()} == {
         n: round((0.2 if n == names[0] else 0.75) * prior[n].numel()) for n in names}
 
@@ -81,14 +81,14 @@ def test_layer_sparsities_give_a_layer_its_own_count_beside_the_pool(synthetic, 
 @pytest.mark.parametrize("method", METHODS)
 def test_a_target_below_the_prior_prunes_nothing_more(synthetic, tiny_mlp, method):
     prior = random_prior(tiny_mlp, 0.5, seed=3)
-    result = obs.prune(tiny_mlp, synthetic, 0.2, method, "layer", masks=prior, samples=64)
+    result = updating.prune(tiny_mlp, synthetic, 0.2, method, "layer", masks=prior, samples=64)
     assert result.masks.equal(prior)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_an_all_true_prior_changes_nothing(synthetic, tiny_mlp, method):
-    plain = obs.prune(tiny_mlp, synthetic, 0.6, method, "global", samples=64)
-    ones = obs.prune(tiny_mlp, synthetic, 0.6, method, "global", masks=ol.Masks.ones(tiny_mlp), samples=64)
+    plain = updating.prune(tiny_mlp, synthetic, 0.6, method, "global", samples=64)
+    ones = updating.prune(tiny_mlp, synthetic, 0.6, method, "global", masks=ol.Masks.ones(tiny_mlp), samples=64)
     assert plain.masks.equal(ones.masks) and bits(plain.model) == bits(ones.model)
 
 
@@ -96,11 +96,11 @@ def test_an_all_true_prior_changes_nothing(synthetic, tiny_mlp, method):
 def test_obc_rows_are_least_squares_refits_on_their_survivors(synthetic, tanh_mlp, scope):
     prior = random_prior(tanh_mlp, 0.3, seed=4)
     masked = prior.apply(copy.deepcopy(tanh_mlp))
-    result = obs.prune(tanh_mlp, synthetic, 0.6, "obc", scope, masks=prior, samples=300, damp=0)
+    result = updating.prune(tanh_mlp, synthetic, 0.6, "obc", scope, masks=prior, samples=300, damp=0)
     for name in ol.prunable(tanh_mlp):
         x = inputs_of(result.model, synthetic, name, 300)  # through the pruned layers before this one
-        w = reconstruct.flat_weight(masked, name)  # the target: the layer of the model under the prior
-        new = reconstruct.flat_weight(result.model, name)
+        w = reconstruction.flat_weight(masked, name)  # the target: the layer of the model under the prior
+        new = reconstruction.flat_weight(result.model, name)
         keep = result.masks[name].reshape(new.shape)
         assert not bool((keep & ~prior[name].reshape(new.shape)).any())
         for r in range(w.shape[0]):
@@ -118,7 +118,7 @@ def test_obs_is_the_constrained_minimiser_of_its_quadratic_model_given_the_final
     with torch.no_grad():
         model[1].weight.copy_(torch.randn(4, 20, generator=torch.Generator().manual_seed(5)))
     prior = random_prior(model, 0.25, seed=5)
-    result = obs.prune(model, synthetic, 0.6, "obs", masks=prior, samples=256, damp=0.05, batch=1)
+    result = updating.prune(model, synthetic, 0.6, "obs", masks=prior, samples=256, damp=0.05, batch=1)
     masked = prior.apply(copy.deepcopy(model))
     x, y = sample(synthetic, 256, 0)
     alive = prior["1.weight"].reshape(-1).nonzero()[:, 0]
@@ -141,8 +141,8 @@ def test_woodfisher_with_one_block_equals_obs_under_a_prior(synthetic):
         model[1].weight.copy_(torch.randn(4, 20, generator=torch.Generator().manual_seed(6)))
     prior = random_prior(model, 0.3, seed=6)
     common = dict(masks=prior, samples=64, damp=0.1, batch=1)
-    a = obs.prune(model, synthetic, 0.7, "obs", **common)
-    b = obs.prune(model, synthetic, 0.7, "woodfisher", block_size=80, **common)
+    a = updating.prune(model, synthetic, 0.7, "obs", **common)
+    b = updating.prune(model, synthetic, 0.7, "woodfisher", block_size=80, **common)
     assert a.masks.equal(b.masks)
     torch.testing.assert_close(a.model[1].weight, b.model[1].weight, rtol=1e-5, atol=1e-7)
 
@@ -150,11 +150,11 @@ def test_woodfisher_with_one_block_equals_obs_under_a_prior(synthetic):
 def test_sparsegpt_under_a_prior_refits_columns_after_the_last_pruned_one(synthetic, tanh_mlp):
     prior = random_prior(tanh_mlp, 0.3, seed=7)
     masked = prior.apply(copy.deepcopy(tanh_mlp))
-    result = obs.prune(tanh_mlp, synthetic, 0.5, "sparsegpt", "layer", masks=prior, samples=300, damp=0, block_size=5)
+    result = updating.prune(tanh_mlp, synthetic, 0.5, "sparsegpt", "layer", masks=prior, samples=300, damp=0, block_size=5)
     for name in ol.prunable(tanh_mlp):
         x = inputs_of(result.model, synthetic, name, 300)
-        w = reconstruct.flat_weight(masked, name)
-        new = reconstruct.flat_weight(result.model, name)
+        w = reconstruction.flat_weight(masked, name)
+        new = reconstruction.flat_weight(result.model, name)
         keep = result.masks[name].reshape(new.shape)
         for r in range(w.shape[0]):
             last = int((~keep[r]).nonzero().max())
@@ -172,12 +172,12 @@ def test_wanda_under_a_prior_by_hand():
         model[0].weight.copy_(torch.tensor([[1.0, 1.0, -1.0, 2.0], [0.5, -2.0, 3.0, 1.0]]))
     # ||X_j|| = sqrt(5), sqrt(10), 2, sqrt(5); scores |W| * ||X_j||: row 0 = [2.24, 3.16, 2, 4.47],
     # row 1 = [1.12, 6.32, 6, 2.24]. Plain Wanda at 0.5 prunes the two lowest of each row.
-    plain = obs.prune(model, hand, 0.5, "wanda", "layer", samples=None)
+    plain = updating.prune(model, hand, 0.5, "wanda", "layer", samples=None)
     assert plain.masks["0.weight"].tolist() == [[False, True, False, True], [False, True, True, False]]
     # The prior prunes row 0's best entry. 4 of 8 in all, 1 already: the other 3 go to the rows in proportion
     # to their survivors (3 and 4 of 7): round(3 * 3/7) = 1 in row 0 (column 2), 2 in row 1 (columns 0 and 3).
     prior = {"0.weight": torch.tensor([[True, True, True, False], [True, True, True, True]])}
-    result = obs.prune(model, hand, 0.5, "wanda", "layer", masks=prior, samples=None)
+    result = updating.prune(model, hand, 0.5, "wanda", "layer", masks=prior, samples=None)
     assert result.masks["0.weight"].tolist() == [[True, True, False, False], [False, True, True, False]]
     assert result.model[0].weight[0, 3] == 0.0
 
@@ -195,7 +195,7 @@ def test_bad_masks_and_layer_sparsities_fail_before_any_work(synthetic, tiny_mlp
     def no_work(*args, **kwargs):
         raise AssertionError("work started")
 
-    monkeypatch.setattr(obs, "sample", no_work)
+    monkeypatch.setattr(updating, "sample", no_work)
     with pytest.raises(ValueError, match=re.escape(message)) as error:
-        obs.prune(tiny_mlp, synthetic, 0.5, "obc", **kwargs)
+        updating.prune(tiny_mlp, synthetic, 0.5, "obc", **kwargs)
     assert "\n" not in str(error.value)

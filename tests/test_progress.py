@@ -4,7 +4,7 @@ import pytest
 from tqdm import tqdm as text_tqdm
 from tqdm.notebook import tqdm as notebook_tqdm
 
-from oneshot_lab import progress
+from oneshot_lab.util import progress
 
 
 @pytest.fixture()

@@ -8,8 +8,8 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 import oneshot_lab as ol
-from oneshot_lab import saliency
-from oneshot_lab.prune import Masks, masks_from_scores, prunable
+from oneshot_lab.pruning import criteria
+from oneshot_lab.core.masks import Masks, masks_from_scores, prunable
 
 
 def random_model(seed: int) -> nn.Sequential:
@@ -22,7 +22,7 @@ def random_model(seed: int) -> nn.Sequential:
 def test_seed_example_matches_l1_unstructured():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(10, 5), nn.ReLU(), nn.Linear(5, 1))
-    ours = masks_from_scores(saliency.magnitude(model), 0.2, scope="layer")
+    ours = masks_from_scores(criteria.magnitude(model), 0.2, scope="layer")
     torch_prune.l1_unstructured(model[0], name="weight", amount=0.2)
     assert torch.equal(ours["0.weight"], model[0].weight_mask.bool())
     assert int((~ours["0.weight"]).sum()) == 10  # round(0.2 * 50)
@@ -32,7 +32,7 @@ def test_seed_example_matches_l1_unstructured():
 @pytest.mark.parametrize("amount", [0.0, 0.05, 0.25, 0.5, 0.73, 0.9, 0.99, 1.0])
 def test_layer_scope_equals_l1_unstructured_on_random_models(seed, amount):
     model = random_model(seed)
-    ours = masks_from_scores(saliency.magnitude(model), amount, scope="layer")
+    ours = masks_from_scores(criteria.magnitude(model), amount, scope="layer")
     reference = copy.deepcopy(model)
     for name in prunable(reference):
         torch_prune.l1_unstructured(reference.get_submodule(name.rsplit(".", 1)[0]), "weight", amount=amount)
@@ -43,7 +43,7 @@ def test_layer_scope_equals_l1_unstructured_on_random_models(seed, amount):
 @pytest.mark.parametrize("amount", [0.1, 0.5, 0.77, 0.95])
 def test_global_scope_equals_global_unstructured_on_random_models(seed, amount):
     model = random_model(seed)
-    ours = masks_from_scores(saliency.magnitude(model), amount, scope="global")
+    ours = masks_from_scores(criteria.magnitude(model), amount, scope="global")
     reference = copy.deepcopy(model)
     params = [(reference.get_submodule(n.rsplit(".", 1)[0]), "weight") for n in prunable(reference)]
     torch_prune.global_unstructured(params, pruning_method=torch_prune.L1Unstructured, amount=amount)
@@ -101,7 +101,7 @@ def test_prunable_is_weights_of_linear_and_conv_not_biases():
 
 def test_apply_report_and_collapse():
     model = random_model(0)
-    masks = masks_from_scores(saliency.magnitude(model), 0.6, scope="global")
+    masks = masks_from_scores(criteria.magnitude(model), 0.6, scope="global")
     masks.apply(model)
     for name, mask in masks.items():
         assert (model.get_parameter(name)[~mask] == 0).all()
@@ -128,13 +128,13 @@ def test_masks_are_explicit_not_inferred_from_zeros():
 
 def test_torch_prune_round_trip():
     model = random_model(2)
-    masks = masks_from_scores(saliency.random(model, seed=1), 0.7)
+    masks = masks_from_scores(criteria.random(model, seed=1), 0.7)
     exported = masks.to_torch_prune(copy.deepcopy(model))
     assert Masks.from_torch_prune(exported).equal(masks)
     for name, mask in masks.items():
         assert (exported.get_submodule(name.rsplit(".", 1)[0]).weight[~mask] == 0).all()
     # scores of a torch-pruned module are those of the weight it computes with: pruned entries score 0
-    assert torch.equal(saliency.magnitude(exported)["3.weight"], (model[3].weight * masks["3.weight"]).abs())
+    assert torch.equal(criteria.magnitude(exported)["3.weight"], (model[3].weight * masks["3.weight"]).abs())
     assert masks.apply(exported) is exported and torch.equal(exported[3].weight_orig[~masks["3.weight"]],
                                                                      torch.zeros(int((~masks["3.weight"]).sum())))
     with pytest.raises(ValueError, match="no torch.nn.utils.prune masks"):
@@ -151,29 +151,29 @@ def test_intersection_and_state_dict():
 
 
 def test_saliency_scores(tiny_mlp):
-    mags = saliency.magnitude(tiny_mlp)
+    mags = criteria.magnitude(tiny_mlp)
     assert set(mags) == set(prunable(tiny_mlp))
     assert torch.equal(mags["1.weight"], tiny_mlp[1].weight.abs())
     torch.manual_seed(0)
     expected = torch.rand(1)
     torch.manual_seed(0)
-    r1, r2, r3 = (saliency.random(tiny_mlp, seed=s) for s in (5, 5, 6))
+    r1, r2, r3 = (criteria.random(tiny_mlp, seed=s) for s in (5, 5, 6))
     assert torch.equal(torch.rand(1), expected)  # global RNG untouched
     assert all(torch.equal(r1[n], r2[n]) for n in r1) and not torch.equal(r1["1.weight"], r3["1.weight"])
     with pytest.raises(ValueError, match="unknown criterion 'nosuch'"):
-        saliency.compute("nosuch", tiny_mlp)
+        criteria.compute("nosuch", tiny_mlp)
 
 
 def test_macs_count_weight_applications_by_hand():
     model = random_model(0)  # Conv1d(1, 3, 3) on length 8 -> 6 positions; then Linear 18x7, 7x5, 5x2
-    dense = ol.prune.macs(model, (1, 8))
+    dense = ol.core.masks.macs(model, (1, 8))
     assert dense.dense_macs.tolist() == [9 * 6, 18 * 7, 7 * 5, 5 * 2]
     assert dense.kept_macs.tolist() == dense.dense_macs.tolist()
-    masks = masks_from_scores(saliency.magnitude(model), 0.5, scope="layer")
-    kept = ol.prune.macs(model, (1, 8), masks)
+    masks = masks_from_scores(criteria.magnitude(model), 0.5, scope="layer")
+    kept = ol.core.masks.macs(model, (1, 8), masks)
     assert kept.kept_macs.tolist() == [int(masks[n].sum()) * p for n, p in zip(prunable(model), (6, 1, 1, 1))]
     lenet = ol.build("lenet5", ol.load("digits"))  # 2-D convolutions: 8x8 -> 8x8 -> pool 4x4 -> 4x4
-    assert ol.prune.macs(lenet, (1, 8, 8)).dense_macs.tolist()[:2] == [6 * 25 * 64, 16 * 6 * 25 * 16]
+    assert ol.core.masks.macs(lenet, (1, 8, 8)).dense_macs.tolist()[:2] == [6 * 25 * 64, 16 * 6 * 25 * 16]
 
 
 def test_sparsity_is_the_target_whatever_the_scores():

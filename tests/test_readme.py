@@ -5,14 +5,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from oneshot_lab import readme
+from oneshot_lab.bench import readme
 
 
 def test_readme_tables_match_the_committed_results():
     text = (readme.ROOT / "README.md").read_text()
     names = [m.group("name") for m in readme.BLOCK.finditer(text)]
     assert names, "README.md has no generated blocks"
-    assert readme.render(text) == text, "README.md is stale: run `python -m oneshot_lab.readme`"
+    assert readme.render(text) == text, "README.md is stale: run `python -m oneshot_lab.bench.readme`"
 
 
 def test_render_rewrites_blocks_from_files_and_names_missing_ones(tmp_path):

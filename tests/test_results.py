@@ -5,15 +5,15 @@ import json
 import pandas as pd
 import pytest
 
-from oneshot_lab import results
+from oneshot_lab.records import writing
 
 
 def test_run_record_and_manifest(tmp_path):
-    run = results.start(tmp_path / "r", {"seed": 3, "sparsities": (0.5, 0.9), "name": "x"})
-    assert results.read_manifest(tmp_path / "r")["status"] == "running"
+    run = writing.start(tmp_path / "r", {"seed": 3, "sparsities": (0.5, 0.9), "name": "x"})
+    assert writing.read_manifest(tmp_path / "r")["status"] == "running"
     run.record("metrics", [{"sparsity": 0.5, "acc": 0.9}, {"sparsity": 0.9, "acc": 0.5}])
     run.finish()
-    manifest = results.read_manifest(tmp_path / "r")
+    manifest = writing.read_manifest(tmp_path / "r")
     assert manifest["status"] == "complete" and manifest["seed"] == 3
     assert manifest["params"]["sparsities"] == [0.5, 0.9] and manifest["tables"] == ["metrics"]
     assert "torch" in manifest["versions"] and manifest["duration_s"] >= 0
@@ -23,55 +23,55 @@ def test_run_record_and_manifest(tmp_path):
 
 def test_load_joins_parameters_and_skips_incomplete(tmp_path):
     for seed in (0, 1):
-        run = results.start(tmp_path / f"s{seed}", {"seed": seed, "model": "mlp", "acc": "param"})
+        run = writing.start(tmp_path / f"s{seed}", {"seed": seed, "model": "mlp", "acc": "param"})
         run.record("metrics", pd.DataFrame({"sparsity": [0.5], "acc": [0.8 + seed / 10]}))
         run.finish()
-    results.start(tmp_path / "broken", {"seed": 9}).record("metrics", [{"sparsity": 0.1, "acc": 0.0}])
-    frame = results.load(tmp_path)
+    writing.start(tmp_path / "broken", {"seed": 9}).record("metrics", [{"sparsity": 0.1, "acc": 0.0}])
+    frame = writing.load(tmp_path)
     assert sorted(frame.seed) == [0, 1] and set(frame.model) == {"mlp"}
     assert list(frame.acc) == [0.8, 0.9]  # a metric column wins over a parameter of the same name
-    assert len(results.load(tmp_path, complete_only=False)) == 3
-    assert results.load(tmp_path, table="nothing").empty
+    assert len(writing.load(tmp_path, complete_only=False)) == 3
+    assert writing.load(tmp_path, table="nothing").empty
     with pytest.raises(FileNotFoundError):
-        results.load(tmp_path / "missing")
+        writing.load(tmp_path / "missing")
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
-    path = results.atomic_write_text(tmp_path / "a.json", json.dumps({"v": 1}))
+    path = writing.atomic_write_text(tmp_path / "a.json", json.dumps({"v": 1}))
 
     def boom(*_):
         raise OSError("disk full")
-    monkeypatch.setattr(results.os, "replace", boom)
+    monkeypatch.setattr(writing.os, "replace", boom)
     with pytest.raises(OSError):
-        results.atomic_write_text(path, "partial")
+        writing.atomic_write_text(path, "partial")
     assert json.loads(path.read_text()) == {"v": 1} and len(list(tmp_path.iterdir())) == 1
 
 
 def test_bad_table_name(tmp_path):
     with pytest.raises(ValueError, match="identifier"):
-        results.start(tmp_path, {}).record("../evil", [])
+        writing.start(tmp_path, {}).record("../evil", [])
 
 
 def test_varying_parameters_keep_settings_apart(tmp_path):
     settings = [{"lr": 0.1, "methods": ["a"]}, {"lr": 0.01, "methods": ["a"]}]
     for i, (setting, seed) in enumerate([(s, seed) for s in settings for seed in (0, 1)]):
         params = {**setting, "seed": seed, "model": "mlp", "out_dir": f"/x/{i}", "smoke": i == 0}
-        run = results.start(tmp_path / f"r{i}", params)
+        run = writing.start(tmp_path / f"r{i}", params)
         run.record("metrics", pd.DataFrame({"sparsity": [0.5, 0.9], "acc": [0.8 + seed / 10, 0.5 + i / 100]}))
         run.finish()
-    results.start(tmp_path / "broken", {"seed": 9, "lr": 5.0})  # incomplete: not a setting
-    params = results.run_parameters(tmp_path)
+    writing.start(tmp_path / "broken", {"seed": 9, "lr": 5.0})  # incomplete: not a setting
+    params = writing.run_parameters(tmp_path)
     assert len(params) == 4 and set(params.run) == {"r0", "r1", "r2", "r3"}
-    assert results.varying_parameters(params) == ["lr"]  # not seed, out_dir, smoke, run; not the constant ones
-    assert results.varying_parameters(params, exclude=()) == ["lr", "seed"]
-    metrics = results.load(tmp_path)
-    assert results.varying_parameters(metrics, names=["lr", "model", "methods", "seed"]) == ["lr"]
-    assert results.varying_parameters(metrics[metrics.lr == 0.1], names=["lr", "model", "seed"]) == []
+    assert writing.varying_parameters(params) == ["lr"]  # not seed, out_dir, smoke, run; not the constant ones
+    assert writing.varying_parameters(params, exclude=()) == ["lr", "seed"]
+    metrics = writing.load(tmp_path)
+    assert writing.varying_parameters(metrics, names=["lr", "model", "methods", "seed"]) == ["lr"]
+    assert writing.varying_parameters(metrics[metrics.lr == 0.1], names=["lr", "model", "seed"]) == []
     with pytest.raises(ValueError, match="no column"):
-        results.varying_parameters(metrics, names=["nope"])
-    labels = results.setting_labels(metrics, ["lr"])
+        writing.varying_parameters(metrics, names=["nope"])
+    labels = writing.setting_labels(metrics, ["lr"])
     assert set(labels) == {"lr=0.1", "lr=0.01"} and (labels.index == metrics.index).all()
-    assert set(results.setting_labels(metrics, [])) == {"all runs"}
+    assert set(writing.setting_labels(metrics, [])) == {"all runs"}
     # a parameter missing from some runs (an older notebook version) makes them a different setting
     missing = params.assign(model=[None, "mlp", "mlp", "mlp"])
-    assert results.varying_parameters(missing) == ["lr", "model"]
+    assert writing.varying_parameters(missing) == ["lr", "model"]

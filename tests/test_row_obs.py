@@ -1,9 +1,9 @@
-"""OBC's row solver (row_obs.py) against a brute-force greedy loop: one row at a time, full inverse, no blocking."""
+"""OBC's row solver (obc_rows.py) against a brute-force greedy loop: one row at a time, full inverse, no blocking."""
 
 import pytest
 import torch
 
-from oneshot_lab import reconstruct, row_obs
+from oneshot_lab.pruning import reconstruction, obc_rows
 
 
 def brute_force(weight, h_inv, counts):
@@ -27,20 +27,20 @@ def problem(seed, rows, d, samples):
     """Weights, H^-1 of H = 2 X^T X / N + a little damping, and counts from 0 to d (both included)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(samples, d, generator=gen, dtype=torch.float64) @ torch.randn(d, d, generator=gen, dtype=torch.float64)
-    h = reconstruct.curvature(x.T @ x, samples, 0.01)
+    h = reconstruction.curvature(x.T @ x, samples, 0.01)
     weight = torch.randn(rows, d, generator=gen, dtype=torch.float64)
     counts = torch.randint(0, d + 1, (rows,), generator=gen)
     counts[:3] = torch.tensor([0, d, d - 1])
-    return weight, reconstruct.inverse(h, "test"), counts
+    return weight, reconstruction.inverse(h, "test"), counts
 
 
 @pytest.mark.parametrize("block, compact, max_rows", [(32, 128, 32), (4, 8, 3), (1, 1, 1), (5, 7, 4)])
 def test_equals_brute_force_greedy(monkeypatch, block, compact, max_rows):
-    monkeypatch.setattr(row_obs, "BLOCK", block)
-    monkeypatch.setattr(row_obs, "COMPACT", compact)
-    monkeypatch.setattr(row_obs, "MAX_ROWS", max_rows)
+    monkeypatch.setattr(obc_rows, "BLOCK", block)
+    monkeypatch.setattr(obc_rows, "COMPACT", compact)
+    monkeypatch.setattr(obc_rows, "MAX_ROWS", max_rows)
     weight, h_inv, counts = problem(0, 11, 40, 200)
-    new, keep = reconstruct.obc(weight, h_inv, counts)
+    new, keep = reconstruction.obc(weight, h_inv, counts)
     expected, expected_keep = brute_force(weight, h_inv, counts)
     assert torch.equal(keep, expected_keep)
     assert torch.equal((~keep).sum(1), counts)
@@ -51,21 +51,21 @@ def test_equals_brute_force_greedy(monkeypatch, block, compact, max_rows):
 def test_wide_layer_with_many_compactions_equals_brute_force():
     """d above COMPACT and rows above MAX_ROWS: several chunks, blocks and compactions with the real settings."""
     weight, h_inv, counts = problem(1, 40, 300, 900)
-    new, keep = reconstruct.obc(weight, h_inv, counts)
+    new, keep = reconstruction.obc(weight, h_inv, counts)
     expected, expected_keep = brute_force(weight, h_inv, counts)
     assert torch.equal(keep, expected_keep)
     torch.testing.assert_close(new, expected, rtol=1e-8, atol=1e-9)
 
 
 def test_bit_identical_for_any_thread_count(monkeypatch):
-    monkeypatch.setattr(row_obs, "MAX_ROWS", 4)
+    monkeypatch.setattr(obc_rows, "MAX_ROWS", 4)
     weight, h_inv, counts = problem(2, 13, 50, 200)
     before = torch.get_num_threads()
     results = []
     try:
         for threads in (1, 2, 3):
             torch.set_num_threads(threads)
-            results.append(reconstruct.obc(weight, h_inv, counts))
+            results.append(reconstruction.obc(weight, h_inv, counts))
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
@@ -74,6 +74,6 @@ def test_bit_identical_for_any_thread_count(monkeypatch):
 
 
 def test_chunk_rows_bounded_by_memory():
-    assert row_obs.rows_per_chunk(10) == row_obs.MAX_ROWS
-    assert row_obs.rows_per_chunk(4000) == max(1, row_obs.CHUNK_ENTRIES // 4000**2)
-    assert row_obs.rows_per_chunk(10**5) == 1
+    assert obc_rows.rows_per_chunk(10) == obc_rows.MAX_ROWS
+    assert obc_rows.rows_per_chunk(4000) == max(1, obc_rows.CHUNK_ENTRIES // 4000**2)
+    assert obc_rows.rows_per_chunk(10**5) == 1

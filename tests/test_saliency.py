@@ -10,13 +10,14 @@ from torch import nn
 from torch.func import functional_call, grad
 
 import oneshot_lab as ol
-from oneshot_lab import curvature, oneshot, saliency
+from oneshot_lab.pruning import curvature, criteria
+from oneshot_lab.studies import oneshot
 
 
 def test_obd_saliency_is_half_h_w_squared(float64_data, float64_mlp):
     data, model = float64_data, float64_mlp()
     diag = curvature.diagonal(model, data, "ggn", samples=None)
-    scores = saliency.obd(model, data, curvature="ggn", samples=None)
+    scores = criteria.obd(model, data, curvature="ggn", samples=None)
     assert set(scores) == set(ol.prunable(model))
     for name, s in scores.items():
         w = dict(model.named_parameters())[name].detach()
@@ -27,13 +28,13 @@ def test_negative_curvature_choices(float64_data, float64_mlp):
     model = float64_mlp()
     diag = {n: -torch.ones_like(p) for n, p in model.named_parameters()}
     w = model[0].weight.detach()
-    clamp = saliency.obd_from_diagonal(model, diag, "clamp")["0.weight"]
-    signed = saliency.obd_from_diagonal(model, diag, "signed")["0.weight"]
-    absolute = saliency.obd_from_diagonal(model, diag, "abs")["0.weight"]
+    clamp = criteria.obd_from_diagonal(model, diag, "clamp")["0.weight"]
+    signed = criteria.obd_from_diagonal(model, diag, "signed")["0.weight"]
+    absolute = criteria.obd_from_diagonal(model, diag, "abs")["0.weight"]
     assert torch.equal(clamp, torch.zeros_like(w))
     assert torch.allclose(signed, -0.5 * w ** 2) and torch.allclose(absolute, 0.5 * w ** 2)
     with pytest.raises(ValueError, match="unknown negative 'flip'; valid choices: clamp, signed, abs"):
-        saliency.obd(model, float64_data, negative="flip")
+        criteria.obd(model, float64_data, negative="flip")
 
 
 def test_taylor_is_abs_gradient_times_weight(float64_data, float64_mlp):
@@ -41,7 +42,7 @@ def test_taylor_is_abs_gradient_times_weight(float64_data, float64_mlp):
     x, y = data.train
     params = {n: p.detach() for n, p in model.named_parameters()}
     g = grad(lambda p: nn.functional.cross_entropy(functional_call(model, p, (x,)), y))(params)
-    scores = saliency.taylor(model, data, samples=None, batch_size=10)
+    scores = criteria.taylor(model, data, samples=None, batch_size=10)
     for name, s in scores.items():
         assert torch.allclose(s, (g[name] * params[name]).abs(), rtol=1e-10, atol=1e-14)
 
@@ -49,7 +50,7 @@ def test_taylor_is_abs_gradient_times_weight(float64_data, float64_mlp):
 def test_every_criterion_is_registered_and_runs_in_one_shot(float64_data, float64_mlp):
     data, model = float64_data, float64_mlp()
     expected = {"taylor", "obd", *(f"obd_{c}" for c in curvature.CURVATURES)}
-    assert expected <= set(saliency.CRITERIA)
+    assert expected <= set(criteria.CRITERIA)
     before = copy.deepcopy(model.state_dict())
     methods = [f"{c}/{s}" for c in sorted(expected) for s in ("global", "layer")]
     metrics, layers = oneshot.one_shot(model, data, oneshot.OneShotConfig(
@@ -57,23 +58,23 @@ def test_every_criterion_is_registered_and_runs_in_one_shot(float64_data, float6
     assert set(metrics.method) == {"dense", *methods}
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="needs training data"):
-        saliency.compute("obd_ggn", model)
+        criteria.compute("obd_ggn", model)
 
 
 def test_obd_ggn_equals_obd_hessian_on_relu(float64_data, float64_mlp):
     data, model = float64_data, float64_mlp("relu")
-    a = saliency.compute("obd_ggn", model, data, samples=None)
-    b = saliency.compute("obd", model, data, curvature="hessian", samples=None)
+    a = criteria.compute("obd_ggn", model, data, samples=None)
+    b = criteria.compute("obd", model, data, curvature="hessian", samples=None)
     assert all(torch.allclose(a[n], b[n], rtol=1e-10, atol=1e-15) for n in a)
 
 
 def test_registry_entries_describe_their_options():
-    obd_entry = saliency.CRITERIA["obd"]
+    obd_entry = criteria.CRITERIA["obd"]
     assert [o.name for o in obd_entry.options] == ["curvature", "negative", "samples", "batch_size", "probes"]
-    assert obd_entry.needs_data and not saliency.CRITERIA["magnitude"].needs_data
+    assert obd_entry.needs_data and not criteria.CRITERIA["magnitude"].needs_data
     assert obd_entry.check({"probes": 8}) == {"curvature": "ggn", "negative": "clamp", "samples": 2048,
                                                "batch_size": 256, "probes": 8}
-    assert all(o.help for c in saliency.CRITERIA.values() for o in c.options)
+    assert all(o.help for c in criteria.CRITERIA.values() for o in c.options)
 
 
 @pytest.mark.parametrize("name, options, match", [
@@ -86,22 +87,22 @@ def test_registry_entries_describe_their_options():
 ])
 def test_unknown_criteria_and_options_are_named(tiny_mlp, name, options, match):
     with pytest.raises(ValueError, match=match):
-        saliency.compute(name, tiny_mlp, None, **options)
+        criteria.compute(name, tiny_mlp, None, **options)
 
 
 def test_score_options_have_one_shape():
-    assert saliency.check_options({"obd": {"probes": 3}})["obd"]["probes"] == 3
+    assert criteria.check_options({"obd": {"probes": 3}})["obd"]["probes"] == 3
     with pytest.raises(ValueError, match="score_options must be a mapping"):
-        saliency.check_options([("obd", {})])
+        criteria.check_options([("obd", {})])
     with pytest.raises(ValueError, match="unknown criterion 'samples'"):
-        saliency.check_options({"samples": 64})  # a flat dict is the wrong shape
+        criteria.check_options({"samples": 64})  # a flat dict is the wrong shape
 
 
 def test_wanda_is_a_registered_criterion_equal_to_its_scores(synthetic, tiny_mlp):
-    from oneshot_lab import obs
+    from oneshot_lab.pruning import updating
 
-    via_registry = saliency.compute("wanda", tiny_mlp, synthetic, seed=3, samples=64)
-    direct = obs.wanda_scores(tiny_mlp, synthetic, samples=64, seed=3)
+    via_registry = criteria.compute("wanda", tiny_mlp, synthetic, seed=3, samples=64)
+    direct = updating.wanda_scores(tiny_mlp, synthetic, samples=64, seed=3)
     assert all(torch.equal(via_registry[n], direct[n]) for n in direct)
     config = oneshot.OneShotConfig(methods=["wanda/layer", "magnitude/layer"], sparsities=[0.5],
                                    score_options={"wanda": {"samples": 64}})
@@ -111,6 +112,6 @@ def test_wanda_is_a_registered_criterion_equal_to_its_scores(synthetic, tiny_mlp
 
 def test_scoring_needs_a_model_and_a_dataset(synthetic, tiny_mlp):
     with pytest.raises(ValueError, match="needs training data: pass dataset= a Dataset .* got str"):
-        saliency.compute("taylor", tiny_mlp, "synthetic")
+        criteria.compute("taylor", tiny_mlp, "synthetic")
     with pytest.raises(ValueError, match="scores a torch model, got NoneType"):
-        saliency.compute("magnitude", None)
+        criteria.compute("magnitude", None)

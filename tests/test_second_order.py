@@ -6,8 +6,9 @@ import math
 import pandas as pd
 import pytest
 
-from oneshot_lab import findings, oneshot, published, second_order
-from oneshot_lab.train import TrainConfig
+from oneshot_lab.analysis import findings, published
+from oneshot_lab.studies import oneshot, second_order
+from oneshot_lab.training.train import TrainConfig
 
 RECIPE = TrainConfig(iterations=4, batch_size=32)
 

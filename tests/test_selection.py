@@ -1,4 +1,4 @@
-"""selection.lowest picks exactly the set torch.topk(largest=False) picks, ties included, on every path."""
+"""topk.lowest picks exactly the set torch.topk(largest=False) picks, ties included, on every path."""
 
 import copy
 
@@ -7,8 +7,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from oneshot_lab import kernels, saliency, selection
-from oneshot_lab.prune import Masks, masks_from_scores
+from oneshot_lab.core import topk_kernels, topk
+from oneshot_lab.pruning import criteria
+from oneshot_lab.core.masks import Masks, masks_from_scores
 
 
 def topk_set(flat: torch.Tensor, k: int) -> torch.Tensor:
@@ -28,12 +29,12 @@ def vectors(n: int, seed: int) -> dict[str, torch.Tensor]:
             "five values": torch.randint(0, 5, (n,), generator=gen).float(), "with -inf": few}
 
 
-@pytest.mark.parametrize("n", [7, 1000, selection.SMALL + 1, 100_003])
+@pytest.mark.parametrize("n", [7, 1000, topk.SMALL + 1, 100_003])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_lowest_equals_topk(n, seed):
     for name, flat in vectors(n, seed).items():
         for k in sorted({0, 1, n // 64, n // 64 + 1, n // 3, n // 2, int(0.9 * n), n - 1, n}):
-            assert torch.equal(selection.lowest(flat, k), topk_set(flat, k)), (name, n, k)
+            assert torch.equal(topk.lowest(flat, k), topk_set(flat, k)), (name, n, k)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
@@ -42,7 +43,7 @@ def test_threshold_is_exact(dtype):
     flat = vectors(200_000, 3)["half-precision grid"].to(dtype)
     pieces = [flat[:1_000], flat[1_000:150_000].reshape(100, -1), flat[150_000:]]
     for k in (1, 5, 77_777, 199_999, 200_000):
-        t, below, tied = selection.threshold(pieces, k)
+        t, below, tied = topk.threshold(pieces, k)
         assert t == flat.sort().values[k - 1]
         assert (below, tied) == (int((flat < t).sum()), int((flat == t).sum()))
 
@@ -56,7 +57,7 @@ def test_global_masks_equal_global_unstructured_with_ties(grid):
             for layer in (model[0], model[2]):
                 layer.weight.mul_(grid).round_().div_(grid)
     for amount in (0.3, 0.9):
-        ours = masks_from_scores(saliency.magnitude(model), amount, scope="global")
+        ours = masks_from_scores(criteria.magnitude(model), amount, scope="global")
         reference = copy.deepcopy(model)
         torch_prune.global_unstructured([(reference[0], "weight"), (reference[2], "weight")],
                                         torch_prune.L1Unstructured, amount=amount)
@@ -73,7 +74,7 @@ def test_replayed_ties_are_those_topk_keeps(seed):
         threshold = flat.sort().values[k - 1]
         flat[torch.randint(n, (5,), generator=gen)] = threshold
         threshold = flat.sort().values[k - 1]
-        ours = kernels.chosen_with_ties([flat], k, threshold.item(), int((flat < threshold).sum()),
+        ours = topk_kernels.chosen_with_ties([flat], k, threshold.item(), int((flat < threshold).sum()),
                                         int((flat == threshold).sum()))
         assert torch.equal(ours, topk_set(flat, k)), (n, k)
 
@@ -85,8 +86,8 @@ def test_lowest_replays_a_few_ties_on_large_vectors():
     flat[torch.randint(300_000, (6,), generator=gen)] = threshold
     below, tied = int((flat < threshold).sum()), int((flat == threshold).sum())
     k = below + tied // 2  # some, not all, of the tied entries are pruned
-    assert 0 < k - below < tied <= kernels.MAX_TAGS
-    assert torch.equal(selection.lowest(flat, k), topk_set(flat, k))
+    assert 0 < k - below < tied <= topk_kernels.MAX_TAGS
+    assert torch.equal(topk.lowest(flat, k), topk_set(flat, k))
 
 
 @pytest.mark.parametrize("n", [5_000, 70_001, 400_000])
@@ -96,7 +97,7 @@ def test_replay_on_larger_vectors_with_many_ties(n, levels):
     gen = torch.Generator().manual_seed(n + levels)
     flat = torch.randint(0, levels, (n,), generator=gen).float()
     for k in (n // 3, n // 2 + 1, int(0.9 * n) + 1, n - 2):
-        assert torch.equal(selection.lowest(flat, k), topk_set(flat, k)), (n, levels, k)
+        assert torch.equal(topk.lowest(flat, k), topk_set(flat, k)), (n, levels, k)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16])
@@ -105,7 +106,7 @@ def test_ties_in_other_dtypes_match_topk(dtype):
     gen = torch.Generator().manual_seed(7)
     flat = torch.randint(0, 7, (50_000,), generator=gen).to(dtype)
     for k in (20_000, 45_001):
-        assert torch.equal(selection.lowest(flat, k), topk_set(flat, k))
+        assert torch.equal(topk.lowest(flat, k), topk_set(flat, k))
 
 
 def test_global_masks_over_pieces_equal_concatenated_selection():
@@ -114,17 +115,17 @@ def test_global_masks_over_pieces_equal_concatenated_selection():
     pieces = [torch.randint(0, 9, shape, generator=gen).float() for shape in [(300, 200), (7,), (50, 4, 3)]]
     flat = torch.cat([p.reshape(-1) for p in pieces])
     for k in (1, 5_000, 33_000, flat.numel() - 1):
-        got = selection.lowest_of(pieces, k)
+        got = topk.lowest_of(pieces, k)
         assert [g.shape for g in got] == [p.shape for p in pieces]
         assert torch.equal(torch.cat([g.reshape(-1) for g in got]), topk_set(flat, k))
 
 
 def test_mixed_dtypes_compare_in_the_promoted_dtype_as_topk_does():
-    n = selection.SMALL
+    n = topk.SMALL
     a = torch.full((n,), 0.1, dtype=torch.float64)
     a[: n // 2] = 0.05
     b = torch.full((n,), 0.1, dtype=torch.float32)  # float32(0.1) > float64 0.1
-    got = selection.lowest_of([a, b], n)
+    got = topk.lowest_of([a, b], n)
     assert torch.equal(torch.cat(got), topk_set(torch.cat([a, b.double()]), n))
     assert int(got[1].sum()) == 0
 
@@ -138,4 +139,4 @@ def test_empty_pieces_and_bad_mask_shapes():
 
 
 def test_the_replay_checks_itself_against_this_torch():
-    assert kernels.replay_agrees()
+    assert topk_kernels.replay_agrees()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import oneshot_lab as ol
-from oneshot_lab import lottery, stability
+from oneshot_lab.studies.lottery import rewinding, stability
 
 CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine")
 
@@ -13,13 +13,13 @@ CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, sc
 @pytest.fixture()
 def fits(monkeypatch):
     """Count the train.fit calls made."""
-    seen, real_fit = [], ol.train.fit
+    seen, real_fit = [], ol.training.train.fit
 
     def counting_fit(*args, **kwargs):
         seen.append(1)
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(ol.train, "fit", counting_fit)
+    monkeypatch.setattr(ol.training.train, "fit", counting_fit)
     return seen
 
 
@@ -30,14 +30,14 @@ def instability(model, data, masks=None, **options):
 
 
 def test_instability_barrier_and_sparse_copies(mlp, synthetic):
-    masks = lottery.imp(mlp, synthetic, lottery.IMPConfig(train=CONFIG, levels=1, rate=0.8), progress=False).masks[1]
+    masks = rewinding.imp(mlp, synthetic, rewinding.IMPConfig(train=CONFIG, levels=1, rate=0.8), progress=False).masks[1]
     result = instability(mlp, synthetic, masks=masks, rewind_iterations=[0, 20], points=5)
     assert set(result.path.rewind_iteration) == {0, 20} and len(result.path) == 2 * 5 * 2
     assert (result.barriers.barrier >= 0).all() and set(result.barriers.split) == {"val", "test"}
     assert (result.barriers.density == masks.density()).all()
     again = instability(mlp, synthetic, masks=masks, rewind_iterations=[0, 20], points=5)
     pd.testing.assert_frame_equal(result.path, again.path, check_exact=True)
-    a, b = ol.train.snapshot(mlp), lottery.reinitialize(mlp, 1).state_dict()
+    a, b = ol.training.train.snapshot(mlp), rewinding.reinitialize(mlp, 1).state_dict()
     assert all(torch.equal(v, a[n]) for n, v in stability.interpolate(a, b, 0.0).items())
     assert all(torch.equal(v, b[n]) for n, v in stability.interpolate(a, b, 1.0).items())
 
@@ -75,14 +75,14 @@ def test_instability_bad_masks_fail_before_the_parent_run(mlp, synthetic, fits, 
 
 
 def test_a_shared_parent_run_gives_the_same_barriers(mlp, synthetic):
-    from oneshot_lab import lottery
+    from oneshot_lab.studies.lottery import rewinding
 
     train = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine")
     config = stability.InstabilityConfig(train=train, rewind_iterations=[0, 20], points=3)
     alone = stability.instability(mlp, synthetic, config, progress=False)
-    _, parent = lottery.dense_run(mlp, synthetic, train, (0, 20), progress=False)
+    _, parent = rewinding.dense_run(mlp, synthetic, train, (0, 20), progress=False)
     shared = stability.instability(mlp, synthetic, config, progress=False, parent=parent)
     pd.testing.assert_frame_equal(alone.barriers, shared.barriers, check_exact=True)
-    _, short = lottery.dense_run(mlp, synthetic, train, (0,), progress=False)
+    _, short = rewinding.dense_run(mlp, synthetic, train, (0,), progress=False)
     with pytest.raises(ValueError, match=r"no snapshot at k = \[20\]"):
         stability.instability(mlp, synthetic, config, progress=False, parent=short)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from oneshot_lab import stats
+from oneshot_lab.analysis import stats
 
 
 def frame():

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from oneshot_lab import results, spec, sweep
+from oneshot_lab.records import writing
+from oneshot_lab.runner import spec, sweep
 
 
 @pytest.fixture()
@@ -59,17 +60,17 @@ def test_bad_executor_workers_and_runs_dir(tmp_path):
 # ---------------------------------------------------------------- records, failures, resume
 
 def test_publish_replaces_a_record_whole_and_load_ignores_staging(tmp_path):
-    old = results.start(tmp_path / "r", {"seed": 0})
+    old = writing.start(tmp_path / "r", {"seed": 0})
     old.finish("failed", error="boom")
     staging = tmp_path / ".sweep" / "partial" / "r"
-    new = results.start(staging, {"seed": 0})
+    new = writing.start(staging, {"seed": 0})
     new.record("metrics", [{"acc": 0.5}])
     new.finish()
-    assert len(results.load(tmp_path, complete_only=False)) == 0  # a staging copy is never read
-    results.publish(staging, tmp_path / "r")
-    assert results.is_complete(tmp_path / "r") and not staging.exists()
-    assert "error" not in results.read_manifest(tmp_path / "r") and list(results.load(tmp_path).acc) == [0.5]
-    assert list(results.manifests(tmp_path).status) == ["complete"]
+    assert len(writing.load(tmp_path, complete_only=False)) == 0  # a staging copy is never read
+    writing.publish(staging, tmp_path / "r")
+    assert writing.is_complete(tmp_path / "r") and not staging.exists()
+    assert "error" not in writing.read_manifest(tmp_path / "r") and list(writing.load(tmp_path).acc) == [0.5]
+    assert list(writing.manifests(tmp_path).status) == ["complete"]
 
 
 def test_failures_are_recorded_the_sweep_goes_on_and_resume_skips_complete(tiny, tmp_path):
@@ -77,16 +78,16 @@ def test_failures_are_recorded_the_sweep_goes_on_and_resume_skips_complete(tiny,
     first = sweep.run_grid(spec, tmp_path, workers=2, progress=False)
     assert first.counts() == {"done": 2, "failed": 2} and not first.ok
     for outcome in first.outcomes:
-        manifest = results.read_manifest(tmp_path / outcome["run_id"])
+        manifest = writing.read_manifest(tmp_path / outcome["run_id"])
         assert manifest["notebook"] == "tiny" and manifest["run_id"] == outcome["run_id"]
         assert (tmp_path / outcome["run_id"] / "tiny.ipynb").is_file()
         if outcome["status"] == "failed":
             assert manifest["status"] == "failed" and manifest["error"] == f"ValueError: x is {manifest['params']['x']}"
             assert manifest["error_cell"] == 2 and outcome["error_cell"] == 2
     assert "failed: tiny-" in str(first) and "at cell 2" in str(first)
-    table = results.load(tmp_path)
+    table = writing.load(tmp_path)
     assert sorted(table.x) == [1, 2] and list(table.y) == list(table.x ** 2) and set(table.notebook) == {"tiny"}
-    assert set(results.manifests(tmp_path).status) == {"complete", "failed"}
+    assert set(writing.manifests(tmp_path).status) == {"complete", "failed"}
 
     before = _records(tmp_path)
     second = sweep.run_grid(spec, tmp_path, workers=2, progress=False)
@@ -106,10 +107,10 @@ def test_dead_kernel_or_worker_is_retried_once(tiny, tmp_path):
     once, twice, worker = outcome.outcomes
     assert once["status"] == "done" and once["attempts"] == 2
     assert twice["status"] == "died" and twice["attempts"] == 2 and "kernel died" in twice["error"]
-    manifest = results.read_manifest(tmp_path / "runs" / twice["run_id"])
+    manifest = writing.read_manifest(tmp_path / "runs" / twice["run_id"])
     assert manifest["status"] == "failed" and manifest["attempts"] == 2
     assert worker["status"] == "done" and (tmp_path / "w").read_text() == "x"  # a fresh worker ran it again
-    assert sorted(results.load(tmp_path / "runs").x) == [1, 3]
+    assert sorted(writing.load(tmp_path / "runs").x) == [1, 3]
 
 
 def test_two_sweeps_on_one_runs_dir_run_each_task_once(tiny, tmp_path):
@@ -124,7 +125,7 @@ def test_two_sweeps_on_one_runs_dir_run_each_task_once(tiny, tmp_path):
         thread.join()
     statuses = [o["status"] for result in outcomes for o in result.outcomes]
     assert statuses.count("done") == 2 and set(statuses) <= {"done", "skipped", "locked"}
-    assert len(results.load(tmp_path)) == 2
+    assert len(writing.load(tmp_path)) == 2
 
 
 def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
@@ -136,7 +137,7 @@ def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
                              str(runs), "--workers", "1"], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and not any(results.is_complete(d) for d in runs.glob("tiny-*")):
+    while time.monotonic() < deadline and not any(writing.is_complete(d) for d in runs.glob("tiny-*")):
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -149,23 +150,23 @@ def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
     assert resumed.counts() == {"skipped": len(killed), "done": 5 - len(killed)}
     final = _records(runs)
     assert all(final[name] == files for name, files in killed.items()), "a finished run was recomputed"
-    assert sorted(results.load(runs).x) == [1, 2, 3, 4, 5]
+    assert sorted(writing.load(runs).x) == [1, 2, 3, 4, 5]
 
 
 def test_resuming_reports_complete_records_of_another_code_revision(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
     task = spec.task(tiny, {"x": 1})
-    old = results.start(tmp_path / task.run_id, {"x": 1})
+    old = writing.start(tmp_path / task.run_id, {"x": 1})
     old.record("metrics", [{"x": 1, "y": 1}])
     old.finish()
-    results.update_manifest(tmp_path / task.run_id, run_id=task.run_id, git_revision="0123456789abcdef")
+    writing.update_manifest(tmp_path / task.run_id, run_id=task.run_id, git_revision="0123456789abcdef")
     outcome = sweep.run_grid({"notebook": str(tiny), "list": [{"x": 1}]}, tmp_path, progress=False)
     assert outcome.ok and outcome.counts() == {"skipped": 1}
     if outcome.revision:  # a git checkout
         assert "made by another code revision (0123456789" in str(outcome)
 
 
-# ---------------------------------------------------------------- Dask and results.load over a real sweep
+# ---------------------------------------------------------------- Dask and writing.load over a real sweep
 
 def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
     spec = {"notebook": "01", "params": {"smoke": True, "dataset": "synthetic", "model": "mlp",
@@ -178,6 +179,6 @@ def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
     for table in ("metrics", "layers", "histories"):
         assert (tmp_path / "local" / run / f"{table}.csv").read_bytes() == \
             (tmp_path / "dask" / run / f"{table}.csv").read_bytes()
-    frame = results.load(tmp_path / "dask")
+    frame = writing.load(tmp_path / "dask")
     assert set(frame.notebook) == {"01_magnitude_pruning"} and set(frame.dataset) == {"synthetic"}
     assert set(frame.seed) == {0} and set(frame.run) == {run} and "test_accuracy" in frame

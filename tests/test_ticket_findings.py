@@ -5,9 +5,10 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from oneshot_lab import baselines, lottery, stability, ticket_findings, ticket_study
+from oneshot_lab.analysis import baselines, ticket_findings
+from oneshot_lab.studies.lottery import rewinding, stability, ticket_study
 
-STUDY = ticket_study.TicketStudy(imp=lottery.IMPConfig(levels=2, controls=["reinit"]), late_rewind=50,
+STUDY = ticket_study.TicketStudy(imp=rewinding.IMPConfig(levels=2, controls=["reinit"]), late_rewind=50,
                                  retrain_modes=["lr_rewind"], budget_levels=[2], control_budget=3, instability_level=2,
                                  instability=stability.InstabilityConfig(rewind_iterations=[0, 50]))
 SEEDS = [0, 1, 2, 3]
@@ -103,7 +104,7 @@ def test_published_comparison_puts_the_sources_beside_ours():
 
 
 def test_the_frankle_carbin_sweep_is_valid_and_follows_the_paper():
-    from oneshot_lab import spec
+    from oneshot_lab.runner import spec
 
     (task,) = spec.expand("sweeps/lenet_300_100_mnist.yaml")
     p = task.params

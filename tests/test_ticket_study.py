@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import oneshot_lab as ol
-from oneshot_lab import lottery, stability, ticket_study
+from oneshot_lab.studies.lottery import rewinding, stability, ticket_study
 
 CONFIG = ol.TrainConfig(lr=1e-2, batch_size=64, iterations=60, eval_every=20, schedule="cosine")
 CONTROLS = ["reinit", "random_mask", "shuffled_mask"]
@@ -15,7 +15,7 @@ def study(**changes):
     imp = {k[4:]: changes.pop(k) for k in list(changes) if k.startswith("imp_")}
     unstable = {k[12:]: changes.pop(k) for k in list(changes) if k.startswith("instability_") and k != "instability_level"}
     return ticket_study.TicketStudy(
-        imp=lottery.IMPConfig(**{"train": CONFIG, "levels": 2, "rate": 0.3, "controls": CONTROLS, **imp}),
+        imp=rewinding.IMPConfig(**{"train": CONFIG, "levels": 2, "rate": 0.3, "controls": CONTROLS, **imp}),
         instability=stability.InstabilityConfig(**{"train": CONFIG, "rewind_iterations": [0, 20], "points": 3,
                                                     **unstable}),
         **{"late_rewind": 20, "retrain_modes": ["lr_rewind", "finetune"], "instability_level": 2,
@@ -67,14 +67,14 @@ def test_replicates_equal_single_runs_and_tables_concatenate(synthetic):
     small = study(imp_levels=1, instability_level=1, retrain_modes=["lr_rewind"])
     results, metrics = ticket_study.run(small, "controls", "mlp", synthetic, {"widths": [8]}, progress=False)
     assert list(results) == [0, 1] and set(metrics.seed) == {0, 1} and set(metrics.experiment) == {"controls"}
-    alone = lottery.imp(ol.build("mlp", synthetic, seed=1, widths=[8]), synthetic,
+    alone = rewinding.imp(ol.build("mlp", synthetic, seed=1, widths=[8]), synthetic,
                         small.imp.replace(train=CONFIG.replace(seed=1), seed=1), progress=False)
     pd.testing.assert_frame_equal(results[1].metrics, alone.metrics, check_exact=True)
     _, modes = ticket_study.run(small, "retrain_modes", "mlp", synthetic, {"widths": [8]}, progress=False)
     assert list(modes.retrain.unique()) == ["none", "lr_rewind"] and len(modes) == 2 * 2
     layers = ticket_study.combined(results, "layers")
     assert set(layers.seed) == {0, 1} and {"level", "condition", "layer", "kept", "collapsed"} <= set(layers.columns)
-    table = lottery.matching(results, ["ticket", "reinit"], tolerance=1.0)
+    table = rewinding.matching(results, ["ticket", "reinit"], tolerance=1.0)
     assert list(table.columns[:3]) == ["seed", "condition", "sparsest_matching_level"] and len(table) == 4
     assert (table.sparsest_matching_level == 1).all()
 
@@ -107,7 +107,7 @@ def test_instability_finds_a_mask_per_rewind_point_and_seed(synthetic):
     assert set(barriers.seed) == {3, 4} and set(barriers.network) == {"dense", "ticket"}
     assert len(barriers) == 2 * 2 * 2 * 2  # seeds x networks x k x splits
     # the oracle: the ticket at k = 20 is the mask IMP finds rewinding to 20, run directly
-    late = lottery.imp(ol.build("mlp", synthetic, seed=4, widths=[8]), synthetic,
+    late = rewinding.imp(ol.build("mlp", synthetic, seed=4, widths=[8]), synthetic,
                        small.imp.replace(controls=(), rewind_iteration=20).with_seed(4), progress=False)
     config = small.instability.replace(train=CONFIG.replace(seed=4), data_seeds=(105, 206), rewind_iterations=(20,))
     direct = stability.instability(ol.build("mlp", synthetic, seed=4, widths=[8]), synthetic, config,

@@ -4,15 +4,15 @@ import pytest
 import torch
 
 import oneshot_lab as ol
-from oneshot_lab import saliency
-from oneshot_lab.prune import masks_from_scores
-from oneshot_lab.train import History, TrainConfig, fit
+from oneshot_lab.pruning import criteria
+from oneshot_lab.core.masks import masks_from_scores
+from oneshot_lab.training.train import History, TrainConfig, fit
 
 FAST = dict(batch_size=32)
 
 
 def _masks(model, sparsity=0.7):
-    return masks_from_scores(saliency.random(model, seed=3), sparsity)
+    return masks_from_scores(criteria.random(model, seed=3), sparsity)
 
 
 @pytest.mark.parametrize("config", [
@@ -136,7 +136,7 @@ def test_evaluate_restores_mode(synthetic, tiny_mlp):
 
 
 def test_empty_training_split_is_a_clear_error(synthetic, tiny_mlp):
-    from oneshot_lab.data import Dataset, Split
+    from oneshot_lab.core.data import Dataset, Split
 
     empty = Dataset("empty", Split(synthetic.train.x[:0], synthetic.train.y[:0]), synthetic.val, synthetic.test, 4)
     with pytest.raises(ValueError, match="empty training split"):
@@ -144,15 +144,16 @@ def test_empty_training_split_is_a_clear_error(synthetic, tiny_mlp):
 
 
 def test_the_largest_seed_trains_and_every_lottery_seed_fits_torch(synthetic, tiny_mlp):
-    from oneshot_lab import checks, lottery
+    from oneshot_lab.util import checks
+    from oneshot_lab.studies.lottery import rewinding
 
     ol.fit(tiny_mlp, synthetic, TrainConfig(iterations=2, seed=checks.SEED_MAX), progress=False)
-    config = lottery.IMPConfig(train=TrainConfig(iterations=4, eval_every=2), levels=1, controls=["random_mask"])
-    lottery.imp(tiny_mlp, synthetic, config.with_seed(checks.SEED_MAX), progress=False)
+    config = rewinding.IMPConfig(train=TrainConfig(iterations=4, eval_every=2), levels=1, controls=["random_mask"])
+    rewinding.imp(tiny_mlp, synthetic, config.with_seed(checks.SEED_MAX), progress=False)
 
 
 def test_nested_config_defaults_are_not_shared():
-    from oneshot_lab import ticket_study
+    from oneshot_lab.studies.lottery import ticket_study
 
     first = ticket_study.TicketStudy()
     first.imp.layer_rates["1.weight"] = 0.5
@@ -168,7 +169,7 @@ def test_config_help_and_replace():
 
 def test_sparse_embedding_gradients_train_without_the_fused_kernel():
     model = torch.nn.Sequential(torch.nn.Embedding(10, 4, sparse=True), torch.nn.Flatten(), torch.nn.Linear(8, 2))
-    optimizer = ol.train.optimizer(model, TrainConfig(optimizer="sgd", lr=0.1))
+    optimizer = ol.training.train.optimizer(model, TrainConfig(optimizer="sgd", lr=0.1))
     loss = model(torch.tensor([[1, 2]])).sum()
     loss.backward()
     optimizer.step()

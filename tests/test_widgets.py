@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab import explorer, widgets
+from oneshot_lab.interactive import explorer, widgets
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def shown(html: str, css: str) -> float:
 
 def oracle(model, data, criterion, sparsity, scope):
     """Masks and test / val metrics computed directly from the package's primitives."""
-    masks = ol.masks_from_scores(ol.saliency.compute(criterion, model, data), sparsity, scope)
+    masks = ol.masks_from_scores(ol.pruning.criteria.compute(criterion, model, data), sparsity, scope)
     pruned = masks.apply(copy.deepcopy(model))
     return masks, {split: ol.evaluate(pruned, data, split) for split in ("test", "val")}
 
@@ -98,7 +98,7 @@ def test_fine_tuning_matches_a_direct_fit_under_the_mask_and_leaves_the_model_un
     weights = {k: v.clone() for k, v in trained.state_dict().items()}
     pruner.sparsity.value = 0.7
     pruner.finetune()
-    masks = ol.masks_from_scores(ol.saliency.magnitude(trained), 0.7, "global")
+    masks = ol.masks_from_scores(ol.pruning.criteria.magnitude(trained), 0.7, "global")
     copy_ = masks.apply(copy.deepcopy(trained))
     ol.fit(copy_, synthetic, ol.TrainConfig(epochs=1, seed=3), masks=masks, progress=False)
     assert pruner.view.finetuned["test_accuracy"] == ol.evaluate(copy_, synthetic, "test")["accuracy"]
@@ -111,14 +111,14 @@ def test_fine_tuning_matches_a_direct_fit_under_the_mask_and_leaves_the_model_un
 
 
 def test_the_criterion_dropdown_lists_only_what_the_model_supports(synthetic):
-    assert explorer.supported_criteria(ol.build("mlp", synthetic, seed=0)) == list(ol.saliency.CRITERIA)
+    assert explorer.supported_criteria(ol.build("mlp", synthetic, seed=0)) == list(ol.pruning.criteria.CRITERIA)
     inplace = nn.Sequential(nn.Linear(20, 8), nn.ReLU(inplace=True), nn.Linear(8, 4))
     listed = widgets.explore(inplace, synthetic, finetune=None).criterion.options
-    for name in ol.saliency.CRITERIA:
+    for name in ol.pruning.criteria.CRITERIA:
         curvature = {"obd": "ggn"}.get(name, name[len("obd_"):])
         if name.startswith("obd"):
             with pytest.raises(ValueError) if name != "obd_hutchinson" else contextlib.nullcontext():
-                ol.curvature.check(inplace, curvature)
+                ol.pruning.curvature.check(inplace, curvature)
             assert (name in listed) == (name == "obd_hutchinson")
         else:
             assert name in listed
@@ -166,9 +166,9 @@ def test_headless_display_shows_the_numbers_and_the_figure_not_a_widget(pruner, 
 def imp_result(synthetic):
     """Two IMP levels of a tiny MLP with two controls."""
     net = ol.build("mlp", synthetic, seed=0, widths=(16, 8))
-    config = ol.lottery.IMPConfig(train=ol.TrainConfig(iterations=30, eval_every=10), levels=2, rate=0.5,
+    config = ol.studies.lottery.rewinding.IMPConfig(train=ol.TrainConfig(iterations=30, eval_every=10), levels=2, rate=0.5,
                                   controls=("random_mask", "reinit"))
-    return ol.lottery.imp(net, synthetic, config, progress=False)
+    return ol.studies.lottery.rewinding.imp(net, synthetic, config, progress=False)
 
 
 def test_the_level_slider_and_condition_show_that_rows_metrics_and_masks(imp_result):

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or ("runs/bench-quick" if args.quick else RESULTS))
     for name in args.sections:
         if name == "readme":
-            from .. import readme
+            from . import readme
 
             readme.main([])  # every generated block of README.md, the Performance section among them
             continue

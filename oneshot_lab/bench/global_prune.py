@@ -34,7 +34,7 @@ def lab_prune(net: nn.Module, sparsity: float = SPARSITY):
     """The lab's global magnitude pruning: scores, exact masks, weights zeroed in place; returns the masks."""
     import oneshot_lab as ol
 
-    masks = ol.masks_from_scores(ol.saliency.magnitude(net), sparsity, scope="global")
+    masks = ol.masks_from_scores(ol.pruning.criteria.magnitude(net), sparsity, scope="global")
     masks.apply(net)
     return masks
 
@@ -57,7 +57,7 @@ def prepare(layers: int, width: int, ties: bool, tool: str) -> Callable[[], Any]
 
 def one_size(label: str, layers: int, width: int, ties: bool, repeats: int, memory: bool = True) -> dict[str, Any]:
     """Time (interleaved medians), peak-memory growth and mask identity of both tools at one size."""
-    from oneshot_lab.prune import Masks
+    from oneshot_lab.core.masks import Masks
 
     base = model(layers, width, ties)
     reference = torch_prune_global(copy.deepcopy(base))

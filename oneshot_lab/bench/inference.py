@@ -84,7 +84,7 @@ def latency(quick: bool, repeats: int) -> list[dict[str, Any]]:
         dense = ol.build(name, data, seed=0)
         for sparsity in SPARSITIES[:1] if quick else SPARSITIES:
             masked = copy.deepcopy(dense)
-            masks = ol.masks_from_scores(ol.saliency.magnitude(masked), sparsity)
+            masks = ol.masks_from_scores(ol.pruning.criteria.magnitude(masked), sparsity)
             masks.apply(masked)
             variants = {"dense storage": masked, "CSR": to_csr(masked),
                         "smaller layers": smaller(name, data, option, dense_value, masks.count()[0])}

@@ -37,7 +37,7 @@ def demo_times(output: str) -> dict[str, float]:
 
 def run(quick: bool = False, repeats: int = 1, root: str | Path = ".") -> dict[str, Any]:
     """Smoke runs of every notebook, `make demo` (or its quick stand-in), and the test suite."""
-    from oneshot_lab import notebooks
+    from oneshot_lab.runner import notebooks
 
     root = Path(root).resolve()
     rows = []

@@ -21,13 +21,13 @@ def run(quick: bool = False, repeats: int = 1, spec: str = DEFAULT_SPEC, runs_di
     import oneshot_lab as ol
 
     where = {"stage": "one_shot"} if where is None else where
-    outcome = ol.sweep.run_grid(spec, runs_dir, progress=False)
-    target = runs_dir or ol.spec.spec_runs_dir(spec)
-    metrics = ol.results.load(target)
+    outcome = ol.runner.sweep.run_grid(spec, runs_dir, progress=False)
+    target = runs_dir or ol.runner.spec.spec_runs_dir(spec)
+    metrics = ol.records.writing.load(target)
     for column, wanted in where.items():
         metrics = metrics[metrics[column] == wanted]
-    summary = ol.stats.summarize(metrics, list(by), value, confidence=confidence)
-    table = (ol.stats.table(summary, list(by[:-1]), by[-1]) if len(by) > 1 else
+    summary = ol.analysis.stats.summarize(metrics, list(by), value, confidence=confidence)
+    table = (ol.analysis.stats.table(summary, list(by[:-1]), by[-1]) if len(by) > 1 else
              summary.set_index(list(by))[["text"]])
     table.columns = [str(c) for c in table.columns]
     markdown = (f"### Pruning quality: {value}, mean ± {confidence:.0%} interval over runs "

@@ -1,117 +1,199 @@
-"""The README's "Performance" section, generated from the committed results (and a check that it is current)."""
+"""The README's result tables, generated from the committed results files (`results/<notebook>/*.csv`).
+
+A block in README.md is written between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`; NAME is a
+key of `BLOCKS`. `python -m oneshot_lab.bench.readme` rewrites the blocks, `--check` fails when they are stale,
+`--collect RUN_DIR` first copies a run's small tables into `results/<notebook>/`.
+"""
 
 from __future__ import annotations
 
-import json
+import argparse
+import re
+import shutil
+import sys
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
-ROOT = Path(__file__).resolve().parents[2]  # the repository: results are shown relative to it
-SECTIONS = ("training", "global_prune", "second_order", "inference", "quality", "lab")
+import pandas as pd
 
-# Why a target can be missed and what would meet it; printed only next to a target that is not met.
-REMEDIES = {
-    "fit": "per-step cost beyond the loop itself; profile `train.fit` (progress bar, history rows, snapshots).",
-    "masked step": "the re-zeroing is one `torch._foreach_mul_` over the weights after each step, and it costs "
-                   "more inside the step than alone (the step's working set leaves the cache between them); "
-                   "one-byte masks, `masked_fill_`, flushing denormals and one flat buffer were tried and were "
-                   "not faster. An optimizer kernel with the mask fused into the update is what would meet it.",
-    "global prune time": "the answer is exact, ties included: when much of the vector is tied at the threshold "
-                         "(the \"ties\" case rounds every weight to a coarse grid), the replay of introselect "
-                         "(`kernels.nth_element`) and the copy it works on cost about as much as finding the "
-                         "threshold, while torch.topk gets faster on so few distinct values. Replaying on the tied "
-                         "entries' neighbourhood only, or reusing buffers across calls, would meet it.",
-    "global prune memory": "the replay's copy of the scores (values and tags) and one-byte masks; masks written in "
-                           "place would reduce it.",
-    "obc lenet": "OBC's first layer dominates (300 rows x 784: GEMMs on each row's working inverse, about d^3 / 3 "
-                 "multiply-adds per row); the two row-chunk threads only help when the second core is free (see "
-                 "the CPU and wall columns). A compiled kernel fusing the per-step operations is what is left.",
-    "demo": "the demo is compute-bound (it keeps both cores busy nearly all the time): only less "
-            "default work meets it, e.g. no from-init control in notebook 01 or fewer settings in notebook 05.",
-    "tests": "mark the slowest notebook tests and run them with smoke parameters.",
+from ..analysis import findings as findings_module
+from ..analysis import stats
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "results"
+COLLECTED = ("metrics.csv", "dense.csv", "dense_over_seeds.csv", "summary.csv", "findings.csv", "tally.csv", "costs.csv",
+             "matching.csv", "published.csv", "plan.csv", "manifest.json")
+BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub pipe table of `frame` (index dropped), every cell as text."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return "—" if pd.isna(value) else f"{value:.3f}"
+        return str(value).replace("|", "\\|")
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+def dense(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dense accuracy per split: seeds, mean ± interval half-width, the Student-t interval and the published figure."""
+    return pd.DataFrame({"split": frame["split"], "seeds": frame["n"], "mean ± half-width": frame["text"],
+                         "95% interval": [f"[{lo:.3f}, {hi:.3f}]" for lo, hi in zip(frame["ci_low"], frame["ci_high"])],
+                         "published (test)": frame["published_test"].map(lambda v: "—" if pd.isna(v) else f"{v:.2f}"),
+                         "source": frame["source"]})
+
+
+def wide(frame: pd.DataFrame, stages: tuple[str, ...], index: list[str], columns: str,
+         methods: tuple[str, ...] | None = None, sparsities: tuple[float, ...] | None = None) -> pd.DataFrame:
+    """`stats.table` of a summary: 'mean ± half-width' per index row and `columns` value."""
+    rows = frame[frame["stage"].isin(stages)]
+    if methods is not None:
+        rows = rows[rows["method"].isin(methods)]
+    if sparsities is not None:
+        rows = rows[rows["sparsity"].isin(sparsities)]
+    return stats.table(rows, index, columns).reset_index()
+
+
+def verdicts(frame: pd.DataFrame, keep: tuple[str, ...] = ("supported", "contradicted")) -> pd.DataFrame:
+    """The findings whose verdict is in `keep`, as `findings.show` prints them."""
+    return findings_module.show(frame[frame["verdict"].isin(keep)])
+
+
+def tally(frame: pd.DataFrame) -> pd.DataFrame:
+    """The tally table as recorded."""
+    return frame
+
+
+def tally_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """The tally of a findings table."""
+    return findings_module.tally(frame)
+
+
+def select(frame: pd.DataFrame, columns: list[str], where: dict | None = None) -> pd.DataFrame:
+    """`columns` of the rows matching `where` ({column: list of values})."""
+    for column, values in (where or {}).items():
+        frame = frame[frame[column].isin(values)]
+    return frame[columns]
+
+
+def pivot(frame: pd.DataFrame, index: list[str], columns: str, values: str, where: dict | None = None) -> pd.DataFrame:
+    """A wide text table: one row per `index`, one column per `columns` value, cells from `values`."""
+    for column, wanted in (where or {}).items():
+        frame = frame[frame[column].isin(wanted)]
+    wide = frame.pivot_table(index=index, columns=columns, values=values, aggfunc="first", sort=False)
+    return wide.rename_axis(columns=None).astype(object).fillna("").reset_index()
+
+
+Formatter = Callable[[pd.DataFrame], pd.DataFrame]
+NB01, NB02, NB04, NB05 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report", "05_beyond_the_diagonal"
+NB03 = "03_lottery_ticket_rewinding"
+BLOCKS: dict[str, tuple[str, str, Formatter]] = {
+    "01-dense": (NB01, "dense.csv", dense),
+    "01-accuracy": (NB01, "summary.csv", partial(wide, stages=("one_shot", "finetuned"),
+                                                 index=["stage", "sparsity"], columns="method")),
+    "01-budget": (NB01, "summary.csv", partial(wide, stages=("finetuned", "finetuned_20ep", "from_init"),
+                                               index=["method", "sparsity"], columns="stage",
+                                               methods=("magnitude/global", "random/layer"), sparsities=(0.9,))),
+    "01-tally": (NB01, "tally.csv", tally),
+    "01-findings": (NB01, "findings.csv", verdicts),
+    "02-dense": (NB02, "dense_over_seeds.csv", dense),
+    "02-accuracy": (NB02, "summary.csv", partial(wide, stages=("one_shot",), index=["method"], columns="sparsity",
+                                                 methods=("magnitude/global", "magnitude/layer", "random/layer",
+                                                          "taylor/global", "obd_ggn/global", "obd_fisher/global",
+                                                          "obd_hutchinson/global", "obd_ggn/layer"))),
+    "02-tally": (NB02, "tally.csv", tally),
+    "02-findings": (NB02, "findings.csv", verdicts),
+    "02-dense-wd0": (f"{NB02}_weight_decay_0", "dense_over_seeds.csv", dense),
+    "02-tally-wd0": (f"{NB02}_weight_decay_0", "tally.csv", tally),
+    "03-published": (NB03, "published.csv", partial(select, columns=[
+        "quantity", "published", "source", "ours_mean", "ours_ci_low", "ours_ci_high", "seeds"])),
+    "03-matching": (NB03, "matching.csv", partial(pivot, index=["seed"], columns="condition", values="weights_remaining")),
+    "03-tally": (NB03, "tally.csv", tally),
+    "03-findings": (NB03, "findings.csv", verdicts),
+    "04-finetuned": (NB04, "metrics.csv", partial(wide, stages=("finetuned",), index=["sparsity"], columns="method")),
+    "04-tally": (NB04, "tally.csv", tally),
+    "04-findings": (NB04, "findings.csv", verdicts),
+    "05-dense": (NB05, "dense.csv", partial(select, columns=["setting", "n", "text"])),
+    "05-oneshot": (NB05, "summary.csv", partial(pivot, index=["setting", "method"], columns="sparsity", values="text",
+                                                 where={"stage": ["one_shot"], "sparsity": [0.9, 0.95]})),
+    "05-published": (NB05, "published.csv", partial(select, columns=[
+        "sparsity", "method", "published_accuracy", "lab_method", "n", "our_accuracy", "ci_low", "ci_high"])),
+    "05-costs": (NB05, "cost_summary.csv", partial(pivot, index=["method"], columns="setting",
+                                                    values="seconds (interval)")),
+    "05-tally": (NB05, "findings.csv", tally_of),
+    "05-findings": (NB05, "findings.csv", verdicts),
 }
 
 
-def load(results: Path) -> dict[str, dict[str, Any]]:
-    """Every section's JSON present under `results`."""
-    return {name: json.loads((results / f"{name}.json").read_text()) for name in SECTIONS
-            if (results / f"{name}.json").exists()}
+def performance() -> str:
+    """The Performance section, from the committed benchmark results (`make bench` writes them)."""
+    from . import performance as bench_readme
+
+    return bench_readme.section(ROOT / "benchmarks" / "results")
 
 
-def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per target: what, measured, limit, met (a target whose section is missing is left out)."""
-    rows = []
-
-    def add(name: str, what: str, measured: float, limit: str, met: bool) -> None:
-        rows.append({"target": what, "measured": measured, "limit": limit, "met": "met" if met else "not met",
-                     "remedy": "" if met else REMEDIES[name]})
-
-    if "training" in data:
-        for row in data["training"]["fit_vs_bare"]:
-            add("fit", f"train.fit / bare loop, {row['case']}", row["ratio"], "<= 1.15x",
-                row["ratio"] <= 1.15 and row["identical_weights"])
-        for row in data["training"]["masked_step"]:
-            add("masked step", f"masked / dense step, {row['optimizer']}", row["lab_vs_dense"], "<= 1.02x",
-                row["lab_vs_dense"] <= 1.02)
-            add("masked step", f"masked / torch.prune step, {row['optimizer']}",
-                round(row["lab_ms"] / row["torch_prune_ms"], 3), "< 1x", row["lab_ms"] < row["torch_prune_ms"])
-    if "global_prune" in data:
-        for row in data["global_prune"]["rows"]:
-            add("global prune time", f"global prune time / torch, {row['size']} (masks identical: "
-                f"{'yes' if row['identical_masks'] else 'NO'})", row["time_ratio"], "<= 0.1x",
-                row["time_ratio"] <= 0.1 and row["identical_masks"])
-            if row["memory_ratio"] is not None:
-                add("global prune memory", f"global prune peak memory / torch, {row['size']}", row["memory_ratio"],
-                    "<= 0.5x", row["memory_ratio"] <= 0.5)
-    if "second_order" in data:
-        obc = [r for r in data["second_order"].get("by_scope", []) if r["method"] == "obc" and r["threads"] == 2]
-        if not data["second_order"]["quick"]:
-            for r in obc:  # "OBC on LeNet-300-100 in seconds on 2 cores": one pruning call, per scope
-                add("obc lenet", f"OBC on {r['model']} at 90%, scope {r['scope']}, wall seconds of one call on 2 "
-                    "threads", r["wall_s"], "< 10 s", r["wall_s"] < 10)
-    if "lab" in data:
-        for row in data["lab"]["rows"]:
-            if "target_s" in row:
-                name = "demo" if row["what"] == "make demo" else "tests"
-                add(name, f"{row['what']} seconds", row["seconds"], f"< {row['target_s']:.0f} s",
-                    row["seconds"] < row["target_s"])
-    return rows
+SECTIONS: dict[str, Callable[[], str]] = {"performance": performance}
 
 
-def clocks(data: dict[str, dict[str, Any]]) -> str:
-    """Which clock timed which section (results written before the clock was recorded used wall time)."""
-    used: dict[str, list[str]] = {}
-    for name, payload in data.items():
-        used.setdefault(payload["machine"].get("clock", "wall time"), []).append(name)
-    return "; ".join(f"{clock} ({', '.join(names)})" for clock, names in used.items())
+def block(name: str, results: Path = RESULTS) -> str:
+    """The markdown of block `name`, with a line naming the file it came from."""
+    if name in SECTIONS:
+        return SECTIONS[name]()
+    if name not in BLOCKS:
+        raise ValueError(f"README block {name!r} is not generated here; known blocks: {', '.join([*BLOCKS, *SECTIONS])}")
+    notebook, file, formatter = BLOCKS[name]
+    path = results / notebook / file
+    if not path.is_file():
+        raise FileNotFoundError(f"README block {name!r} needs {path}: run the notebook with its defaults and "
+                                f"`python -m oneshot_lab.bench.readme --collect RUN_DIR`")
+    return markdown(formatter(pd.read_csv(path))) + f"\n<sub>Generated from `results/{notebook}/{file}`.</sub>\n"
 
 
-def section(results: str | Path) -> str:
-    """The Performance section's markdown (README.md holds it in the block `performance`, see oneshot_lab.readme)."""
-    from .measure import markdown_table
+def render(text: str, results: Path = RESULTS) -> str:
+    """`text` with every generated block rewritten from the results files."""
+    return BLOCK.sub(lambda m: m.group(1) + block(m.group("name"), results) + m.group(4), text)
 
-    results = Path(results)
-    data = load(results)
-    try:
-        shown = results.resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        shown = results.as_posix()
-    if not data:
-        raise FileNotFoundError(f"no benchmark results (*.json) under {results}; run `make bench` first")
-    first = next(iter(data.values()))["machine"]
-    rows = targets(data)
-    lines = ["## Performance", "",
-             f"Measured by `make bench` (`python -m oneshot_lab.bench`; results in `{shown}/`, "
-             "JSON and markdown). Times are medians over interleaved repeats with the peer measured in the same "
-             f"run, as {clocks(data)}; one torch thread. Machine: {first['cpu']}, {first['cores']} cores, torch {first['torch']}, "
-             f"Python {first['python']}; {first['date']}; load average at start "
-             f"{first['load_average_at_start'][0]:.1f} — a shared machine with other jobs running, so absolute "
-             "times are noisy; compare the ratios. Peak memory: "
-             f"{first['memory_method']}.", ""]
-    if rows:
-        lines += ["### Targets", "", markdown_table(rows, ["target", "measured", "limit", "met"])]
-        remedies = {r["remedy"] for r in rows if r["remedy"]}
-        lines += [f"- Not met: {r}" for r in sorted(remedies)] + ([""] if remedies else [])
-    for name, payload in data.items():
-        lines += [payload["markdown"].rstrip(), ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
+
+def collect(run_dir: Path, results: Path = RESULTS) -> Path:
+    """Copy the small tables of a complete run (its manifest names the notebook) into results/<notebook>/:
+    the COLLECTED ones and every table already there, so no file is left from an older run."""
+    import json
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    if manifest.get("status") != "complete":
+        raise ValueError(f"{run_dir} is not a complete record (status {manifest.get('status')!r})")
+    notebook = next(p.stem for p in run_dir.glob("*.ipynb"))
+    target = results / notebook
+    target.mkdir(parents=True, exist_ok=True)
+    for name in sorted(set(COLLECTED) | {p.name for p in target.iterdir()}):
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, target / name)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rewrite README.md's generated blocks (or, with --check, fail when they are stale)."""
+    parser = argparse.ArgumentParser(prog="python -m oneshot_lab.bench.readme", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the results files")
+    parser.add_argument("--collect", nargs="*", default=[], type=Path, help="complete run directories to copy first")
+    args = parser.parse_args(argv)
+    for run_dir in args.collect:
+        print(f"collected {run_dir} -> {collect(run_dir)}")
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    fresh = render(text)
+    if args.check:
+        if fresh != text:
+            print("README.md is stale: run `python -m oneshot_lab.bench.readme`", file=sys.stderr)
+            return 1
+        return 0
+    readme.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -35,7 +35,7 @@ def network(model_key: str) -> nn.Module:
     dataset, name, options, steps = {**MODELS, **QUICK_MODELS}[model_key]
     net = ol.build(name, measure.dataset(dataset), seed=0, **options)
     if steps:
-        ol.train.fit(net, measure.dataset(dataset), ol.train.TrainConfig(iterations=steps, batch_size=100),
+        ol.training.train.fit(net, measure.dataset(dataset), ol.training.train.TrainConfig(iterations=steps, batch_size=100),
                      progress=False)
     return net
 
@@ -47,7 +47,7 @@ def computation(model_key: str, what: str, samples: int, quick: bool) -> Callabl
     data = measure.dataset({**MODELS, **QUICK_MODELS}[model_key][0])
     net = network(model_key)
     if what == "backward":
-        x, y = ol.curvature.sample(data, samples, seed=0)
+        x, y = ol.pruning.curvature.sample(data, samples, seed=0)
 
         def backward() -> None:
             net.zero_grad(set_to_none=True)
@@ -57,8 +57,8 @@ def computation(model_key: str, what: str, samples: int, quick: bool) -> Callabl
         return backward
     probes = 10 if quick else 100
     if what in CURVATURES:
-        return lambda: ol.curvature.diagonal(net, data, what, samples=samples, probes=probes)
-    return lambda: ol.obs.prune(net, data, SPARSITY, what, samples=samples)
+        return lambda: ol.pruning.curvature.diagonal(net, data, what, samples=samples, probes=probes)
+    return lambda: ol.pruning.updating.prune(net, data, SPARSITY, what, samples=samples)
 
 
 def prepare(model_key: str, what: str, samples: int, quick: bool) -> Callable[[], Any]:
@@ -133,7 +133,7 @@ def by_scope(quick: bool, repeats: int) -> list[dict[str, Any]]:
             for _ in range(repeats):
                 for method, scope in cases:
                     cpu, wall = measure.CLOCK(), time.perf_counter()
-                    result = ol.obs.prune(net, data, SPARSITY, method, scope, samples=samples)
+                    result = ol.pruning.updating.prune(net, data, SPARSITY, method, scope, samples=samples)
                     times[method, scope].append((measure.CLOCK() - cpu, time.perf_counter() - wall))
                     pruned[method, scope] = sum(layer.pruned for layer in result.layers)
             for (method, scope), pairs in times.items():
@@ -172,11 +172,11 @@ def errors(quick: bool) -> list[dict[str, Any]]:
     data = measure.dataset("mnist1d")
     net = ol.build("mlp", data, seed=0, widths=[8 if quick else 16], activation="tanh")
     samples = 64 if quick else 256
-    x, y = ol.curvature.sample(data, samples, seed=0)
+    x, y = ol.pruning.curvature.sample(data, samples, seed=0)
     exact = dict(zip(("hessian", "ggn"), exact_diagonals(net, x, y)))
     rows = []
     for kind in CURVATURES:
-        estimate = ol.curvature.diagonal(net, data, kind, samples=samples, probes=100)
+        estimate = ol.pruning.curvature.diagonal(net, data, kind, samples=samples, probes=100)
         row = {"curvature": kind, "parameters": sum(p.numel() for p in net.parameters()), "samples": samples}
         for name, reference in exact.items():
             num = sum(float((estimate[n] - reference[n]).pow(2).sum()) for n in reference) ** 0.5

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from .. import train
+from ..training import train
 from . import measure
 
 # The lottery MLP of notebook 03 (its defaults) and the MNIST-1D convnet, each under a 90% random mask.
@@ -69,7 +69,7 @@ def fit_vs_bare(quick: bool, repeats: int) -> list[dict[str, Any]]:
         config = ol.TrainConfig(optimizer="adam", lr=0.002, batch_size=64, iterations=steps["iterations"],
                                 eval_every=steps["eval_every"], seed=0)
         start = ol.build(case["model"], data, seed=0, **case["options"])
-        masks = ol.masks_from_scores(ol.saliency.random(start, seed=1), 0.9)
+        masks = ol.masks_from_scores(ol.pruning.criteria.random(start, seed=1), 0.9)
         models = {"fit": copy.deepcopy(start), "bare": copy.deepcopy(start)}
         ol.fit(models["fit"], data, config, masks=masks, progress=False)
         bare_loop(models["bare"], data, config, masks)
@@ -109,7 +109,7 @@ def masked_step(quick: bool, repeats: int) -> list[dict[str, Any]]:
     rows = []
     for label, opt in STEP_OPTIMIZERS.items():
         base = ol.build("lenet_300_100", data, seed=0)
-        masks = ol.masks_from_scores(ol.saliency.magnitude(base), 0.9)
+        masks = ol.masks_from_scores(ol.pruning.criteria.magnitude(base), 0.9)
         runners = {}
         for kind in ("dense", "lab", "torch.prune"):
             model = copy.deepcopy(base)

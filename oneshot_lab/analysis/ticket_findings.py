@@ -1,0 +1,116 @@
+"""What a lottery-ticket study found: its claims read off the run's records, matching per seed with an interval,
+and the published figures beside ours."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import baselines, findings, stats
+from ..util import checks
+from .findings import Claim
+from ..studies.lottery.ticket_study import TicketStudy
+
+# Published lottery figures, as the sources state them (REFERENCES.md); `percent` marks weights-remaining figures.
+# Dense accuracies come from `baselines.PUBLISHED`, the one table of published dense figures.
+PUBLISHED_LOTTERY = (
+    {"source": "Frankle & Carbin 2019", "dataset": "mnist", "model": "lenet_300_100",
+     "quantity": "ticket matches dense down to (percent of weights)", "published": 3.6},
+    {"source": "Frankle & Carbin 2019", "dataset": "mnist", "model": "lenet_300_100",
+     "quantity": "reinit matches dense down to (percent of weights)", "published": 21.0},
+)
+ALIASES = {"mnist_subset": "mnist"}  # the subset is compared with what was published for the full set
+ACCURACIES = ("final_val_accuracy", "early_stop_val_accuracy")
+
+
+def claims(study: TicketStudy, value: str = "final_val_accuracy") -> list[Claim]:
+    """The claims about accuracy a study can test: ticket vs controls (at 1x and, where run, the controls' longer
+    budget), rewinding to k vs the initialisation, and the retraining modes at the same budget."""
+    checks.one_of("value", value, ACCURACIES)
+    levels, factor = ("level", "weights_remaining"), study.control_budget
+    out = []
+    for control in study.imp.controls:
+        out.append(Claim(claim=f"ticket beats {control}, both at 1x budget", a="ticket", b=control,
+                         column="condition", by=levels, where={"experiment": "controls"}, value=value))
+    if study.budget_levels:
+        at = {"experiment": ["controls", "budget"], "level": list(study.budget_levels)}
+        for control in study.imp.controls:
+            longer = f"{control}_x{factor}"
+            out.append(Claim(claim=f"ticket at 1x beats {control} at {factor}x budget", a="ticket", b=longer,
+                             column="condition", by=levels, where=at, value=value))
+            out.append(Claim(claim=f"{control} gains from {factor}x budget (not converged at 1x)", a=longer,
+                             b=control, column="condition", by=levels, where=at, value=value))
+    out.append(Claim(claim=f"rewinding to k={study.late_rewind} beats rewinding to the init (1x budget)",
+                     a=study.late_rewind, b=0, column="rewind_iteration", by=levels,
+                     where={"condition": "ticket", "experiment": ["controls", "late_rewind"]}, value=value))
+    modes = ["weight_rewind", *study.retrain_modes]
+    where = {"condition": "ticket", "rewind_iteration": 0, "experiment": ["controls", "retrain_modes"]}
+    for a, b in (("lr_rewind", "weight_rewind"), ("weight_rewind", "finetune"), ("lr_rewind", "finetune")):
+        if a in modes and b in modes:
+            out.append(Claim(claim=f"{a} beats {b} (same budget)", a=a, b=b, column="retrain", by=levels,
+                             where=where, value=value))
+    return out
+
+
+def stability_claims(study: TicketStudy, split: str = "val") -> list[Claim]:
+    """Claims about error barriers (lower is better): later rewinding is more stable, the dense network is more
+    stable than the ticket."""
+    checks.one_of("split", split, ("val", "test"))
+    ks = sorted(study.instability.rewind_iterations)
+    out = [Claim(claim=f"{network} is more stable rewound to k={k} than to k={ks[0]}", a=k, b=ks[0],
+                 column="rewind_iteration", by=(), where={"network": network, "split": split}, value="barrier",
+                 lower_is_better=True) for network in ("dense", "ticket") for k in ks[1:]]
+    out.append(Claim(claim="dense is more stable than the ticket", a="dense", b="ticket", column="network",
+                     by=("rewind_iteration",), where={"split": split}, value="barrier", lower_is_better=True))
+    return out
+
+
+def evaluate(study: TicketStudy, metrics: pd.DataFrame, barriers: pd.DataFrame | None = None,
+             value: str = "final_val_accuracy", confidence: float = 0.95) -> pd.DataFrame:
+    """The findings table of a study: every claim per setting (`findings.evaluate`); barriers on `value`'s split."""
+    table = findings.evaluate(metrics, claims(study, value), confidence)
+    if barriers is not None and not barriers.empty:
+        split = "test" if "_test_" in value else "val"
+        table = pd.concat([table, findings.evaluate(barriers, stability_claims(study, split), confidence)],
+                          ignore_index=True)
+    return table
+
+
+def matching_interval(matching: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per condition and tolerance: the interval over seeds of the weights remaining at the sparsest matching level.
+
+    A seed where no pruned level matched counts as 100 (percent: only the dense network matches).
+    """
+    needed = {"seed", "condition", "tolerance", "weights_remaining"}
+    if not isinstance(matching, pd.DataFrame) or not needed <= set(matching.columns):
+        raise ValueError(f"matching must be the table lottery.matching returns (columns {sorted(needed)})")
+    filled = matching.assign(weights_remaining=matching.weights_remaining.astype(float).fillna(100.0))
+    return stats.summarize(filled, ["condition", "tolerance"], "weights_remaining", confidence)
+
+
+def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset: str, model: str,
+                         value: str = "final_test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
+    """The published figures for (`dataset`, `model`) beside ours: mean over seeds and its Student-t interval.
+
+    Ours: the dense network's test accuracy (`value`: final or early-stop), and the sparsest level matching
+    dense (zero tolerance) for the ticket and reinit; rows with no published figure for this setting are left out.
+    """
+    name = ALIASES.get(dataset, dataset)
+    dense_figure = baselines.published(name, model)
+    wanted = ([{"quantity": "dense test accuracy", "published": dense_figure[0], "source": dense_figure[1]}]
+              if dense_figure else []) + [p for p in PUBLISHED_LOTTERY if p["dataset"] == name and p["model"] == model]
+    dense = metrics[metrics.condition == "dense"].drop_duplicates("seed").assign(quantity="dense test accuracy")
+    checks.one_of("value", value, ("final_test_accuracy", "early_stop_test_accuracy"))
+    ours = [stats.summarize(dense, ["quantity"], value, confidence)]
+    if not matching.empty:
+        zero = matching_interval(matching[matching.tolerance == matching.tolerance.min()], confidence)
+        ours.append(zero.assign(quantity=[f"{c} matches dense down to (percent of weights)" for c in zero.condition]))
+    ours_table = pd.concat(ours, ignore_index=True).set_index("quantity")
+    rows = []
+    for item in wanted:
+        if item["quantity"] in ours_table.index:
+            row = ours_table.loc[item["quantity"]]
+            rows.append({"quantity": item["quantity"], "published": item["published"], "source": item["source"],
+                         "dataset": dataset, "model": model, "ours_mean": row["mean"], "ours_ci_low": row["ci_low"],
+                         "ours_ci_high": row["ci_high"], "seeds": int(row["n"])})
+    return pd.DataFrame(rows, columns=["quantity", "published", "source", "dataset", "model", "ours_mean",
+                                       "ours_ci_low", "ours_ci_high", "seeds"])

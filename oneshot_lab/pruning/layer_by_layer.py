@@ -1,0 +1,116 @@
+"""The layer-wise pruners of `reconstruct` (OBC, SparseGPT, Wanda) run over a whole model: layers in order, each
+on inputs through the already pruned layers before it, with per-layer counts from one global ranking where
+layers share a count, and entries already pruned (a prior mask) treated as removed from the start.
+
+A prior mask prunes whole entries, so rows of one layer may keep different columns. The curvature of the
+surviving weights of a row is H restricted to its kept columns: rows are grouped by their pattern of kept
+columns and every group is solved on its own restricted curvature (OBC, and the OBS saliencies of the global
+ranking). SparseGPT puts the prior entries into its mask at their columns (its column-by-column elimination
+treats a pruned entry the same way whenever it was chosen); Wanda forces them into its per-row mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .reconstruction import (curvature, error, flat_weight, grams, inverse, obc, row_counts, row_mask, saliency, sparsegpt,
+                          spread, wanda)
+
+Groups = list[tuple[tuple[str, ...], int]]  # (layers pruned together, entries pruned in them in the end)
+
+
+def patterns(keep: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(rows, kept columns) for every distinct row of `keep` (rows x d), rows in increasing order."""
+    if bool(keep.all()):
+        return [(torch.arange(keep.shape[0]), torch.arange(keep.shape[1]))]
+    unique, which = torch.unique(keep.to(torch.uint8), dim=0, return_inverse=True)
+    return [((which == i).nonzero()[:, 0], row.nonzero()[:, 0]) for i, row in enumerate(unique.bool())]
+
+
+def restricted_saliency(weight: torch.Tensor, h: torch.Tensor, keep: torch.Tensor, name: str) -> torch.Tensor:
+    """OBS saliency of every kept entry on its row's curvature restricted to the row's kept columns; -inf where pruned."""
+    out = torch.full_like(weight, float("-inf"))
+    for rows, cols in patterns(keep):
+        if len(cols):
+            out[rows[:, None], cols] = saliency(weight[rows][:, cols], inverse(h[cols][:, cols], name))
+    return out
+
+
+def obc_layer(weight: torch.Tensor, h: torch.Tensor, keep: torch.Tensor, count: int,
+              name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """OBC on one layer whose entries outside `keep` are pruned already, `count` pruned in all (prior included).
+
+    Rows get the numbers of their entries among the layer's `count` lowest restricted saliencies (the prior
+    entries first); each group of rows sharing a pattern is then pruned by `reconstruct.obc` on its kept
+    columns with H^-1 of H restricted to them. Returns (updated weights, keep mask).
+    """
+    groups = patterns(keep)
+    cached = inverse(h, name) if len(groups) == 1 and bool(keep.all()) else None
+    scores = saliency(weight, cached) if cached is not None else restricted_saliency(weight, h, keep, name)
+    more = row_counts(scores, count) - (~keep).sum(1)
+    new, out = weight.masked_fill(~keep, 0.0), keep.clone()
+    for rows, cols in groups:
+        if not len(cols):
+            continue
+        h_inv = cached if cached is not None else inverse(h[cols][:, cols], name)
+        w, k = obc(new[rows][:, cols], h_inv, more[rows])
+        new[rows[:, None], cols] = w
+        out[rows[:, None], cols] = k
+    return new, out
+
+
+def global_counts(model: nn.Module, names: tuple[str, ...], x: torch.Tensor, total: int, damp: float,
+                  prior: dict[str, torch.Tensor] | None = None) -> dict[str, int]:
+    """Per-layer counts from one global ranking of the OBS reconstruction saliencies of the model as given.
+
+    Entries pruned in `prior` rank first (they count toward `total`); the others by their restricted saliency.
+    """
+    dense = grams(model, list(names), x)
+    scores = []
+    for name in names:
+        weight = flat_weight(model, name)
+        h = curvature(dense[name], len(x), damp)
+        scores.append((saliency(weight, inverse(h, name)) if prior is None
+                       else restricted_saliency(weight, h, prior[name].reshape(weight.shape), name)).reshape(-1))
+    chosen = torch.zeros(sum(len(s) for s in scores), dtype=torch.long)
+    if total:
+        chosen[torch.topk(torch.cat(scores), total, largest=False).indices] = 1
+    return {n: int(c.sum()) for n, c in zip(names, chosen.split([len(s) for s in scores]))}
+
+
+def prune_layers(model: nn.Module, names: list[str], x: torch.Tensor, method: str, groups: Groups, damp: float,
+                 block_size: int, prior: dict[str, torch.Tensor] | None = None) -> list[tuple[str, torch.Tensor, float]]:
+    """Prune the layers `names` of `model` in place, in order, each on inputs through the pruned layers before it.
+
+    `groups`: (layers, count) pairs; a group of several layers shares its count by `global_counts`. `method`:
+    'obc', 'sparsegpt' or 'wanda'. `prior`: keep masks of entries already pruned (0 in `model`), which count
+    toward the counts and stay pruned. Returns (name, keep mask shaped like the weight, reconstruction error)
+    per layer.
+    """
+    counts = {}
+    for layers, count in groups:
+        counts.update({layers[0]: count} if len(layers) == 1 else global_counts(model, layers, x, count, damp, prior))
+    done = []
+    for name in names:
+        gram = grams(model, [name], x)[name]
+        weight = flat_weight(model, name)
+        keep = torch.ones_like(weight, dtype=torch.bool) if prior is None else prior[name].reshape(weight.shape)
+        k = counts[name]
+        if method == "wanda":
+            scores = wanda(weight, gram).masked_fill(~keep, float("-inf"))
+            pre = (~keep).sum(1)
+            keep = row_mask(scores, pre + spread(k - int(pre.sum()), keep.sum(1)))
+            new = weight * keep
+        else:
+            h = curvature(gram, len(x), damp)
+            if method == "obc":
+                new, keep = obc_layer(weight, h, keep, k, name)
+            else:
+                inverse(h, name)  # a clear error if H is singular
+                new, keep = sparsegpt(weight, h, k, block_size, None if prior is None else keep)
+        param = model.get_parameter(name)
+        with torch.no_grad():
+            param.copy_(new.reshape(param.shape).to(param.dtype))
+        done.append((name, keep.reshape(param.shape), error(new - weight, gram, len(x))))
+    return done

@@ -1,0 +1,86 @@
+"""What a sweep report reads: the complete records of one notebook, split into settings that differ in more
+than the seed, with the summary over seeds of each setting."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..analysis import findings, stats
+from . import writing
+
+GROUPING = ("stage", "method", "sparsity")  # columns of the metrics table, not run parameters
+
+
+@dataclass
+class Sweep:
+    """The records of one notebook under a runs directory, labelled by setting."""
+
+    records: pd.DataFrame  # one row per record (complete or not)
+    metrics: pd.DataFrame  # complete runs' metrics rows, with `compression` and `setting`
+    layers: pd.DataFrame  # complete runs' layer rows, with `setting`
+    varying: list[str]  # run parameters other than the seed that differ between runs
+
+    def summary(self, value: str = "test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
+        """`stats.summarize` of `value` per setting, stage, method and sparsity, with the compression ratio."""
+        out = stats.summarize(self.metrics, [*self.varying, *GROUPING], value, confidence)
+        out["compression"] = 1 / (1 - out["sparsity"])
+        out["setting"] = writing.setting_labels(out, self.varying)
+        return out
+
+    def layers_near(self, sparsity: float) -> tuple[float, pd.DataFrame]:
+        """The swept sparsity nearest `sparsity`, and the layer rows of every run at it."""
+        available = sorted(set(self.layers["sparsity"]))
+        shown = float(min(available, key=lambda s: abs(s - sparsity)))
+        return shown, self.layers[(self.layers["sparsity"] - shown).abs() < 1e-9]
+
+    def layer_summary(self, sparsity: float) -> pd.DataFrame:
+        """Per setting, method and layer at `sparsity`: mean density over runs and how many runs collapsed it."""
+        _, at = self.layers_near(sparsity)
+        return (at.groupby([*self.varying, "method", "layer"], sort=False, dropna=False)
+                .agg(density=("density", "mean"), collapsed_runs=("collapsed", "sum")).reset_index())
+
+    def findings(self, value: str = "test_accuracy", baselines: tuple = ("magnitude/global", "random/layer"),
+                 confidence: float = 0.95) -> pd.DataFrame:
+        """Every method against each baseline present, per setting, stage and sparsity, paired on the seed."""
+        present = set(self.metrics["method"]) - {"dense"}
+        claims = [findings.Claim(claim=f"{method} beats {baseline}", a=method, b=baseline, value=value,
+                                 by=(*self.varying, "stage", "sparsity"))
+                  for baseline in baselines if baseline in present
+                  for method in sorted(present - {baseline}) if not (method in baselines and
+                                                                      baselines.index(method) > baselines.index(baseline))]
+        if not claims:
+            raise ValueError(f"none of the baselines {list(baselines)} is among the methods {sorted(present)}")
+        return findings.evaluate(self.metrics[self.metrics["stage"] != "dense"], claims, confidence)
+
+    def headline_stage(self, preferred: str) -> str:
+        """`preferred` if the metrics have rows of that stage, else 'one_shot'."""
+        return preferred if preferred in set(self.metrics["stage"]) else "one_shot"
+
+
+def _of_notebook(frame: pd.DataFrame, notebook: str) -> pd.DataFrame:
+    """The rows of `frame` from `notebook` (all rows when the records do not name their notebook)."""
+    if "notebook" in frame and frame["notebook"].notna().any():
+        return frame[frame["notebook"] == notebook]
+    return frame
+
+
+def gather(runs_dir: str | os.PathLike, notebook: str) -> Sweep:
+    """The records of `notebook` under `runs_dir`; ValueError if none of them is complete.
+
+    Runs that differ in any parameter besides the seed (and the bookkeeping out_dir and smoke) are
+    different settings, labelled 'name=value, ...' in a `setting` column and never averaged together.
+    """
+    records = _of_notebook(writing.manifests(runs_dir), notebook)
+    metrics = _of_notebook(writing.load(runs_dir), notebook)
+    layers = _of_notebook(writing.load(runs_dir, table="layers"), notebook)
+    if metrics.empty:
+        raise ValueError(f"no complete runs of {notebook} under {runs_dir}")
+    params = _of_notebook(writing.run_parameters(runs_dir), notebook)
+    params = params[params["run"].isin(set(metrics["run"]))]
+    varying = [n for n in writing.varying_parameters(params) if n not in GROUPING]
+    metrics = metrics.assign(compression=1 / metrics["density"], setting=writing.setting_labels(metrics, varying))
+    layers = layers.assign(setting=writing.setting_labels(layers, varying))
+    return Sweep(records, metrics, layers, varying)

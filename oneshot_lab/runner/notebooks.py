@@ -1,0 +1,301 @@
+"""The lab's notebooks: finding them, their declared parameters, validating values, running one headlessly.
+
+Reading a notebook's parameters parses its JSON and its `parameters` cell here (no papermill import), so the
+command line can reject a bad parameter in milliseconds; papermill is imported only to execute a notebook.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import io
+import json
+import os
+import tokenize
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from ..util import checks, strict_yaml
+from ..util.progress import HEADLESS_ENV
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+PARAMETERS_TAG = "parameters"
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+_TYPE_CHECKS = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "list": lambda v: isinstance(v, list),
+    "dict": lambda v: isinstance(v, dict),
+}
+
+
+def notebooks(directory: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
+    """The lab's numbered notebooks in reading order."""
+    return sorted(Path(directory).glob(NOTEBOOK_GLOB))
+
+
+def resolve_notebook(name: str | os.PathLike) -> Path:
+    """A notebook path from a path, a file name or a number/stem such as '01' or '01_magnitude_pruning'."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    matches = [p for p in notebooks() if p.name == str(name) or p.stem == str(name) or p.stem.startswith(f"{name}_")]
+    if len(matches) == 1:
+        return matches[0]
+    known = ", ".join(p.name for p in notebooks()) or "(none)"
+    raise FileNotFoundError(f"no notebook {str(name)!r}; known notebooks: {known}")
+
+
+def parameters_source(notebook: str | os.PathLike) -> str:
+    """The source of the notebook's one cell tagged `parameters`; ValueError if it has none or several."""
+    path = resolve_notebook(notebook)
+    try:
+        cells = json.loads(path.read_text())["cells"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a notebook ({type(err).__name__}: {err})") from None
+    tagged = [c for c in cells if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{path} has {len(tagged) or 'no'} cell(s) tagged {PARAMETERS_TAG!r}; it needs exactly one")
+    source = tagged[0].get("source", "")
+    return source if isinstance(source, str) else "".join(source)
+
+
+def _comments(source: str) -> dict[int, str]:
+    """Line number -> the text of the comment on that line (without '#')."""
+    found: dict[int, str] = {}
+    with contextlib.suppress(tokenize.TokenError, IndentationError, SyntaxError):
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                found[token.start[0]] = token.string[1:].strip()
+    return found
+
+
+def declared_parameters(notebook: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The notebook's parameters, name -> {name, inferred_type_name, default, help}, as papermill.inspect_notebook.
+
+    Every statement of the `parameters` cell must be one line `name: type = literal  # help`; anything else
+    is a ValueError naming the notebook and the line.
+    """
+    path = resolve_notebook(notebook)
+    source = parameters_source(path)
+    lines = source.splitlines()
+
+    def bad(lineno: int, why: str) -> ValueError:
+        """The error for line `lineno` of the cell."""
+        text = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+        return ValueError(f"{path.name}: parameters cell line {lineno} {text!r}: {why}; "
+                          f"write one `name: type = literal  # help` per line")
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        raise bad(err.lineno or 0, f"not valid Python ({err.msg})") from None
+    comments = _comments(source)
+    found: dict[str, dict[str, Any]] = {}
+    for stmt in tree.body:
+        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None):
+            raise bad(stmt.lineno, "not an annotated assignment")
+        if stmt.end_lineno != stmt.lineno:
+            raise bad(stmt.lineno, "spans several lines")
+        try:
+            ast.literal_eval(stmt.value)
+        except ValueError:
+            raise bad(stmt.lineno, "the value is not a literal") from None
+        name = stmt.target.id
+        if name in found:
+            raise bad(stmt.lineno, f"{name!r} is declared twice")
+        found[name] = {"name": name, "inferred_type_name": ast.get_source_segment(source, stmt.annotation).strip(),
+                       "default": ast.get_source_segment(source, stmt.value).strip(),
+                       "help": comments.get(stmt.lineno, "")}
+    return found
+
+
+def declared(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """{name: value} of every parameter the running notebook declared; call as `declared(globals())`.
+
+    Call it right after the parameters cell: the names are those annotated at module level so far (the
+    parameters cell's `name: type = value` lines; papermill's injected cell assigns without annotations), the
+    values the effective ones, copied so that later changes in the notebook do not reach them.
+    """
+    names = namespace.get("__annotations__")
+    if not names:
+        raise ValueError("no annotated parameters in this namespace: call declared(globals()) in the notebook, "
+                         "after its parameters cell of `name: type = value  # help` lines")
+    return {name: _json_copy(name, namespace[name]) for name in names}
+
+
+def _json_copy(name: str, value: Any) -> Any:
+    """A copy of a JSON-like value (lists and tuples become lists); TypeError for anything else."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_copy(name, v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_copy(name, v) for k, v in value.items()}
+    raise TypeError(f"parameter {name!r} holds a {type(value).__name__}; parameters are JSON-like literals")
+
+
+def _as_float(value: Any) -> Any:
+    """An int, or a numeric string such as '1e-3', as a float; anything else unchanged."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return value
+    if isinstance(value, str) and strict_yaml.FLOAT.match(value.strip()):
+        return float(value)
+    return value
+
+
+def _fractions(name: str, value: Any) -> list:
+    """A list of fractions in [0, 1]."""
+    return checks.listing(name, value, checks.fraction)
+
+
+def _counts(minimum: int):
+    """A validator of one integer >= `minimum`."""
+    return lambda name, value: checks.integer(name, value, minimum)
+
+
+# Ranges of the lab's conventional parameter names, checked before a kernel starts (the notebook's own
+# configuration objects check them again, with everything else).
+RULES = {
+    "seed": checks.seed, "lr": lambda n, v: checks.number(n, v, 0.0, open_minimum=True),
+    "batch_size": _counts(1), "eval_every": _counts(1), "points": _counts(2),
+    "sparsities": _fractions, "calibration_fractions": _fractions,
+    "widths": lambda n, v: checks.listing(n, v, _counts(1)),
+    "seeds": lambda n, v: checks.listing(n, v, _counts(0)),
+    "instability_iterations": lambda n, v: checks.listing(n, v, _counts(0)),
+}
+SUFFIX_RULES = {"sparsities": _fractions, "epochs": _counts(0), "iterations": _counts(0), "levels": _counts(0), "probes": _counts(1),
+                "samples": _counts(0), "workers": _counts(0), "level": _counts(0), "rewind": _counts(0),
+                "sparsity": checks.fraction, "rate": checks.fraction,
+                "tolerance": lambda n, v: checks.number(n, v, 0.0)}
+
+
+def _rule(name: str):
+    """The range check of a conventional parameter name, or None; a scalar suffix rule checks each item of a list."""
+    if name in RULES:
+        return RULES[name]
+    rule = next((rule for suffix, rule in SUFFIX_RULES.items() if name.endswith(suffix)), None)
+    if rule is None or name.endswith("sparsities"):
+        return rule
+    return lambda n, v: checks.listing(n, v, rule, nonempty=False) if isinstance(v, list) else rule(n, v)
+
+
+def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
+    """Raise ValueError unless `value` suits a parameter declared `type_name` (JSON-like, finite, seeds in range)."""
+    try:
+        strict_yaml.check_json_like(value, f"parameter {name!r}")
+    except ValueError as err:
+        raise ValueError(f"{notebook.name}: {err}") from None
+    check = _TYPE_CHECKS.get(type_name)
+    if check is not None and not check(value):
+        raise ValueError(f"parameter {name!r} of {notebook.name} must be {type_name}, "
+                         f"got {value!r} ({type(value).__name__}){strict_yaml.hint(value, type_name)}")
+    rule = _rule(name) if type_name in ("int", "float", "list") else None
+    if rule is not None:
+        try:
+            rule(name, value)
+        except ValueError as err:
+            raise ValueError(f"parameter {name!r} of {notebook.name}: {err}") from None
+
+
+def check_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
+    """`params` with float parameters made floats (1 -> 1.0, '1e-3' -> 0.001); ValueError for unknown names,
+    wrong types, values that are not JSON-like, non-finite numbers and seeds outside [0, 2**32 - 1]."""
+    path = resolve_notebook(notebook)
+    known = declared_parameters(path)
+    unknown = sorted(set(map(str, params)) - set(known))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(map(repr, unknown))} for {path.name}; "
+                         f"valid parameters: {', '.join(known)}")
+    params = {k: _as_float(v) if known[k]["inferred_type_name"] == "float" else v for k, v in params.items()}
+    for name, value in params.items():
+        _check_value(path, name, known[name]["inferred_type_name"], value)
+    return params
+
+
+def defaults(notebook: str | os.PathLike) -> dict[str, Any]:
+    """The notebook's declared default values, float parameters as floats."""
+    return {name: _as_float(value) if info["inferred_type_name"] == "float" else value
+            for name, info in declared_parameters(notebook).items()
+            for value in [ast.literal_eval(info["default"])]}
+
+
+def effective_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
+    """Every parameter a run of `notebook` with `params` sees: `params` (checked) over the declared defaults."""
+    return {**defaults(notebook), **check_parameters(notebook, params)}
+
+
+def identity(notebook: str | os.PathLike) -> dict[str, str]:
+    """What identifies a notebook's code: its path relative to the project (else absolute) and a hash of
+    its code cells (sha256, 16 hex digits)."""
+    path = resolve_notebook(notebook).resolve()
+    try:
+        name = path.relative_to(PROJECT_DIR).as_posix()
+    except ValueError:
+        name = path.as_posix()
+    try:
+        cells = json.loads(path.read_text())["cells"]
+        code = [c.get("source", "") for c in cells if c.get("cell_type") == "code"]
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"{path}: not a notebook ({type(err).__name__}: {err})") from None
+    text = json.dumps(["".join(c) if isinstance(c, list) else c for c in code])
+    return {"path": name, "code_hash": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def set_kernel_environment() -> None:
+    """Set what a kernel started from this process inherits: no widget bars, one thread, no malloc trim."""
+    os.environ[HEADLESS_ENV] = "1"
+    for name in THREAD_ENV:
+        os.environ[name] = "1"  # one thread per kernel: no oversubscription, the same numbers in every run
+    # Dask's nanny sets this for its workers; inherited by a kernel it made torch training 2.3x slower here.
+    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+
+
+@contextlib.contextmanager
+def kernel_environment() -> Iterator[None]:
+    """Within the block, kernels start headless and single-threaded; the caller's environment is restored after."""
+    saved = dict(os.environ)
+    set_kernel_environment()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def default_out_dir(notebook: str | os.PathLike) -> str | None:
+    """The notebook's default `out_dir`, or None if it declares none."""
+    info = declared_parameters(notebook).get("out_dir")
+    return None if info is None else str(ast.literal_eval(info["default"]))
+
+
+def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None = None,
+                 output: str | os.PathLike | None = None, timeout: int | None = None) -> Path:
+    """Execute `notebook` headlessly with `params` and return the path of the executed copy.
+
+    A failing cell raises papermill's PapermillExecutionError; the executed notebook is still written.
+    """
+    path = resolve_notebook(notebook)
+    params = check_parameters(path, dict(params or {}))
+    timeout = None if timeout is None else checks.integer("timeout (seconds per cell)", timeout, 1)
+    default_out = default_out_dir(path)
+    out_dir = Path(params.get("out_dir", default_out or "runs")).resolve()
+    if default_out is not None:
+        params["out_dir"] = str(out_dir)  # the kernel may run elsewhere: hand it an absolute path
+    output = Path(output) if output else out_dir / path.name
+    output.parent.mkdir(parents=True, exist_ok=True)
+    import papermill  # imported here: a second of start-up that checking parameters does not need
+
+    with kernel_environment():
+        papermill.execute_notebook(str(path), str(output), parameters=params, kernel_name="python3",
+                                   progress_bar=False, execution_timeout=timeout)
+    return output

@@ -1,0 +1,299 @@
+"""One-shot pruning studies: score a trained model, mask it at many sparsities, evaluate, fine-tune."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from torch import nn
+
+from ..util import checks, parallel
+from ..pruning import updating, criteria
+from ..util.config import Config, option
+from ..pruning.curvature import compare
+from ..core.data import Dataset, load
+from ..training.fit_cache import cached_fit
+from ..pruning.methods import PRUNERS, check_options
+from ..core.models import build
+from ..core.masks import SCOPES, Masks, check_sparsity, macs, masks_from_scores
+from ..training.train import TrainConfig, evaluate
+
+
+@dataclass(frozen=True)
+class Method:
+    """A pruning method: a saliency criterion and a scope, written 'criterion/scope'."""
+
+    criterion: str
+    scope: str
+
+    @classmethod
+    def parse(cls, text: str) -> "Method":
+        """Parse 'magnitude/global' style text, validating both halves."""
+        criterion, sep, scope = str(text).partition("/")
+        if not sep or (criterion not in criteria.CRITERIA and criterion not in PRUNERS) or scope not in SCOPES:
+            raise ValueError(f"bad method {text!r}: write 'criterion/scope' with criterion in "
+                             f"{{{', '.join([*criteria.CRITERIA, *PRUNERS])}}} and scope in {{{', '.join(SCOPES)}}}")
+        return cls(criterion, scope)
+
+    def __str__(self) -> str:
+        """The \'criterion/scope\' text."""
+        return f"{self.criterion}/{self.scope}"
+
+
+@dataclass(frozen=True)
+class OneShotConfig(Config):
+    """A one-shot study: every method at every sparsity, evaluated as pruned and optionally after a fine-tune."""
+
+    methods: tuple = option(("magnitude/global",), "criterion/scope pairs, e.g. 'magnitude/global'")
+    sparsities: tuple = option((0.5, 0.7, 0.8, 0.9, 0.95), "fractions of prunable weights removed")
+    finetune: TrainConfig | None = option(None, "training under the binding mask after pruning (None: none)")
+    score_options: dict = option({}, "keyword options per criterion or pruner: {name: {option: value}}")
+    report_sparsity: float | None = option(None, "sparsity whose per-layer densities a report shows")
+    seed: int = option(0, "seed of random scores, sampled curvature and calibration samples")
+    budgets: tuple = option((), "extra fine-tune budgets in epochs (stage 'finetuned_<E>ep'), a control for budget")
+    from_init: TrainConfig | None = option(
+        None, "train each mask from the initial weights with this recipe (stage 'from_init'); None: no control")
+    control_sparsities: tuple = option((), "sparsities at which budgets and from_init run (empty: all)")
+    control_methods: tuple = option((), "methods for which budgets and from_init run (empty: all)")
+
+    def __post_init__(self) -> None:
+        """Validate every field and store it normalised."""
+        methods = checks.listing("methods", self.methods)
+        for method in methods:
+            Method.parse(method)
+        self.store("methods", tuple(methods))
+        self.store("sparsities", tuple(checks.listing("sparsities", self.sparsities, checks.fraction)))
+        for name in ("finetune", "from_init"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), TrainConfig):
+                raise ValueError(f"{name} must be a TrainConfig or None, got {getattr(self, name)!r}")
+        budgets = checks.listing("budgets", self.budgets, lambda n, v: checks.integer(n, v, 1), nonempty=False)
+        if budgets and self.finetune is None:
+            raise ValueError(f"budgets {budgets} need a finetune recipe to vary: set finetune")
+        self.store("budgets", tuple(budgets))
+        controls = checks.listing("control_sparsities", self.control_sparsities, checks.fraction, nonempty=False)
+        outside = [c for c in controls if not any(abs(c - s) < 1e-9 for s in self.sparsities)]
+        if outside:
+            raise ValueError(f"control_sparsities {outside} are not among the sparsities {list(self.sparsities)}")
+        self.store("control_sparsities", tuple(controls))
+        control_methods = checks.listing("control_methods", self.control_methods, nonempty=False)
+        unknown = [m for m in control_methods if m not in self.methods]
+        if unknown:
+            raise ValueError(f"control_methods {unknown} are not among the methods {list(self.methods)}")
+        self.store("control_methods", tuple(control_methods))
+        self.store("score_options", check_options(self.score_options))
+        if self.report_sparsity is not None and not any(
+                abs(checks.fraction("report_sparsity", self.report_sparsity) - s) < 1e-9 for s in self.sparsities):
+            raise ValueError(f"report_sparsity {self.report_sparsity!r} is not one of the sparsities "
+                             f"{list(self.sparsities)}: pick one of them")
+        self.store("seed", checks.seed("seed", self.seed))
+
+    @property
+    def parsed(self) -> list[Method]:
+        """The methods as `Method` objects."""
+        return [Method.parse(m) for m in self.methods]
+
+    def controlled(self, method: str, sparsity: float) -> bool:
+        """Whether the budget and from-init controls run for `method` at `sparsity`."""
+        return ((not self.control_methods or method in self.control_methods)
+                and (not self.control_sparsities or any(abs(sparsity - c) < 1e-9 for c in self.control_sparsities)))
+
+
+def methods(criteria: list[str], scopes: tuple[str, ...] = SCOPES) -> list[str]:
+    """Every 'criterion/scope' pair of `criteria` and `scopes`, criterion-major."""
+    criteria = checks.listing("criteria", criteria, distinct=True)
+    scopes = checks.listing("scopes", scopes, distinct=True)
+    return [str(Method.parse(f"{c}/{s}")) for c in criteria for s in scopes]
+
+
+def global_and_layer(criteria: list[str], layer_criteria: list[str]) -> list[str]:
+    """Every criterion pruned globally, and those of `layer_criteria` (each one of `criteria`) layer-wise too."""
+    criteria = checks.listing("criteria", criteria, distinct=True)
+    layer = checks.listing("layer_criteria", layer_criteria, lambda n, v: checks.one_of(n, v, criteria), distinct=True,
+                           nonempty=False)
+    return methods(criteria, ("global",)) + (methods(layer, ("layer",)) if layer else [])
+
+
+def split_metrics(model: nn.Module, dataset: Dataset) -> dict:
+    """Validation and test loss / accuracy as flat columns."""
+    out = {}
+    for split in ("val", "test"):
+        for key, value in evaluate(model, dataset, split).items():
+            out[f"{split}_{key}"] = value
+    return out
+
+
+def metrics_row(model: nn.Module, dataset: Dataset, masks: Masks | None, dense_macs: int, stage: str,
+                method: str = "dense", criterion: str = "none", scope: str = "none", sparsity: float = 0.0) -> dict:
+    """The one metrics row of the lab: what was pruned, its density and MACs, and val / test metrics.
+
+    `masks=None` is the dense model (density 1, speedup 1); every row has the same columns.
+    """
+    kept = int(macs(model, dataset.input_shape, masks).kept_macs.sum()) if masks is not None else dense_macs
+    return {"method": method, "criterion": criterion, "scope": scope, "sparsity": float(sparsity),
+            "density": masks.density() if masks is not None else 1.0, "macs": kept,
+            "speedup": dense_macs / kept if kept else float("inf"), "stage": stage,
+            "collapsed_layers": len(masks.collapsed_layers()) if masks is not None else 0,
+            **split_metrics(model, dataset)}
+
+
+def dense_macs(model: nn.Module, dataset: Dataset) -> int:
+    """Multiply-accumulates per example of the unpruned model's prunable layers."""
+    return int(macs(model, dataset.input_shape).dense_macs.sum())
+
+
+def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress: bool = True,
+             initial: nn.Module | None = None, costs: list | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prune a trained `model` one-shot by every method at every sparsity; `model` is left untouched.
+
+    Returns (metrics, layers): one `metrics_row` per (method, sparsity, stage) with stage 'one_shot' and,
+    if `config.finetune` is set, 'finetuned' (trained under the binding mask, with its early-stop
+    iteration chosen on validation), 'finetuned_<E>ep' per extra budget and 'from_init' (the mask on the
+    `initial` weights, trained with `config.from_init`); and one row per (method, sparsity, layer) with
+    that layer's density (and, for the layer-wise pruners, its reconstruction error). Criteria score once
+    and mask per sparsity; pruners (obs, woodfisher, obc, sparsegpt) prune and update per sparsity.
+    A `costs` list receives one {method, sparsity, prune_seconds} per mask (wall time, not reproducible).
+    """
+    if not isinstance(config, OneShotConfig):
+        raise ValueError(f"config must be a OneShotConfig, got {type(config).__name__}")
+    if config.from_init is not None and not isinstance(initial, nn.Module):
+        raise ValueError("config.from_init trains each mask from the initial weights: pass initial=<the model "
+                         "before training>")
+    total_macs = dense_macs(model, dataset)
+    metric_rows, layer_tables = [metrics_row(model, dataset, None, total_macs, "dense")], []
+    scores_by_criterion: dict[str, dict] = {}
+    for method in config.parsed:
+        options = config.score_options.get(method.criterion, {})
+        for sparsity in config.sparsities:
+            labels: dict[str, Any] = dict(method=str(method), criterion=method.criterion, scope=method.scope,
+                                          sparsity=sparsity)
+            started = time.perf_counter()
+            masks, pruned, layer_error = mask_and_prune(model, dataset, method, sparsity, config.seed, options,
+                                                        scores_by_criterion)
+            if costs is not None:
+                costs.append({"method": str(method), "sparsity": sparsity,
+                              "prune_seconds": time.perf_counter() - started})
+            metric_rows.append(metrics_row(pruned, dataset, masks, total_macs, "one_shot", **labels))
+            trained = [("finetuned", config.finetune, pruned)] if config.finetune is not None else []
+            if config.controlled(str(method), sparsity):
+                trained += [(f"finetuned_{e}ep", config.finetune.replace(epochs=e), pruned) for e in config.budgets]
+                if config.from_init is not None:
+                    trained.append(("from_init", config.from_init, initial))
+            for stage, recipe, start in trained:
+                net = copy.deepcopy(start)
+                best = cached_fit(masks.apply(net) if stage == "from_init" else net, dataset, recipe, masks=masks,
+                                  progress=progress).best()
+                metric_rows.append({**metrics_row(net, dataset, masks, total_macs, stage, **labels),
+                                    "budget_iterations": recipe.total_iterations(len(dataset.train.y)),
+                                    "best_iteration": best["iteration"],
+                                    "early_stop_test_accuracy": best["test_accuracy"]})
+            table = masks.table(method=str(method), sparsity=float(sparsity))
+            if layer_error is not None:
+                table = table.merge(layer_error, on="layer", how="left")
+            layer_tables.append(table)
+    return pd.DataFrame(metric_rows), pd.concat(layer_tables, ignore_index=True)
+
+
+def mask_and_prune(model: nn.Module, dataset: Dataset, method: Method, sparsity: float, seed: int, options: dict,
+                   cache: dict) -> tuple[Masks, nn.Module, pd.DataFrame | None]:
+    """The masks of `method` at `sparsity`, a pruned copy of `model`, and per-layer reconstruction errors.
+
+    Criterion scores are computed once per criterion and kept in `cache`; pruners run per sparsity.
+    """
+    if method.criterion in PRUNERS:
+        result = updating.prune(model, dataset, sparsity, method.criterion, method.scope, **{"seed": seed, **options})
+        errors = result.table()[["layer", "error"]].rename(columns={"error": "reconstruction_error"})
+        return result.masks, result.model, errors
+    if method.criterion not in cache:
+        cache[method.criterion] = criteria.compute(method.criterion, model, dataset, seed=seed, **options)
+    masks = masks_from_scores(cache[method.criterion], sparsity, method.scope)
+    return masks, masks.apply(copy.deepcopy(model)), None
+
+
+def best_on_validation(metrics: pd.DataFrame, stage: str = "one_shot") -> pd.DataFrame:
+    """Per sparsity, the method of `stage` with the highest validation accuracy, with its test accuracy.
+
+    The dense row leads the table. Selection reads the validation split only; the test column is reported.
+    """
+    by = "sparsity"
+    if not isinstance(metrics, pd.DataFrame):
+        raise ValueError(f"metrics must be a DataFrame of metrics rows (one_shot's), got {type(metrics).__name__}")
+    missing = {"stage", "method", by, "val_accuracy", "test_accuracy"} - set(metrics.columns)
+    if missing:
+        raise ValueError(f"metrics lacks column(s) {sorted(missing)}")
+    rows = metrics[(metrics["stage"] == stage) & metrics["val_accuracy"].notna()]
+    if rows.empty:
+        raise ValueError(f"no rows of stage {stage!r}; stages present: {sorted(set(metrics['stage']))}")
+    best = rows.loc[rows.groupby(by).val_accuracy.idxmax(), [by, "method", "val_accuracy", "test_accuracy"]]
+    dense = metrics[metrics["stage"] == "dense"][["method", "val_accuracy", "test_accuracy"]].assign(**{by: 0.0})
+    return pd.concat([dense, best], ignore_index=True)[[by, "method", "val_accuracy", "test_accuracy"]]
+
+
+def agreement(scores: dict[str, dict], reference: str, sparsity: float, scope: str = "global") -> pd.DataFrame:
+    """Per (criterion, layer): Spearman correlation of scores with `reference`'s, and Jaccard index of the kept sets.
+
+    The kept sets are the masks of every criterion at `sparsity` and `scope`; the Jaccard index is NaN where
+    both masks empty the layer. Columns: criterion, parameter, spearman_vs_<reference>, kept_jaccard.
+    """
+    if reference not in scores:
+        raise ValueError(f"reference {reference!r} is not among the scores: {', '.join(scores)}")
+    check_sparsity(sparsity)
+    keep = {c: masks_from_scores(s, sparsity, scope) for c, s in scores.items()}
+    table = compare(scores, reference)[["curvature", "parameter", "spearman"]].rename(
+        columns={"curvature": "criterion", "spearman": f"spearman_vs_{reference}"})
+    table["kept_jaccard"] = [float((keep[r.criterion][r.parameter] & keep[reference][r.parameter]).sum()
+                                   / (keep[r.criterion][r.parameter] | keep[reference][r.parameter]).sum())
+                             for r in table.itertuples()]
+    return table
+
+
+@dataclass(frozen=True)
+class Replicates:
+    """A one-shot study repeated over seeds: every table carries a `seed` column; `models` the dense models."""
+
+    metrics: pd.DataFrame
+    layers: pd.DataFrame
+    histories: pd.DataFrame
+    costs: pd.DataFrame
+    models: dict
+
+
+def replicate_seed(dataset: str, model: str, train: TrainConfig, study: OneShotConfig, seed: int,
+                   model_options: dict | None = None, root: str | None = None, progress: bool = False) -> dict:
+    """One seed of `replicate`: load the split, build, train, run the study; the tables and the dense model."""
+    data = load(dataset, seed=seed, root=root)
+    net = build(model, data, seed=seed, **(model_options or {}))
+    initial = copy.deepcopy(net)
+    history = cached_fit(net, data, train.replace(seed=seed), progress=progress)
+    costs: list[dict] = []
+    recipes = {name: getattr(study, name).replace(seed=seed) for name in ("finetune", "from_init")
+               if getattr(study, name) is not None}  # the replicate's data order in every training, not the base seed's
+    metrics, layers = one_shot(net, data, study.replace(seed=seed, **recipes), progress=progress, initial=initial,
+                               costs=costs)
+    return {"metrics": metrics.assign(seed=seed), "layers": layers.assign(seed=seed),
+            "histories": history.frame().assign(seed=seed), "costs": pd.DataFrame(costs).assign(seed=seed),
+            "model": net}
+
+
+def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig, seeds: list[int],
+              model_options: dict | None = None, root: str | None = None, progress: bool = True,
+              workers: int | None = None) -> Replicates:
+    """Per seed: load the data split, build and train the dense model, run the one-shot `study` on it.
+
+    The seed sets the validation split, the initialisation, the data order (of the dense run, the fine-tunes
+    and the from-init controls), random scores and calibration samples, so methods are paired on it. `models` maps each seed to its trained dense model. `costs` holds
+    each mask's scoring / pruning wall time in seconds (a criterion's scores are computed at its first
+    sparsity); it is kept apart from the metrics, which are bit-reproducible. Seeds run on `workers`
+    processes (default: one per core; 0: in this process), each on one torch thread, so the results do
+    not depend on `workers`.
+    """
+    seeds = checks.listing("seeds", seeds, checks.seed, distinct=True)
+    if not isinstance(train, TrainConfig) or not isinstance(study, OneShotConfig):
+        raise ValueError("train must be a TrainConfig and study a OneShotConfig")
+    build(model, load(dataset, seed=seeds[0], root=root), **(model_options or {}))  # bad input fails here, not in a worker
+    jobs = [(dataset, model, train, study, seed, model_options, root, progress and workers == 0) for seed in seeds]
+    done = parallel.map_jobs(replicate_seed, jobs, workers, progress=progress)
+    tables = {k: pd.concat([d[k] for d in done], ignore_index=True) for k in ("metrics", "layers", "histories", "costs")}
+    return Replicates(**tables, models={seed: d["model"] for seed, d in zip(seeds, done)})
