@@ -19,6 +19,8 @@ _EXPORTS = {  # name -> module defining it
     "Masks": "core.masks", "masks_from_scores": "core.masks", "prunable": "core.masks",
     "History": "training.train", "TrainConfig": "training.train", "evaluate": "training.train",
     "fit": "training.train",
+    "prune": "pruning.prune", "Pruned": "pruning.prune", "Method": "pruning.registry", "Option": "pruning.registry",
+    "METHODS": "pruning.registry", "register": "pruning.registry",
 }
 _ALIASES = {  # public short names of modules (the README's `ol.stats.summarize`, `ol.lottery.imp`, ...)
     "stats": "analysis.stats", "findings": "analysis.findings", "lottery": "studies.lottery",

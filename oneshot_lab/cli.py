@@ -99,9 +99,16 @@ def positive_int(text: str) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
-    """Print a notebook's parameters."""
-    for name, info in notebooks.declared_parameters(args.notebook).items():
+    """Print a notebook's parameters, and the registry's methods when a parameter names them (its help says ol.METHODS)."""
+    declared = notebooks.declared_parameters(args.notebook)
+    for name, info in declared.items():
         print(f"{name}: {info['inferred_type_name']} = {info['default']}    # {info['help']}")
+    if any("ol.METHODS" in info["help"] for info in declared.values()):
+        from .pruning import registry  # imports torch and every installed plug-in: only here
+
+        print("\nmethods (ol.METHODS: built in and installed plug-ins; label 'name/scope', scope global or layer):")
+        for method in registry.METHODS.values():
+            print("  " + method.describe().replace("\n", "\n  "))
     return 0
 
 

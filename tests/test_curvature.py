@@ -162,12 +162,12 @@ def test_inplace_activation_and_unknown_curvature_are_errors():
 
 def test_samples_draw_a_seeded_subset():
     data = _dataset()
-    x1, _ = curvature.sample(data, 10, seed=0)
-    x2, _ = curvature.sample(data, 10, seed=0)
-    x3, _ = curvature.sample(data, 10, seed=1)
+    x1, _ = ol.core.data.sample(data, 10, seed=0)
+    x2, _ = ol.core.data.sample(data, 10, seed=0)
+    x3, _ = ol.core.data.sample(data, 10, seed=1)
     assert len(x1) == 10 and torch.equal(x1, x2) and not torch.equal(x1, x3)
     with pytest.raises(ValueError, match="samples"):
-        curvature.sample(data, 0)
+        ol.core.data.sample(data, 0)
 
 
 def test_torch_prune_reparametrised_weights_get_curvature():

@@ -36,7 +36,7 @@ def test_iterative_prunes_retrains_and_leaves_the_model_alone(float64_data, floa
 @pytest.mark.parametrize("changes, match", [
     (dict(sparsities=[0.6, 0.3]), "strictly increasing"),
     (dict(sparsities=[]), "must not be empty"),
-    (dict(criterion="obd_newton"), "unknown criterion 'obd_newton'"),
+    (dict(criterion="obd_newton"), "unknown method 'obd_newton'"),
     (dict(scope="net"), "unknown scope"),
     (dict(retrain=None), "retrain must be a TrainConfig"),
     (dict(score_options={"obd_ggn": {"samples": -1}}), "samples must be an integer >= 1"),
@@ -61,7 +61,7 @@ def test_replicate_runs_every_criterion_on_each_seeds_model_paired_on_the_seed()
                               progress=False).metrics
     mine = metrics[(metrics.seed == 1) & (metrics.criterion.isin(["random", "none"]))].iloc[-len(one):]
     assert mine.test_accuracy.tolist() == one.test_accuracy.tolist()
-    with pytest.raises(ValueError, match="unknown criterion 'nosuch'"):
+    with pytest.raises(ValueError, match="unknown method 'nosuch'"):
         iterative.replicate(dense.models, "synthetic", config, ["nosuch"])
 
 
@@ -73,7 +73,7 @@ def test_iterative_with_a_pruner_equals_the_hand_written_loop(float64_data, floa
     result = iterative.prune(model, data, cfg, progress=False)
     current, masks = copy.deepcopy(model), ol.Masks.ones(model)
     for target in cfg.sparsities:
-        pruned = ol.pruning.updating.prune(current, data, target, pruner, scope, masks=masks, samples=64, seed=3)
+        pruned = ol.prune(current, data, target, pruner, scope, masks=masks, samples=64, seed=3)
         current, masks = pruned.model, pruned.masks
         ol.fit(current, data, cfg.retrain, masks=masks, progress=False)
     assert result.masks.equal(masks)
@@ -83,7 +83,7 @@ def test_iterative_with_a_pruner_equals_the_hand_written_loop(float64_data, floa
 
 def test_iterative_refuses_a_model_the_pruner_cannot_take(float64_data, float64_mlp):
     cfg = config(criterion="obs", score_options={"obs": {"max_weights": 10}})
-    with pytest.raises(ValueError, match="method 'obs' inverts the full"):
+    with pytest.raises(ValueError, match="method 'obs' cannot prune this model: it inverts the full"):
         iterative.prune(float64_mlp(), float64_data, cfg, progress=False)
-    with pytest.raises(ValueError, match="unknown criterion 'obx'.*obc"):
+    with pytest.raises(ValueError, match="unknown method 'obx'.*obc"):
         config(criterion="obx")

@@ -32,7 +32,7 @@ def test_calibration_uses_the_same_samples_for_curvature_gradient_and_loss(float
         model[0].weight.mul_(0.05)
     n = sum(ol.core.masks.parameter(model, k).numel() for k in ol.prunable(model))
     table = obd_calibration.calibration(model, data, "hessian", [1 / n], samples=12, seed=4)
-    x, y = curvature.sample(data, 12, 4)
+    x, y = ol.core.data.sample(data, 12, 4)
     subset = dataclasses.replace(data, train=ol.core.data.Split(x, y))
     assert table.examples.iloc[0] == 12
     assert table.base_loss.iloc[0] == pytest.approx(ol.evaluate(model, subset, "train")["loss"])

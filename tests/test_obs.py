@@ -1,4 +1,4 @@
-"""One-shot pruners with weight updates (updating.py, reconstruction.py) against independent oracles.
+"""The methods that prune with calibration data (updating.py, reconstruction.py) against independent oracles.
 
 Oracles: brute-force least-squares refits (remove each weight, refit the rest exactly), the refit of every
 row given its mask (torch.linalg.lstsq on the calibration inputs), explicit matrix inverses, the plain
@@ -10,11 +10,13 @@ import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab.pruning import fisher, updating, reconstruction
-from oneshot_lab.pruning.curvature import sample
+from oneshot_lab.pruning import criteria, fisher, reconstruction
+from oneshot_lab.pruning.prune import prune
+from oneshot_lab.core.data import sample
 from oneshot_lab.core.data import Dataset, Split
 
-METHODS = tuple(updating.METHODS)
+METHODS = ("obs", "woodfisher", "obc", "sparsegpt", "wanda")
+ROWS = {"wanda": {"rows": True}}  # wanda compared within rows: the layer-by-layer rule these tests check
 
 
 def least_squares(seed=0, m=60, n=8):
@@ -137,8 +139,8 @@ def test_woodfisher_with_one_block_equals_obs(data):
     with torch.no_grad():
         model[1].weight.copy_(torch.randn(4, 20, generator=torch.Generator().manual_seed(3)))
     common = dict(samples=64, damp=0.1, batch=1)
-    a = updating.prune(model, data, 0.6, "obs", **common)
-    b = updating.prune(model, data, 0.6, "woodfisher", block_size=80, **common)
+    a = prune(model, data, 0.6, "obs", **common)
+    b = prune(model, data, 0.6, "woodfisher", block_size=80, **common)
     assert a.masks.equal(b.masks)
     torch.testing.assert_close(a.model[1].weight, b.model[1].weight, rtol=1e-5, atol=1e-7)
     assert a.predicted_increase == pytest.approx(b.predicted_increase, rel=1e-6)
@@ -169,11 +171,11 @@ def magnitude_error(x, w, count):
 
 @pytest.mark.parametrize("scope, sparsity", [("layer", 0.6), ("global", 0.3)])
 def test_obc_rows_are_exact_refits(data, tanh_mlp, scope, sparsity):
-    result = updating.prune(tanh_mlp, data, sparsity, "obc", scope, samples=300, damp=0)
-    for layer in result.layers:
-        x, w = calibration(result, tanh_mlp, data, layer.name, 300)
-        new = reconstruction.flat_weight(result.model, layer.name)
-        mask = result.masks[layer.name].reshape(new.shape)
+    result = prune(tanh_mlp, data, sparsity, "obc", scope, samples=300, damp=0)
+    for layer in result.table().itertuples():
+        x, w = calibration(result, tanh_mlp, data, layer.layer, 300)
+        new = reconstruction.flat_weight(result.model, layer.layer)
+        mask = result.masks[layer.layer].reshape(new.shape)
         for r in range(w.shape[0]):
             torch.testing.assert_close(new[r], refit(x, x @ w[r], mask[r]), rtol=1e-6, atol=1e-6)
         measured = float(((x @ (w - new).T) ** 2).sum()) / len(x)
@@ -185,11 +187,11 @@ def test_obc_rows_are_exact_refits(data, tanh_mlp, scope, sparsity):
 def test_sparsegpt_refits_columns_after_the_last_pruned_one(data, tanh_mlp):
     """What SparseGPT guarantees: in every row, the columns after its last pruned column are the exact
     refit given the columns before (every pruned column is an exact OBS step over the columns after it)."""
-    result = updating.prune(tanh_mlp, data, 0.5, "sparsegpt", "layer", samples=300, damp=0, block_size=5)
-    for layer in result.layers:
-        x, w = calibration(result, tanh_mlp, data, layer.name, 300)
-        new = reconstruction.flat_weight(result.model, layer.name)
-        mask = result.masks[layer.name].reshape(new.shape)
+    result = prune(tanh_mlp, data, 0.5, "sparsegpt", "layer", samples=300, damp=0, block_size=5)
+    for layer in result.table().itertuples():
+        x, w = calibration(result, tanh_mlp, data, layer.layer, 300)
+        new = reconstruction.flat_weight(result.model, layer.layer)
+        mask = result.masks[layer.layer].reshape(new.shape)
         for r in range(w.shape[0]):
             last = int((~mask[r]).nonzero().max())
             later = slice(last + 1, None)
@@ -202,9 +204,10 @@ def test_sparsegpt_refits_columns_after_the_last_pruned_one(data, tanh_mlp):
 
 def test_updates_beat_magnitude_on_reconstruction(data, tanh_mlp):
     """Not a theorem for sparsegpt, but what the update is for: checked on this problem."""
-    errors = {m: updating.prune(tanh_mlp, data, 0.7, m, "layer", samples=300).layers[0].error
+    errors = {m: prune(tanh_mlp, data, 0.7, m, "layer", samples=300, **ROWS.get(m, {})).errors["1.weight"]
               for m in ("obc", "sparsegpt", "wanda")}
-    x, w = calibration(updating.prune(tanh_mlp, data, 0.7, "wanda", "layer", samples=300), tanh_mlp, data, "1.weight", 300)
+    x, w = calibration(prune(tanh_mlp, data, 0.7, "wanda", "layer", samples=300, rows=True), tanh_mlp, data, "1.weight",
+                       300)
     assert errors["obc"] <= errors["sparsegpt"] <= magnitude_error(x, w, round(0.7 * w.numel()))
     assert errors["obc"] < errors["wanda"]
 
@@ -216,13 +219,16 @@ def test_wanda_scores_by_hand():
     model = nn.Sequential(nn.Linear(3, 2))
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[1.0, -1.0, 2.0], [-3.0, 0.5, 0.0]]))
-    scores = updating.wanda_scores(model, data, samples=None)
+    scores = criteria.wanda(model, data, samples=None)
     norms = [(1 + 9) ** 0.5, (4 + 4) ** 0.5, (1 + 4) ** 0.5]
     expected = torch.tensor([[1 * norms[0], 1 * norms[1], 2 * norms[2]], [3 * norms[0], 0.5 * norms[1], 0.0]])
     torch.testing.assert_close(scores["0.weight"], expected)
     # per-row comparison: 3 of 6 entries go, spread 2 + 1 over the rows by cumulative rounding
-    result = updating.prune(model, data, 0.5, "wanda", "layer", samples=None)
+    result = prune(model, data, 0.5, "wanda", "layer", samples=None, rows=True)
     assert result.masks["0.weight"].tolist() == [[False, False, True], [True, True, False]]
+    # compared within the layer (the default): the 3 lowest of all 6 scores go (0, 0.5 * norms[1], 1 * norms[1])
+    assert prune(model, data, 0.5, "wanda", "layer", samples=None).masks["0.weight"].tolist() == \
+        [[True, False, True], [True, False, False]]
 
 
 @pytest.mark.parametrize("conv", [nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2),
@@ -251,16 +257,16 @@ def conv_setup():
 @pytest.mark.parametrize("scope", ["layer", "global"])
 def test_counts_zeros_untouched_model_and_determinism(data, tiny_mlp, method, scope):
     before = bits(tiny_mlp)
-    opts = dict(samples=128, seed=3)
-    a = updating.prune(tiny_mlp, data, 0.65, method, scope, **opts)
-    b = updating.prune(tiny_mlp, data, 0.65, method, scope, **opts)
+    opts = dict(samples=128, seed=3, **ROWS.get(method, {}))
+    a = prune(tiny_mlp, data, 0.65, method, scope, **opts)
+    b = prune(tiny_mlp, data, 0.65, method, scope, **opts)
     assert bits(tiny_mlp) == before
     sizes = {n: tiny_mlp.get_parameter(n).numel() for n in ol.prunable(tiny_mlp)}
     pruned = {n: int((~m).sum()) for n, m in a.masks.items()}
     if scope == "layer":
         assert pruned == {n: round(0.65 * s) for n, s in sizes.items()}
     assert sum(pruned.values()) == round(0.65 * sum(sizes.values()))
-    assert [l.pruned for l in a.layers] == list(pruned.values())
+    assert a.table()["pruned"].tolist() == list(pruned.values())
     for name, mask in a.masks.items():
         weight = a.model.get_parameter(name)
         assert bool((weight[~mask] == 0).all())
@@ -272,11 +278,11 @@ def test_counts_zeros_untouched_model_and_determinism(data, tiny_mlp, method, sc
 @pytest.mark.parametrize("method", METHODS)
 def test_conv_models(conv_setup, method):
     data, model = conv_setup
-    result = updating.prune(model, data, 0.5, method, "layer", samples=64)
+    result = prune(model, data, 0.5, method, "layer", samples=64, **ROWS.get(method, {}))
     for name, mask in result.masks.items():
         assert int((~mask).sum()) == round(0.5 * mask.numel())
         assert bool((result.model.get_parameter(name)[~mask] == 0).all())
-    scores = updating.wanda_scores(model, data, samples=64)
+    scores = criteria.wanda(model, data, samples=64)
     assert {n: s.shape for n, s in scores.items()} == {n: model.get_parameter(n).shape for n in ol.prunable(model)}
 
 
@@ -285,14 +291,14 @@ def test_conv1d_model_prunes():
     signal = Dataset("signal", *(Split(s.x.reshape(len(s.y), 1, 20), s.y) for s in (data.train, data.val, data.test)), 4)
     model = ol.build("conv1d", signal, seed=0, channels=3)
     for method in ("obc", "sparsegpt", "wanda"):
-        result = updating.prune(model, signal, 0.9, method, "global", samples=64)
+        result = prune(model, signal, 0.9, method, "global", samples=64, **ROWS.get(method, {}))
         assert result.masks.count()[1] - result.masks.count()[0] == round(0.9 * result.masks.count()[1])
 
 
 @pytest.mark.parametrize("sparsity", [0.0, 1.0])
 def test_extreme_sparsities(data, tiny_mlp, sparsity):
     for method in METHODS:
-        result = updating.prune(tiny_mlp, data, sparsity, method, samples=64)
+        result = prune(tiny_mlp, data, sparsity, method, samples=64, **ROWS.get(method, {}))
         assert result.masks.sparsity() == sparsity
         if sparsity == 0.0:
             assert bits(result.model) == bits(tiny_mlp)
@@ -300,45 +306,45 @@ def test_extreme_sparsities(data, tiny_mlp, sparsity):
 
 def test_global_rng_untouched(data, tiny_mlp):
     state = torch.get_rng_state()
-    updating.prune(tiny_mlp, data, 0.5, "woodfisher", samples=32)
-    updating.prune(tiny_mlp, data, 0.5, "sparsegpt", samples=32)
+    prune(tiny_mlp, data, 0.5, "woodfisher", samples=32)
+    prune(tiny_mlp, data, 0.5, "sparsegpt", samples=32)
     assert torch.equal(torch.get_rng_state(), state)
 
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(sparsity=1.5), "sparsity must be"),
     (dict(sparsity=-0.1), "sparsity must be"),
-    (dict(method="optimal"), "unknown method 'optimal'; valid choices: obs, woodfisher"),
+    (dict(method="optimal"), "unknown method 'optimal'; valid choices: magnitude, random"),
     (dict(scope="row"), "unknown scope 'row'; valid choices: global, layer"),
     (dict(samples=0), "samples must be an integer >= 1"),
     (dict(damp=-1), "damp must be a number >= 0"),
     (dict(seed=-1), "seed must be an integer"),
     (dict(batch=0), "batch must be an integer >= 1"),
     (dict(method="sparsegpt", block_size=2.5), "block_size must be an integer"),
-    (dict(method="obc", batch=4), "unknown option 'batch' for method 'obc'; valid options: samples, seed, damp"),
-    (dict(method="woodfisher", damp=0), "woodfisher' needs damp > 0"),
+    (dict(method="obc", batch=4), "method 'obc' has no option 'batch'; its options: samples, damp"),
+    (dict(method="woodfisher", damp=0), "damp must be a number > 0"),
     (dict(max_weights=100), "this model has 480 prunable weights, above max_weights=100; use method 'woodfisher'"),
-    (dict(dataset=None), "needs training data"),
+    (dict(data=None), "needs training data"),
 ])
 def test_bad_arguments(data, tiny_mlp, kwargs, message):
-    args = dict(model=tiny_mlp, dataset=data, sparsity=0.5, method="obs")
+    args = dict(model=tiny_mlp, data=data, sparsity=0.5, method="obs")
     args.update(kwargs)
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        updating.prune(**args)
+        prune(**args)
 
 
 def test_singular_curvature_is_a_clear_error(data, tanh_mlp):
     with pytest.raises(ValueError, match="singular.*damp > 0"):
-        updating.prune(tanh_mlp, data, 0.5, "obc", samples=4, damp=0)
+        prune(tanh_mlp, data, 0.5, "obc", samples=4, damp=0)
     with pytest.raises(ValueError, match="singular.*damp > 0"):
-        updating.prune(tanh_mlp, data, 0.5, "obs", samples=4, damp=0)
+        prune(tanh_mlp, data, 0.5, "obs", samples=4, damp=0)
 
 
 def test_layerwise_refuses_unsupported_layers(data):
     model = nn.Sequential(nn.Flatten(), nn.Unflatten(1, (1, 1, 1, 20)), nn.Conv3d(1, 2, 1), nn.Flatten(),
                           nn.Linear(40, 4))
     with pytest.raises(ValueError, match="Conv3d; layer-wise pruners handle Linear, Conv1d and Conv2d"):
-        updating.prune(model, data, 0.5, "obc")
+        prune(model, data, 0.5, "obc")
 
 
 @pytest.mark.parametrize("k", [0, 1, 7, 30, 45])

@@ -1,4 +1,4 @@
-"""updating.prune with existing masks and per-layer sparsities, against independent oracles.
+"""pruning.prune with existing masks and per-layer sparsities, against independent oracles.
 
 Oracles: exact counts written out by hand (cumulative targets), least-squares refits of every row on its
 surviving columns (OBC, damping 0), the constrained minimiser of the quadratic model given the final mask (OBS),
@@ -13,11 +13,13 @@ import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab.pruning import fisher, updating, reconstruction
-from oneshot_lab.pruning.curvature import sample
+from oneshot_lab.pruning import fisher, reconstruction, updating
+from oneshot_lab.pruning.prune import prune
+from oneshot_lab.core.data import sample
 from oneshot_lab.core.data import Dataset, Split
 
-METHODS = tuple(updating.METHODS)
+METHODS = ("obs", "woodfisher", "obc", "sparsegpt", "wanda")
+ROWS = {"wanda": {"rows": True}}  # wanda within rows, layer by layer: the rule these tests check
 
 
 def bits(model):
@@ -47,8 +49,8 @@ def inputs_of(model, data, name, samples, seed=0):
 def test_prior_entries_stay_pruned_counts_are_cumulative_and_zero(synthetic, tiny_mlp, method, scope):
     prior = random_prior(tiny_mlp, 0.4, seed=1)
     before = bits(tiny_mlp)
-    a = updating.prune(tiny_mlp, synthetic, 0.7, method, scope, masks=prior, samples=128, seed=3)
-    b = updating.prune(tiny_mlp, synthetic, 0.7, method, scope, masks=prior, samples=128, seed=3)
+    a = prune(tiny_mlp, synthetic, 0.7, method, scope, masks=prior, samples=128, seed=3, **ROWS.get(method, {}))
+    b = prune(tiny_mlp, synthetic, 0.7, method, scope, masks=prior, samples=128, seed=3, **ROWS.get(method, {}))
     assert bits(tiny_mlp) == before
     sizes = {n: m.numel() for n, m in prior.items()}
     pruned = {n: int((~m).sum()) for n, m in a.masks.items()}
@@ -59,7 +61,7 @@ def test_prior_entries_stay_pruned_counts_are_cumulative_and_zero(synthetic, tin
         assert not bool((mask & ~prior[name]).any()), f"{name}: a pruned entry came back"
         weight = a.model.get_parameter(name)
         assert bool((weight[~mask] == 0).all())
-    assert [l.pruned for l in a.layers] == list(pruned.values())
+    assert a.table()["pruned"].tolist() == list(pruned.values())
     assert a.masks.equal(b.masks) and bits(a.model) == bits(b.model)
 
 
@@ -67,13 +69,13 @@ def test_prior_entries_stay_pruned_counts_are_cumulative_and_zero(synthetic, tin
 def test_layer_sparsities_give_a_layer_its_own_count_beside_the_pool(synthetic, tiny_mlp, method):
     names = ol.prunable(tiny_mlp)
     prior = random_prior(tiny_mlp, 0.3, seed=2)
-    result = updating.prune(tiny_mlp, synthetic, 0.75, method, "global", masks=prior, layer_sparsities={names[-1]: 0.5},
-                       samples=128)
+    result = prune(tiny_mlp, synthetic, 0.75, method, "global", masks=prior, layer_sparsities={names[-1]: 0.5},
+                       samples=128, **ROWS.get(method, {}))
     pruned = {n: int((~m).sum()) for n, m in result.masks.items()}
     assert pruned[names[-1]] == round(0.5 * prior[names[-1]].numel())
     pool = names[:-1]
     assert sum(pruned[n] for n in pool) == round(0.75 * sum(prior[n].numel() for n in pool))
-    layer = updating.prune(tiny_mlp, synthetic, 0.75, method, "layer", layer_sparsities={names[0]: 0.2}, samples=128)
+    layer = prune(tiny_mlp, synthetic, 0.75, method, "layer", layer_sparsities={names[0]: 0.2}, samples=128, **ROWS.get(method, {}))
     assert {n: int((~m).sum()) for n, m in layer.masks.items()} == {
         n: round((0.2 if n == names[0] else 0.75) * prior[n].numel()) for n in names}
 
@@ -81,14 +83,15 @@ def test_layer_sparsities_give_a_layer_its_own_count_beside_the_pool(synthetic, 
 @pytest.mark.parametrize("method", METHODS)
 def test_a_target_below_the_prior_prunes_nothing_more(synthetic, tiny_mlp, method):
     prior = random_prior(tiny_mlp, 0.5, seed=3)
-    result = updating.prune(tiny_mlp, synthetic, 0.2, method, "layer", masks=prior, samples=64)
+    result = prune(tiny_mlp, synthetic, 0.2, method, "layer", masks=prior, samples=64, **ROWS.get(method, {}))
     assert result.masks.equal(prior)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_an_all_true_prior_changes_nothing(synthetic, tiny_mlp, method):
-    plain = updating.prune(tiny_mlp, synthetic, 0.6, method, "global", samples=64)
-    ones = updating.prune(tiny_mlp, synthetic, 0.6, method, "global", masks=ol.Masks.ones(tiny_mlp), samples=64)
+    plain = prune(tiny_mlp, synthetic, 0.6, method, "global", samples=64, **ROWS.get(method, {}))
+    ones = prune(tiny_mlp, synthetic, 0.6, method, "global", masks=ol.Masks.ones(tiny_mlp), samples=64,
+                 **ROWS.get(method, {}))
     assert plain.masks.equal(ones.masks) and bits(plain.model) == bits(ones.model)
 
 
@@ -96,7 +99,7 @@ def test_an_all_true_prior_changes_nothing(synthetic, tiny_mlp, method):
 def test_obc_rows_are_least_squares_refits_on_their_survivors(synthetic, tanh_mlp, scope):
     prior = random_prior(tanh_mlp, 0.3, seed=4)
     masked = prior.apply(copy.deepcopy(tanh_mlp))
-    result = updating.prune(tanh_mlp, synthetic, 0.6, "obc", scope, masks=prior, samples=300, damp=0)
+    result = prune(tanh_mlp, synthetic, 0.6, "obc", scope, masks=prior, samples=300, damp=0)
     for name in ol.prunable(tanh_mlp):
         x = inputs_of(result.model, synthetic, name, 300)  # through the pruned layers before this one
         w = reconstruction.flat_weight(masked, name)  # the target: the layer of the model under the prior
@@ -118,7 +121,7 @@ def test_obs_is_the_constrained_minimiser_of_its_quadratic_model_given_the_final
     with torch.no_grad():
         model[1].weight.copy_(torch.randn(4, 20, generator=torch.Generator().manual_seed(5)))
     prior = random_prior(model, 0.25, seed=5)
-    result = updating.prune(model, synthetic, 0.6, "obs", masks=prior, samples=256, damp=0.05, batch=1)
+    result = prune(model, synthetic, 0.6, "obs", masks=prior, samples=256, damp=0.05, batch=1)
     masked = prior.apply(copy.deepcopy(model))
     x, y = sample(synthetic, 256, 0)
     alive = prior["1.weight"].reshape(-1).nonzero()[:, 0]
@@ -141,8 +144,8 @@ def test_woodfisher_with_one_block_equals_obs_under_a_prior(synthetic):
         model[1].weight.copy_(torch.randn(4, 20, generator=torch.Generator().manual_seed(6)))
     prior = random_prior(model, 0.3, seed=6)
     common = dict(masks=prior, samples=64, damp=0.1, batch=1)
-    a = updating.prune(model, synthetic, 0.7, "obs", **common)
-    b = updating.prune(model, synthetic, 0.7, "woodfisher", block_size=80, **common)
+    a = prune(model, synthetic, 0.7, "obs", **common)
+    b = prune(model, synthetic, 0.7, "woodfisher", block_size=80, **common)
     assert a.masks.equal(b.masks)
     torch.testing.assert_close(a.model[1].weight, b.model[1].weight, rtol=1e-5, atol=1e-7)
 
@@ -150,7 +153,7 @@ def test_woodfisher_with_one_block_equals_obs_under_a_prior(synthetic):
 def test_sparsegpt_under_a_prior_refits_columns_after_the_last_pruned_one(synthetic, tanh_mlp):
     prior = random_prior(tanh_mlp, 0.3, seed=7)
     masked = prior.apply(copy.deepcopy(tanh_mlp))
-    result = updating.prune(tanh_mlp, synthetic, 0.5, "sparsegpt", "layer", masks=prior, samples=300, damp=0, block_size=5)
+    result = prune(tanh_mlp, synthetic, 0.5, "sparsegpt", "layer", masks=prior, samples=300, damp=0, block_size=5)
     for name in ol.prunable(tanh_mlp):
         x = inputs_of(result.model, synthetic, name, 300)
         w = reconstruction.flat_weight(masked, name)
@@ -172,12 +175,12 @@ def test_wanda_under_a_prior_by_hand():
         model[0].weight.copy_(torch.tensor([[1.0, 1.0, -1.0, 2.0], [0.5, -2.0, 3.0, 1.0]]))
     # ||X_j|| = sqrt(5), sqrt(10), 2, sqrt(5); scores |W| * ||X_j||: row 0 = [2.24, 3.16, 2, 4.47],
     # row 1 = [1.12, 6.32, 6, 2.24]. Plain Wanda at 0.5 prunes the two lowest of each row.
-    plain = updating.prune(model, hand, 0.5, "wanda", "layer", samples=None)
+    plain = prune(model, hand, 0.5, "wanda", "layer", samples=None, rows=True)
     assert plain.masks["0.weight"].tolist() == [[False, True, False, True], [False, True, True, False]]
     # The prior prunes row 0's best entry. 4 of 8 in all, 1 already: the other 3 go to the rows in proportion
     # to their survivors (3 and 4 of 7): round(3 * 3/7) = 1 in row 0 (column 2), 2 in row 1 (columns 0 and 3).
     prior = {"0.weight": torch.tensor([[True, True, True, False], [True, True, True, True]])}
-    result = updating.prune(model, hand, 0.5, "wanda", "layer", masks=prior, samples=None)
+    result = prune(model, hand, 0.5, "wanda", "layer", masks=prior, samples=None, rows=True)
     assert result.masks["0.weight"].tolist() == [[True, True, False, False], [False, True, True, False]]
     assert result.model[0].weight[0, 3] == 0.0
 
@@ -197,5 +200,5 @@ def test_bad_masks_and_layer_sparsities_fail_before_any_work(synthetic, tiny_mlp
 
     monkeypatch.setattr(updating, "sample", no_work)
     with pytest.raises(ValueError, match=re.escape(message)) as error:
-        updating.prune(tiny_mlp, synthetic, 0.5, "obc", **kwargs)
+        prune(tiny_mlp, synthetic, 0.5, "obc", **kwargs)
     assert "\n" not in str(error.value)

@@ -160,8 +160,8 @@ def test_saliency_scores(tiny_mlp):
     r1, r2, r3 = (criteria.random(tiny_mlp, seed=s) for s in (5, 5, 6))
     assert torch.equal(torch.rand(1), expected)  # global RNG untouched
     assert all(torch.equal(r1[n], r2[n]) for n in r1) and not torch.equal(r1["1.weight"], r3["1.weight"])
-    with pytest.raises(ValueError, match="unknown criterion 'nosuch'"):
-        criteria.compute("nosuch", tiny_mlp)
+    with pytest.raises(ValueError, match="unknown method 'nosuch'"):
+        ol.prune(tiny_mlp, None, 0.5, "nosuch")
 
 
 def test_macs_count_weight_applications_by_hand():

@@ -34,7 +34,7 @@ def shown(html: str, css: str) -> float:
 
 def oracle(model, data, criterion, sparsity, scope):
     """Masks and test / val metrics computed directly from the package's primitives."""
-    masks = ol.masks_from_scores(ol.pruning.criteria.compute(criterion, model, data), sparsity, scope)
+    masks = ol.masks_from_scores(ol.pruning.prune.score(model, data, criterion), sparsity, scope)
     pruned = masks.apply(copy.deepcopy(model))
     return masks, {split: ol.evaluate(pruned, data, split) for split in ("test", "val")}
 
@@ -111,10 +111,10 @@ def test_fine_tuning_matches_a_direct_fit_under_the_mask_and_leaves_the_model_un
 
 
 def test_the_criterion_dropdown_lists_only_what_the_model_supports(synthetic):
-    assert explorer.supported_criteria(ol.build("mlp", synthetic, seed=0)) == list(ol.pruning.criteria.CRITERIA)
+    assert explorer.supported_methods(ol.build("mlp", synthetic, seed=0)) == list(ol.METHODS)
     inplace = nn.Sequential(nn.Linear(20, 8), nn.ReLU(inplace=True), nn.Linear(8, 4))
     listed = widgets.explore(inplace, synthetic, finetune=None).criterion.options
-    for name in ol.pruning.criteria.CRITERIA:
+    for name in ol.METHODS:
         curvature = {"obd": "ggn"}.get(name, name[len("obd_"):])
         if name.startswith("obd"):
             with pytest.raises(ValueError) if name != "obd_hutchinson" else contextlib.nullcontext():
@@ -123,7 +123,7 @@ def test_the_criterion_dropdown_lists_only_what_the_model_supports(synthetic):
         else:
             assert name in listed
     grouped = nn.Sequential(nn.Unflatten(1, (2, 10)), nn.Conv1d(2, 4, 3, groups=2), nn.Flatten(), nn.Linear(32, 4))
-    assert "wanda" not in explorer.supported_criteria(grouped)
+    assert "wanda" not in explorer.supported_methods(grouped)
     assert "groups=2" in explorer.unsupported(grouped, "wanda")
 
 
@@ -132,7 +132,7 @@ def test_bad_input_is_a_clear_error_before_any_work(trained, synthetic):
         widgets.explore("net", synthetic)
     with pytest.raises(ValueError, match="Dataset .*got dict"):
         widgets.explore(trained, {})
-    with pytest.raises(ValueError, match="criterion 'nope'.*magnitude"):
+    with pytest.raises(ValueError, match="method 'nope'.*magnitude"):
         widgets.explore(trained, synthetic, criterion="nope")
     with pytest.raises(ValueError, match="sparsity"):
         widgets.explore(trained, synthetic, sparsity=1.5)

@@ -20,7 +20,7 @@ MODELS = {"mlp 128-40": ("mnist1d", "mlp", {"widths": [128, 40]}, 0), "conv1d": 
 QUICK_MODELS = {"mlp 16": ("mnist1d", "mlp", {"widths": [16]}, 0),
                 "lenet 16 mnist": ("mnist_subset", "mlp", {"widths": [16]}, 10)}
 CURVATURES = ("hessian", "ggn", "ggn_mc", "fisher", "hutchinson")
-PRUNERS = ("wanda", "sparsegpt", "obc", "woodfisher", "obs")
+PRUNERS = ("wanda", "sparsegpt", "obc", "woodfisher", "obs")  # registry methods that use calibration data
 ONLY = {"lenet-300-100 mnist": ("backward", "sparsegpt", "obc"), "lenet 16 mnist": ("backward", "sparsegpt", "obc")}
 LENET = {False: "lenet-300-100 mnist", True: "lenet 16 mnist"}  # the model of `by_scope`, by `quick`
 SPARSITY = 0.9
@@ -47,7 +47,7 @@ def computation(model_key: str, what: str, samples: int, quick: bool) -> Callabl
     data = measure.dataset({**MODELS, **QUICK_MODELS}[model_key][0])
     net = network(model_key)
     if what == "backward":
-        x, y = ol.pruning.curvature.sample(data, samples, seed=0)
+        x, y = ol.core.data.sample(data, samples, seed=0)
 
         def backward() -> None:
             net.zero_grad(set_to_none=True)
@@ -58,7 +58,7 @@ def computation(model_key: str, what: str, samples: int, quick: bool) -> Callabl
     probes = 10 if quick else 100
     if what in CURVATURES:
         return lambda: ol.pruning.curvature.diagonal(net, data, what, samples=samples, probes=probes)
-    return lambda: ol.pruning.updating.prune(net, data, SPARSITY, what, samples=samples)
+    return lambda: ol.prune(net, data, SPARSITY, what, samples=samples)
 
 
 def prepare(model_key: str, what: str, samples: int, quick: bool) -> Callable[[], Any]:
@@ -133,7 +133,7 @@ def by_scope(quick: bool, repeats: int) -> list[dict[str, Any]]:
             for _ in range(repeats):
                 for method, scope in cases:
                     cpu, wall = measure.CLOCK(), time.perf_counter()
-                    result = ol.pruning.updating.prune(net, data, SPARSITY, method, scope, samples=samples)
+                    result = ol.prune(net, data, SPARSITY, method, scope, samples=samples)
                     times[method, scope].append((measure.CLOCK() - cpu, time.perf_counter() - wall))
                     pruned[method, scope] = sum(layer.pruned for layer in result.layers)
             for (method, scope), pairs in times.items():
@@ -172,7 +172,7 @@ def errors(quick: bool) -> list[dict[str, Any]]:
     data = measure.dataset("mnist1d")
     net = ol.build("mlp", data, seed=0, widths=[8 if quick else 16], activation="tanh")
     samples = 64 if quick else 256
-    x, y = ol.pruning.curvature.sample(data, samples, seed=0)
+    x, y = ol.core.data.sample(data, samples, seed=0)
     exact = dict(zip(("hessian", "ggn"), exact_diagonals(net, x, y)))
     rows = []
     for kind in CURVATURES:

@@ -240,3 +240,14 @@ def load(name: str = "mnist1d", seed: int = 0, root: str | os.PathLike | None = 
     checks.one_of("dataset", name, SOURCES)
     seed = checks.seed("seed", seed)
     return SOURCES[name](seed, None if root is None else Path(root).expanduser())
+
+
+def sample(dataset: Dataset, samples: int | None = None, seed: int = 0, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """`samples` examples of `split` drawn without replacement by a generator seeded with `seed` (None: all)."""
+    x, y = dataset.split(split)
+    if samples is None or samples >= len(y):
+        return x, y
+    if int(samples) < 1:
+        raise ValueError(f"samples must be a positive int or None (all), got {samples!r}")
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[: int(samples)]
+    return x[idx], y[idx]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping
 
 import pandas as pd
@@ -259,3 +260,17 @@ def _keep_mask(pieces: list[torch.Tensor], sparsity: float, already: int) -> lis
     k = max(n_to_prune(sparsity, sum(p.numel() for p in pieces)), already)
     # The very set torch.nn.utils.prune.L1Unstructured's topk picks, ties included.
     return [chosen.logical_not_() for chosen in topk.lowest_of(pieces, k)]
+
+
+def working_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode, with torch.nn.utils.prune masks folded into plain `weight` parameters."""
+    # A pruned module's `weight` is a computed (non-leaf) tensor, which deepcopy refuses: copy it detached.
+    memo = {id(getattr(m, hook._tensor_name)): getattr(m, hook._tensor_name).detach().clone()
+            for m in model.modules() for hook in getattr(m, "_forward_pre_hooks", {}).values()
+            if isinstance(hook, torch_prune.BasePruningMethod)}
+    clone = copy.deepcopy(model, memo).eval()
+    for module in clone.modules():
+        for hook in list(getattr(module, "_forward_pre_hooks", {}).values()):
+            if isinstance(hook, torch_prune.BasePruningMethod):
+                torch_prune.remove(module, hook._tensor_name)  # else `weight_orig` gets no curvature
+    return clone

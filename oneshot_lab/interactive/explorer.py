@@ -1,5 +1,6 @@
-"""What the interactive explorers show, computed on demand and cached: the masks and evaluations of one trained
-model per (criterion, sparsity, scope), and the levels and conditions of an IMP result. No widgets here."""
+"""What the interactive explorers show, computed on demand and cached: one trained model pruned by every method
+of the registry it supports, per (method, sparsity, scope), and the levels and conditions of an IMP result.
+No widgets here."""
 
 from __future__ import annotations
 
@@ -11,37 +12,29 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..util import checks
-from ..pruning import curvature, reconstruction, criteria
-from ..training import train
 from ..core.data import Dataset
+from ..core.masks import SCOPES, Masks, check_scope, check_sparsity, prunable
+from ..pruning import registry
+from ..pruning.prune import Pruned, prune
 from ..studies.lottery.rewinding import IMPResult
-from ..core.masks import SCOPES, Masks, check_scope, check_sparsity, masks_from_scores, prunable
+from ..training import train
 from ..training.train import TrainConfig
+from ..util import checks
 
 SPLITS = ("test", "val")
 DECIMALS = 4  # slider positions closer than this share one cache entry
 
 
-def unsupported(model: nn.Module, name: str) -> str | None:
-    """Why criterion `name` cannot score `model`, or None if it can."""
-    entry = criteria.criterion(name)
-    if entry.name.startswith("obd"):
-        wanted = entry.name[len("obd_"):] if entry.name != "obd" else "ggn"
-        if wanted not in curvature.supported_curvatures(model):
-            return f"curvature {wanted!r} is not supported for this model"
-    if entry.name == "wanda":
-        try:
-            for param in prunable(model):
-                reconstruction.check_layer(param, model.get_submodule(param.rpartition(".")[0]))
-        except ValueError as error:
-            return str(error)
-    return None
+def unsupported(model: nn.Module, name: str, options: Mapping | None = None) -> str | None:
+    """Why the registry method `name` cannot prune `model` (with `options`), or None if it can."""
+    return registry.get(name).unsupported(model, options)
 
 
-def supported_criteria(model: nn.Module) -> list[str]:
-    """The names in `criteria.CRITERIA` that can score `model`, in registry order."""
-    return [name for name in criteria.CRITERIA if unsupported(model, name) is None]
+def supported_methods(model: nn.Module, options: Mapping[str, Mapping] | None = None) -> list[str]:
+    """The registry methods that can prune `model` (each with its `options`), in registry order."""
+    options = options or {}
+    return [name for name, method in registry.METHODS.items()
+            if method.unsupported(model, options.get(name)) is None]
 
 
 @dataclass(frozen=True)
@@ -54,7 +47,7 @@ class Setting:
 
     @property
     def method(self) -> str:
-        """'criterion/scope', the method label of the one-shot tables."""
+        """'method/scope', the method label of the one-shot tables."""
         return f"{self.criterion}/{self.scope}"
 
 
@@ -70,7 +63,7 @@ class PruningView:
 
 
 class PruningState:
-    """Scores once per criterion, masks and evaluations once per setting, of a trained model it never modifies."""
+    """A trained model (never modified) pruned per setting: scores once per method, each setting once."""
 
     def __init__(self, model: nn.Module, dataset: Dataset, seed: int = 0, finetune: TrainConfig | None = None,
                  score_options: Mapping[str, Mapping] | None = None):
@@ -81,47 +74,49 @@ class PruningState:
         if finetune is not None and not isinstance(finetune, TrainConfig):
             raise ValueError(f"finetune must be a TrainConfig or None, got {finetune!r}")
         self.dataset, self.seed, self.finetune_config = dataset, checks.seed("seed", seed), finetune
-        self.score_options = criteria.check_options(score_options)
-        self.criteria = supported_criteria(model)
+        self.score_options = registry.check_options(score_options)
+        self.criteria = supported_methods(model, self.score_options)
         self.layer_names = prunable(model)
-        self.trained = train.snapshot(model)
-        self.work = copy.deepcopy(model)
-        self.dense = self._evaluate(Masks.ones(model))
+        self.model = copy.deepcopy(model)
+        self.dense = self._measure(self.model, Masks.ones(model))
         self.computed = {"scores": 0, "masks": 0, "evaluations": 0, "finetunes": 0}  # cache misses, for tests
         self._scores: dict[str, dict[str, torch.Tensor]] = {}
-        self._masks: dict[Setting, Masks] = {}
+        self._pruned: dict[Setting, Pruned] = {}
         self._metrics: dict[Setting, dict] = {}
         self._finetuned: dict[Setting, dict] = {}
 
     def setting(self, criterion: str, sparsity: float, scope: str) -> Setting:
         """A validated setting, the sparsity rounded to the cache's resolution."""
         if criterion not in self.criteria:
-            reason = unsupported(self.work, criterion) if criterion in criteria.CRITERIA else None
-            raise ValueError(f"criterion {criterion!r} is not available{f' ({reason})' if reason else ''}; "
-                             f"criteria for this model: {', '.join(self.criteria)}")
+            reason = unsupported(self.model, criterion, self.score_options.get(criterion)) \
+                if criterion in registry.METHODS else None
+            raise ValueError(f"method {criterion!r} is not available{f' ({reason})' if reason else ''}; "
+                             f"methods for this model: {', '.join(self.criteria)}")
         return Setting(criterion, round(check_sparsity(sparsity), DECIMALS), check_scope(scope))
 
-    def scores(self, criterion: str) -> dict[str, torch.Tensor]:
-        """The scores of the trained model under `criterion` (computed on first use)."""
-        if criterion not in self._scores:
-            self.computed["scores"] += 1
-            self._restore(None)
-            self._scores[criterion] = criteria.compute(criterion, self.work, self.dataset, seed=self.seed,
-                                                       **self.score_options.get(criterion, {}))
-        return self._scores[criterion]
+    def pruned(self, setting: Setting) -> Pruned:
+        """The model pruned as `setting` says (computed on first use; a method's scores once for every setting)."""
+        if setting not in self._pruned:
+            self.computed["masks"] += 1
+            name = setting.criterion
+            result = prune(self.model, self.dataset, setting.sparsity, name, setting.scope, seed=self.seed,
+                           scores=self._scores.get(name), **self.score_options.get(name, {}))
+            if result.scores is not None and name not in self._scores:
+                self.computed["scores"] += 1
+                self._scores[name] = result.scores
+            self._pruned[setting] = result
+        return self._pruned[setting]
 
     def masks(self, setting: Setting) -> Masks:
         """The masks of `setting` (computed on first use)."""
-        if setting not in self._masks:
-            self.computed["masks"] += 1
-            self._masks[setting] = masks_from_scores(self.scores(setting.criterion), setting.sparsity, setting.scope)
-        return self._masks[setting]
+        return self.pruned(setting).masks
 
     def metrics(self, setting: Setting) -> dict:
         """Test and validation loss and accuracy of the pruned model, density and collapsed layers."""
         if setting not in self._metrics:
             self.computed["evaluations"] += 1
-            self._metrics[setting] = self._evaluate(self.masks(setting))
+            result = self.pruned(setting)
+            self._metrics[setting] = self._measure(result.model, result.masks)
         return self._metrics[setting]
 
     def finetune(self, setting: Setting) -> dict:
@@ -130,10 +125,10 @@ class PruningState:
             raise ValueError("this explorer has no fine-tuning recipe: pass finetune=TrainConfig(...)")
         if setting not in self._finetuned:
             self.computed["finetunes"] += 1
-            masks = self.masks(setting)
-            self._restore(masks)
-            train.fit(self.work, self.dataset, self.finetune_config, masks=masks)
-            self._finetuned[setting] = self._measure(masks)
+            result = self.pruned(setting)
+            net = copy.deepcopy(result.model)
+            train.fit(net, self.dataset, self.finetune_config, masks=result.masks)
+            self._finetuned[setting] = self._measure(net, result.masks)
         return self._finetuned[setting]
 
     def view(self, setting: Setting) -> PruningView:
@@ -153,21 +148,11 @@ class PruningState:
                                  **self.metrics(setting)})
         return pd.DataFrame(rows)
 
-    def _restore(self, masks: Masks | None) -> nn.Module:
-        """The working copy reset to the trained weights, pruned by `masks`."""
-        self.work.load_state_dict(self.trained)
-        return masks.apply(self.work) if masks is not None else self.work
-
-    def _evaluate(self, masks: Masks) -> dict:
-        """The metrics of the trained weights pruned by `masks`."""
-        self._restore(masks)
-        return self._measure(masks)
-
-    def _measure(self, masks: Masks) -> dict:
-        """The metrics of the working copy as it is, labelled with the density of `masks`."""
+    def _measure(self, model: nn.Module, masks: Masks) -> dict:
+        """The metrics of `model` as it is, labelled with the density of `masks`."""
         out = {}
         for split in SPLITS:
-            found = train.evaluate(self.work, self.dataset, split)
+            found = train.evaluate(model, self.dataset, split)
             out[f"{split}_accuracy"], out[f"{split}_loss"] = found["accuracy"], found["loss"]
         return {**out, "density": masks.density(), "collapsed_layers": len(masks.collapsed_layers())}
 

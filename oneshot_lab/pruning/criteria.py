@@ -1,20 +1,22 @@
-"""Saliency scores `{param_name: tensor}` shaped like the parameters (low scores are pruned first), and the
-criterion registry `CRITERIA` through which every caller names, configures and validates a criterion."""
+"""The scoring methods of the registry: magnitude, random, first-order Taylor, Wanda and the OBD family.
+
+Each score function returns `{parameter name: tensor}` shaped like the prunable weights (low scores are pruned
+first); `METHODS` holds their registry entries (options, needs, what a model must support). The registry turns
+scores into masks (`pruning.prune`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..core.data import sample
+from ..core.masks import parameter, prunable, working_copy
 from ..util import checks
-from .curvature import CURVATURES, diagonal, gradient, working_copy
-from ..core.data import Dataset
-from .updating import wanda_scores
-from ..core.masks import parameter, prunable
+from . import reconstruction
+from .curvature import CURVATURES, diagonal, gradient, supported_curvatures
+from .registry import Method, Option
 
 Scores = dict[str, torch.Tensor]
 NEGATIVE = ("clamp", "signed", "abs")
@@ -86,58 +88,45 @@ def taylor(model: nn.Module, dataset, samples: int | None = 2048, batch_size: in
     return {n: (grads[n] * parameter(clone, n)).detach().abs() for n in _names(clone, names)}
 
 
-# ---------------------------------------------------------------- the registry
 
-@dataclass(frozen=True)
-class Option:
-    """One keyword option of a criterion: its default, accepted values and a one-line help."""
 
-    name: str
-    default: Any
-    help: str
-    kind: str = "int"  # int | str
-    minimum: int | None = None
-    choices: tuple[str, ...] = ()
-    optional: bool = False  # None accepted (e.g. samples=None: the whole split)
+@torch.no_grad()
+def wanda(model: nn.Module, dataset, samples: int | None = 1024, seed: int = 0) -> Scores:
+    """Wanda scores |W_ij| * ||X_j||_2 of every prunable weight, shaped like the weights (model untouched).
 
-    def check(self, value: Any) -> Any:
-        """`value` validated for this option."""
-        if value is None and self.optional:
+    X_j is input feature j of the layer (for a Conv layer: entry j of the unfolded patch) over all `samples`
+    seeded training examples (and all positions), all computed in one pass of the dense model.
+    """
+    clone = working_copy(model)
+    names = prunable(clone)
+    x, _ = sample(dataset, samples, seed)
+    grams = reconstruction.grams(clone, names, x)
+    out = {}
+    for name in names:
+        param = clone.get_parameter(name)
+        out[name] = reconstruction.wanda(reconstruction.flat_weight(clone, name), grams[name]).reshape(param.shape) \
+            .to(param.dtype)
+    return out
+
+
+def matrix_layers(model: nn.Module, options: dict | None = None) -> str | None:
+    """Why `model` has a prunable layer that is not a matrix product of its inputs (Linear, Conv1d/2d), or None."""
+    try:
+        for name in prunable(model):
+            reconstruction.check_layer(name, model.get_submodule(name.rpartition(".")[0]))
+    except ValueError as error:
+        return str(error)
+    return None
+
+
+def curvature_supported(curvature: str) -> Any:
+    """A `supports` rule: None if BackPACK can compute `curvature` (or the option's) for the model."""
+    def supports(model: nn.Module, options: dict) -> str | None:
+        wanted = options.get("curvature", curvature)
+        if wanted in supported_curvatures(model):
             return None
-        if self.choices:
-            return checks.one_of(self.name, value, self.choices)
-        return checks.integer(self.name, value, self.minimum)
-
-
-@dataclass(frozen=True)
-class Criterion:
-    """A registry entry: the score function, its options, and what it needs to run."""
-
-    name: str
-    function: Callable[..., Scores]  # (model, dataset, seed, **options) -> Scores
-    help: str
-    options: tuple[Option, ...] = ()
-    needs_data: bool = False
-
-    def check(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Every option of this criterion with its value: `options` validated over the defaults."""
-        options = checks.mapping(f"options of criterion {self.name!r}", options or {})
-        known = {o.name: o for o in self.options}
-        unknown = sorted(set(options) - set(known))
-        if unknown:
-            raise ValueError(f"criterion {self.name!r} has no option(s) {', '.join(unknown)}; "
-                             f"its options: {', '.join(known) or 'none'}")
-        return {name: o.check(options[name]) if name in options else o.default for name, o in known.items()}
-
-    def __call__(self, model: nn.Module, dataset=None, seed: int = 0, **options: Any) -> Scores:
-        """The scores of `model` (options validated first)."""
-        values = self.check(options)
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"criterion {self.name!r} scores a torch model, got {type(model).__name__}")
-        if self.needs_data and not isinstance(dataset, Dataset):
-            raise ValueError(f"criterion {self.name!r} needs training data: pass dataset= a Dataset "
-                             f"(oneshot_lab.load), got {type(dataset).__name__}")
-        return self.function(model, dataset, checks.seed("seed", seed), **values)
+        return f"BackPACK cannot compute the {wanted!r} diagonal of its layers (see pruning.curvature.check)"
+    return supports
 
 
 SAMPLES = Option("samples", 2048, "training examples the scores are averaged over (None: all)", minimum=1,
@@ -146,46 +135,30 @@ BATCH = Option("batch_size", 256, "examples per backward pass", minimum=1)
 PROBES = Option("probes", 100, "Rademacher probes of the Hutchinson estimate", minimum=1)
 NEGATIVE_OPTION = Option("negative", "clamp", "negative curvature: clamp to 0, keep signed, or take abs",
                          kind="str", choices=NEGATIVE)
+CALIBRATION = Option("samples", 1024, "calibration examples of the training split (None: all)", minimum=1,
+                     optional=True)
 
 
-def _obd_entry(fixed: str | None) -> Criterion:
+def obd_entry(fixed: str | None) -> Method:
     """The registry entry for OBD with a fixed curvature, or with `curvature` as an option."""
     options = (NEGATIVE_OPTION, SAMPLES, BATCH, PROBES)
     if fixed is None:
         options = (Option("curvature", "ggn", "the curvature diagonal (LeCun used the GGN)", kind="str",
                           choices=CURVATURES),) + options
-        return Criterion("obd", lambda m, d, s, **o: obd(m, d, seed=s, **o),
-                         "Optimal Brain Damage h_kk w_k^2 / 2", options, needs_data=True)
-    return Criterion(f"obd_{fixed}", lambda m, d, s, **o: obd(m, d, curvature=fixed, seed=s, **o),
-                     f"Optimal Brain Damage with the {fixed} diagonal", options, needs_data=True)
+        return Method("obd", "Optimal Brain Damage h_kk w_k^2 / 2", score=lambda m, d, s, **o: obd(m, d, seed=s, **o),
+                      options=options, needs=("data", "trained"), supports=curvature_supported("ggn"),
+                      source=__name__)
+    return Method(f"obd_{fixed}", f"Optimal Brain Damage with the {fixed} diagonal",
+                  score=lambda m, d, s, **o: obd(m, d, curvature=fixed, seed=s, **o), options=options,
+                  needs=("data", "trained"), supports=curvature_supported(fixed), source=__name__)
 
 
-CRITERIA: dict[str, Criterion] = {c.name: c for c in [
-    Criterion("magnitude", lambda m, d, s: magnitude(m), "|w|"),
-    Criterion("random", lambda m, d, s: random(m, seed=s), "uniform random scores (the control)"),
-    Criterion("taylor", lambda m, d, s, **o: taylor(m, d, seed=s, **o),
-              "|g w|, first-order Taylor (SNIP when the model is at initialisation)",
-              (SAMPLES, BATCH), needs_data=True),
-    Criterion("wanda", lambda m, d, s, **o: wanda_scores(m, d, seed=s, **o),
-              "|W_ij| * ||X_j||_2 over calibration inputs (Wanda; the paper compares within rows), no update",
-              (Option("samples", 1024, "calibration examples of the training split (None: all)", minimum=1,
-                      optional=True),), needs_data=True),
-    _obd_entry(None),
-    *(_obd_entry(c) for c in CURVATURES),
-]}
-
-
-def criterion(name: str) -> Criterion:
-    """The registry entry called `name`."""
-    return CRITERIA[checks.one_of("criterion", name, CRITERIA)]
-
-
-def check_options(score_options: Mapping[str, Mapping] | None) -> dict[str, dict]:
-    """`score_options` ({criterion: {option: value}}, the one shape everywhere) with every criterion's options validated."""
-    score_options = checks.mapping("score_options", score_options or {})
-    return {name: criterion(name).check(options) for name, options in score_options.items()}
-
-
-def compute(name: str, model: nn.Module, dataset=None, seed: int = 0, **options: Any) -> Scores:
-    """Scores of `model` under the criterion called `name` (see `CRITERIA`)."""
-    return criterion(name)(model, dataset, seed=seed, **options)
+METHODS = (
+    Method("magnitude", "|w|", score=lambda m, d, s: magnitude(m), source=__name__),
+    Method("random", "uniform random scores (the control)", score=lambda m, d, s: random(m, seed=s), source=__name__),
+    Method("taylor", "|g w|, first-order Taylor (SNIP when the model is at initialisation)",
+           score=lambda m, d, s, **o: taylor(m, d, seed=s, **o), options=(SAMPLES, BATCH), needs=("data",),
+           source=__name__),
+    obd_entry(None),
+    *(obd_entry(c) for c in CURVATURES),
+)

@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from ..util import checks
-from ..core.data import Dataset
+from ..core.data import Dataset, sample
+from ..core.masks import working_copy
 
 Diagonal = dict[str, torch.Tensor]
 
@@ -92,31 +93,6 @@ def check(model: nn.Module, curvature: str) -> None:
         raise ValueError(f"curvature {curvature!r} is not supported for this model: BackPACK cannot handle "
                          f"layer {', '.join(bad)}; curvatures that work for it: "
                          f"{', '.join(supported_curvatures(model))}")
-
-
-def working_copy(model: nn.Module) -> nn.Module:
-    """A deep copy in eval mode, with torch.nn.utils.prune masks folded into plain `weight` parameters."""
-    # A pruned module's `weight` is a computed (non-leaf) tensor, which deepcopy refuses: copy it detached.
-    memo = {id(getattr(m, hook._tensor_name)): getattr(m, hook._tensor_name).detach().clone()
-            for m in model.modules() for hook in getattr(m, "_forward_pre_hooks", {}).values()
-            if isinstance(hook, torch_prune.BasePruningMethod)}
-    clone = copy.deepcopy(model, memo).eval()
-    for module in clone.modules():
-        for hook in list(getattr(module, "_forward_pre_hooks", {}).values()):
-            if isinstance(hook, torch_prune.BasePruningMethod):
-                torch_prune.remove(module, hook._tensor_name)  # else `weight_orig` gets no curvature
-    return clone
-
-
-def sample(dataset: Dataset, samples: int | None = None, seed: int = 0, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """`samples` examples of `split` drawn without replacement by a generator seeded with `seed` (None: all)."""
-    x, y = dataset.split(split)
-    if samples is None or samples >= len(y):
-        return x, y
-    if int(samples) < 1:
-        raise ValueError(f"samples must be a positive int or None (all), got {samples!r}")
-    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[: int(samples)]
-    return x[idx], y[idx]
 
 
 def _batches(x: torch.Tensor, y: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,9 +1,9 @@
-"""One-shot pruners that also update the surviving weights: OBS, WoodFisher, OBC, SparseGPT (and Wanda).
+"""The registry's methods that prune with calibration data and their own rule: OBS, WoodFisher, OBC and SparseGPT
+(which update the surviving weights) and Wanda (which does not).
 
-`prune(model, dataset, sparsity, method)` returns a `Pruned`: the masks and a pruned copy of the model;
-the caller's model is never modified. Sparsity semantics are those of `prune.masks_from_scores`: the
-prunable parameters are the `weight` of every Linear / Conv layer, scope="layer" prunes
-round(s * n_layer) entries of every layer and scope="global" round(s * n_total) overall.
+They run through `pruning.prune` like every method (`ol.prune(model, data, sparsity, "obc", scope)`): on a
+working copy of the model, with the registry's sparsity semantics (scope="layer": round(s * n_layer) of every
+layer; scope="global": round(s * n_total) overall).
 
 Methods (formulas in REFERENCES.md, "Second order with weight updates"):
 
@@ -20,11 +20,14 @@ Methods (formulas in REFERENCES.md, "Second order with weight updates"):
   N Woodbury rank-one updates from (1/lambda) I. Each step removes the `batch` weights of least saliency
   over all blocks and applies the group OBS formula within every block that lost weights (greedy within
   blocks; with batch >= the count it is the one-shot group formula per block).
-- "obc", "sparsegpt", "wanda": layer by layer on the reconstruction objective ||X W^T - X W_hat^T||^2,
+- "wanda" (Sun et al. 2024): |W_ij| * ||X_j||_2 over calibration inputs; by default compared within a layer
+  (scope="layer") or over all layers (scope="global") by the registry's selection rule, like a score; with
+  rows=True compared within each output row, the paper's rule, layer by layer as below.
+- "obc", "sparsegpt", "wanda" with rows=True: layer by layer on the reconstruction objective ||X W^T - X W_hat^T||^2,
   see `oneshot_lab.pruning.reconstruction`. Layers are pruned in model order, each on calibration inputs computed
   through the already pruned (and updated) layers before it. "obc" prunes every row by exact greedy
   OBS with H = 2 X^T X / N + damp * mean(diag) I; "sparsegpt" uses SparseGPT's column-blocked update;
-  "wanda" keeps the weights and prunes by |W_ij| * ||X_j||_2 within each output row.
+  "wanda" keeps the weights and prunes within each output row.
 
 Per-layer counts of the layer-wise methods: scope="layer" gives each layer round(s * n_layer).
 scope="global" ranks every weight of every layer once, at the start, by its OBS reconstruction
@@ -37,7 +40,7 @@ over the rows (floor or ceil of count / rows, by cumulative rounding) and compar
 
 Existing masks (`masks=`, e.g. the previous level of IMP) and per-layer targets (`layer_sparsities=`):
 the copy is the model under `masks`, whose pruned entries stay pruned and exactly 0 and count toward the
-targets (cumulative, as in `prune.masks_from_scores`; a group whose target is below what is already pruned
+targets (cumulative, as in `core.masks.masks_from_scores`; a group whose target is below what is already pruned
 prunes nothing more). A layer of `layer_sparsities` is a group of its own; `sparsity` and `scope` apply to
 the others. The pruned entries are out of the problem from the start, so no update revives them:
 "obs" / "woodfisher" work on the Fisher restricted to the surviving weights (each block restricted to its
@@ -50,239 +53,88 @@ all-true ones) every method gives bit for bit what it gives without the argument
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
 import torch
-from torch import nn
 
-from ..util import checks
-from . import fisher, layer_by_layer, reconstruction
-from .curvature import sample, working_copy
-from ..core.masks import Masks, parameter, prunable
+from ..core.data import sample
+from ..core.masks import Masks, prunable
+from . import fisher, layer_by_layer
+from .criteria import CALIBRATION, matrix_layers, wanda
+from .prune import Outcome, Request, select
+from .registry import Method, Option
 
-SCOPES = ("global", "layer")
-LAYERWISE = ("obc", "sparsegpt", "wanda")
-Groups = list[tuple[tuple[str, ...], int]]  # (layers pruned together, entries pruned in them in the end)
-
-
-@dataclass(frozen=True)
-class Method:
-    """A pruner: one-line help and its options with their defaults."""
-
-    help: str
-    options: dict[str, Any]
+DAMP = Option("damp", 0.01, "damping lambda relative to the mean curvature diagonal", kind="float", minimum=0.0)
+BATCH = Option("batch", None, "weights removed per greedy step (1: exact greedy; None: ceil(count / 256))", minimum=1,
+               optional=True)
 
 
-_COMMON = {"samples": 1024, "seed": 0}
-METHODS: dict[str, Method] = {
-    "obs": Method("greedy Optimal Brain Surgeon with the full empirical-Fisher inverse (small models)",
-                  {**_COMMON, "damp": 0.01, "batch": None, "max_weights": 12000}),
-    "woodfisher": Method("greedy OBS with a block-diagonal empirical Fisher inverted by Woodbury rank-one updates",
-                         {**_COMMON, "damp": 0.01, "block_size": 128, "batch": None}),
-    "obc": Method("layer-wise exact greedy OBS on the reconstruction error of every row (OBC)",
-                  {**_COMMON, "damp": 0.01}),
-    "sparsegpt": Method("layer-wise SparseGPT: column blocks, adaptive masks, approximate OBS updates",
-                        {**_COMMON, "damp": 0.01, "block_size": 128}),
-    "wanda": Method("layer-wise |W| x input norm within each output row, no weight update",
-                    {**_COMMON, "damp": 0.01}),
-}
-OPTION_HELP = {
-    "samples": "training examples drawn (seeded) for gradients / calibration inputs; None: all",
-    "seed": "seed of the generator that draws the samples",
-    "damp": "damping lambda relative to the mean curvature diagonal (wanda: only for scope='global')",
-    "batch": "weights removed per greedy step (1: exact greedy; None: ceil(count / 256))",
-    "max_weights": "largest number of prunable weights 'obs' accepts",
-    "block_size": "woodfisher: weights per Fisher block; sparsegpt: columns per block",
-}
+def too_big(model: torch.nn.Module, options: dict) -> str | None:
+    """Why 'obs' will not invert the full Fisher of `model` (more prunable weights than max_weights), or None."""
+    size = sum(model.get_parameter(n).numel() for n in prunable(model))
+    if size <= options["max_weights"]:
+        return None
+    return (f"it inverts the full {size} x {size} Fisher; this model has {size} prunable weights, above "
+            f"max_weights={options['max_weights']}; use method 'woodfisher', 'obc' or 'sparsegpt'")
 
 
-@dataclass(frozen=True)
-class Layer:
-    """What happened to one prunable parameter: `error` is the reconstruction error (layer-wise methods)."""
-
-    name: str
-    entries: int
-    pruned: int
-    error: float | None
-
-
-@dataclass(frozen=True)
-class Pruned:
-    """Masks and a pruned, weight-updated copy of the model.
-
-    `predicted_increase` (obs, woodfisher): 1/2 dw^T F dw under the damped quadratic model of the loss.
-    `layers[i].error` (obc, sparsegpt, wanda): ||X (W - W_hat)^T||_F^2 / N on the layer's calibration inputs.
-    """
-
-    masks: Masks
-    model: nn.Module
-    method: str
-    scope: str
-    sparsity: float
-    layers: tuple[Layer, ...]
-    predicted_increase: float | None = None
-
-    def table(self) -> pd.DataFrame:
-        """One row per layer: layer, entries, pruned, sparsity, error."""
-        return pd.DataFrame([{"layer": l.name, "entries": l.entries, "pruned": l.pruned,
-                              "sparsity": l.pruned / l.entries, "error": l.error} for l in self.layers])
-
-
-def check_options(method: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The method's options with defaults filled in, every value checked."""
-    checks.one_of("method", method, METHODS)
-    options = checks.mapping(f"{method} options", options)
-    defaults = METHODS[method].options
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        raise ValueError(f"unknown option {unknown[0]!r} for method {method!r}; valid options: {', '.join(defaults)}")
-    out = {**defaults, **options}
-    if out["samples"] is not None:
-        out["samples"] = checks.integer("samples", out["samples"], 1)
-    out["seed"] = checks.seed("seed", out["seed"])
-    out["damp"] = checks.number("damp", out["damp"], 0.0)
-    if "block_size" in out:
-        out["block_size"] = checks.integer("block_size", out["block_size"], 1)
-    if "max_weights" in out:
-        out["max_weights"] = checks.integer("max_weights", out["max_weights"], 1)
-    if out.get("batch") is not None:
-        out["batch"] = checks.integer("batch", out["batch"], 1)
-    if method == "woodfisher" and out["damp"] == 0:
-        raise ValueError("method 'woodfisher' needs damp > 0: its inverse starts from (1/lambda) I, got damp=0")
-    return out
-
-
-def check_fit(model: nn.Module, dataset, method: str, options: dict[str, Any]) -> None:
-    """Raise a ValueError if `method` with its checked `options` cannot prune `model` on `dataset`."""
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch nn.Module, got {type(model).__name__}")
-    if dataset is None or not hasattr(dataset, "train"):
-        raise ValueError(f"method {method!r} needs training data: pass a Dataset, got {dataset!r}")
-    names = prunable(model)
-    size = sum(parameter(model, n).numel() for n in names)
-    if method == "obs" and size > options["max_weights"]:
-        raise ValueError(f"method 'obs' inverts the full {size} x {size} Fisher; this model has {size} prunable "
-                         f"weights, above max_weights={options['max_weights']}; use method 'woodfisher', 'obc' "
-                         f"or 'sparsegpt'")
-    if method in LAYERWISE:
-        for name in names:
-            reconstruction.check_layer(name, model.get_submodule(name.rpartition(".")[0]))
-
-
-def check_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None) -> Masks:
-    """`masks` as Masks over every prunable parameter of `model` (a parameter it does not name keeps every entry)."""
-    names = prunable(model)
-    if masks is None:
-        return Masks({n: torch.ones_like(parameter(model, n), dtype=torch.bool) for n in names})
-    if not isinstance(masks, Mapping):
-        raise ValueError(f"masks must map prunable parameter names to bool tensors (a Masks), got {type(masks).__name__}")
-    unknown = sorted(set(masks) - set(names))
-    if unknown:
-        raise ValueError(f"masks name {unknown[0]!r}, not a prunable parameter; prunable parameters: {', '.join(names)}")
-    try:
-        given = Masks(masks)
-    except (TypeError, RuntimeError) as error:
-        raise ValueError(str(error)) from None
-    given.check(model)
-    return Masks({n: given[n] if n in given else torch.ones_like(parameter(model, n), dtype=torch.bool)
-                  for n in names})
-
-
-def check_layer_sparsities(model: nn.Module, layer_sparsities: Mapping[str, float] | None) -> dict[str, float]:
-    """`layer_sparsities` ({prunable parameter name: sparsity}) checked, in model order."""
-    names = prunable(model)
-    given = checks.mapping("layer_sparsities", layer_sparsities or {})
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        raise ValueError(f"layer_sparsities names {unknown[0]!r}, not a prunable parameter; prunable parameters: "
-                         f"{', '.join(names)}")
-    return {n: checks.fraction(f"layer_sparsities[{n!r}]", given[n]) for n in names if n in given}
-
-
-def groups(keep: Masks, sparsity: float, scope: str, own: Mapping[str, float]) -> Groups:
-    """The layers pruned together and how many of their entries end up pruned (those pruned already included).
-
-    A layer of `own`, or every layer with scope='layer', is a group of its own with round(s * n_layer); the
-    other layers share round(sparsity * n_pool); a group never prunes fewer entries than `keep` already does.
-    """
-    alone = [n for n in keep if scope == "layer" or n in own]
-    pool = tuple(n for n in keep if n not in alone)
-    out = [((n,), own.get(n, sparsity)) for n in alone] + ([(pool, sparsity)] if pool else [])
-    return [(layers, max(round(s * sum(keep[n].numel() for n in layers)), sum(int((~keep[n]).sum()) for n in layers)))
-            for layers, s in out]
-
-
-def prune(model: nn.Module, dataset, sparsity: float, method: str, scope: str = "global",
-          masks: Mapping[str, torch.Tensor] | None = None, layer_sparsities: Mapping[str, float] | None = None,
-          **options) -> Pruned:
-    """Prune a copy of `model` with `method` to `sparsity` of its prunable weights, updating the survivors.
-
-    `masks` (e.g. IMP's previous level): the entries it prunes stay pruned and are 0 in the copy (the copy
-    is `model` under `masks`), count toward every target (sparsity is the cumulative target, as in
-    `prune.masks_from_scores`) and are treated as removed before the pruner starts (see the module doc);
-    no update revives them. `layer_sparsities` ({parameter name: sparsity}) gives layers their own target,
-    always within the layer; `sparsity` and `scope` apply to the other layers (over their pool if
-    scope='global'). Options (defaults in `METHODS[method].options`, meaning in `OPTION_HELP`): samples,
-    seed, damp, and per method batch, block_size, max_weights. Arguments are all checked before any work.
-    """
-    method = checks.one_of("method", method, METHODS)
-    sparsity = checks.fraction("sparsity", sparsity)
-    scope = checks.one_of("scope", scope, SCOPES)
-    opts = check_options(method, options)
-    check_fit(model, dataset, method, opts)
-    clone = working_copy(model)
-    keep = check_masks(clone, masks)
-    budget = groups(keep, sparsity, scope, check_layer_sparsities(clone, layer_sparsities))
-    keep.apply(clone)
-    prior = None if all(bool(m.all()) for m in keep.values()) else keep
+def run_fisher(request: Request, method: str) -> Outcome:
+    """'obs' or 'woodfisher': greedy OBS on the empirical Fisher of the working copy (`pruning.fisher`)."""
+    clone, options = request.model, request.options
     names = prunable(clone)
-    x, y = sample(dataset, opts["samples"], opts["seed"])
-    if method in LAYERWISE:
-        done = layer_by_layer.prune_layers(clone, names, x, method, budget, opts["damp"], opts.get("block_size", 0), prior)
-        layers = tuple(Layer(name, m.numel(), m.numel() - int(m.sum()), err) for name, m, err in done)
-        return Pruned(Masks({name: m for name, m, _ in done}), clone, method, scope, sparsity, layers)
-    return _fisher(clone, names, x, y, method, scope, sparsity, budget, opts, prior)
-
-
-def _fisher(clone, names, x, y, method, scope, sparsity, budget, opts, prior) -> Pruned:
-    """obs / woodfisher on the working copy `clone`."""
-    new, keep, predicted, sizes = fisher.solve(clone, names, x, y, method, budget, opts["damp"], opts["batch"],
-                                               opts.get("block_size", 128), prior)
-    masks, layers, start = {}, [], 0
+    x, y = sample(request.data, options["samples"], request.seed)
+    new, keep, predicted, sizes = fisher.solve(clone, names, x, y, method, request.groups, options["damp"],
+                                               options["batch"], options.get("block_size", 128), request.prior)
+    masks, start = {}, 0
     with torch.no_grad():
-        for name, s in zip(names, sizes):
+        for name, size in zip(names, sizes):
             param = clone.get_parameter(name)
-            param.copy_(new[start:start + s].reshape(param.shape).to(param.dtype))
-            masks[name] = keep[start:start + s].reshape(param.shape)
-            layers.append(Layer(name, s, s - int(masks[name].sum()), None))
-            start += s
-    return Pruned(Masks(masks), clone, method, scope, sparsity, tuple(layers), predicted)
+            param.copy_(new[start:start + size].reshape(param.shape).to(param.dtype))
+            masks[name] = keep[start:start + size].reshape(param.shape)
+            start += size
+    return Outcome(Masks(masks), predicted_increase=predicted)
 
 
-def wanda_scores(model: nn.Module, dataset, samples: int | None = 1024, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Wanda scores |W_ij| * ||X_j||_2 of every prunable weight, shaped like the weights (model untouched).
+def run_layerwise(request: Request, method: str) -> Outcome:
+    """'obc', 'sparsegpt' or 'wanda' per row: layers in order on inputs through the layers pruned before them."""
+    clone, options = request.model, request.options
+    x, _ = sample(request.data, options["samples"], request.seed)
+    done = layer_by_layer.prune_layers(clone, prunable(clone), x, method, request.groups, options["damp"],
+                                       options.get("block_size", 0), request.prior)
+    return Outcome(Masks({name: m for name, m, _ in done}), errors={name: err for name, _, err in done})
 
-    X_j is input feature j of the layer (for a Conv layer: entry j of the unfolded patch) over all
-    `samples` seeded training examples (and all positions), all computed in one pass of the dense model.
-    Wanda compares scores within an output row; `prune.masks_from_scores` compares them within a layer
-    (scope="layer") or over all layers (scope="global"). `prune(..., method="wanda")` does the per-row rule.
-    """
-    if samples is not None:
-        samples = checks.integer("samples", samples, 1)
-    seed = checks.seed("seed", seed)
-    if dataset is None or not hasattr(dataset, "train"):
-        raise ValueError(f"wanda needs training data: pass a Dataset, got {dataset!r}")
-    clone = working_copy(model)
-    names = prunable(clone)
-    for name in names:
-        reconstruction.check_layer(name, clone.get_submodule(name.rpartition(".")[0]))
-    x, _ = sample(dataset, samples, seed)
-    grams = reconstruction.grams(clone, names, x)
-    out = {}
-    for name in names:
-        param = clone.get_parameter(name)
-        out[name] = reconstruction.wanda(reconstruction.flat_weight(clone, name), grams[name]).reshape(param.shape).to(param.dtype)
-    return out
+
+def run_wanda(request: Request) -> Outcome | Masks:
+    """Wanda compared within each layer or over all layers (the registry's rule), or within rows (rows=True)."""
+    if request.options["rows"]:
+        return run_layerwise(request, "wanda")
+    scores = wanda(request.model, request.data, request.options["samples"], request.seed)
+    return select(scores, request.keep, request.targets)
+
+
+METHODS = (
+    Method("obs", "greedy Optimal Brain Surgeon with the full empirical-Fisher inverse (small models)",
+           run=lambda r: run_fisher(r, "obs"), updates_weights=True, needs=("data", "trained"), source=__name__,
+           options=(CALIBRATION, DAMP, BATCH,
+                    Option("max_weights", 12000, "largest number of prunable weights 'obs' accepts", minimum=1)),
+           supports=too_big),
+    Method("woodfisher", "greedy OBS with a block-diagonal empirical Fisher inverted by Woodbury rank-one updates",
+           run=lambda r: run_fisher(r, "woodfisher"), updates_weights=True, needs=("data", "trained"),
+           source=__name__,
+           options=(CALIBRATION, Option("damp", 0.01, "damping lambda relative to the mean Fisher diagonal (its "
+                                        "inverse starts from (1/lambda) I)", kind="float", minimum=0.0,
+                                        open_minimum=True),
+                    Option("block_size", 128, "weights per Fisher block", minimum=1), BATCH)),
+    Method("obc", "layer-wise exact greedy OBS on the reconstruction error of every row (OBC)",
+           run=lambda r: run_layerwise(r, "obc"), updates_weights=True, needs=("data",), source=__name__,
+           options=(CALIBRATION, DAMP), supports=matrix_layers),
+    Method("sparsegpt", "layer-wise SparseGPT: column blocks, adaptive masks, approximate OBS updates",
+           run=lambda r: run_layerwise(r, "sparsegpt"), updates_weights=True, needs=("data",), source=__name__,
+           options=(CALIBRATION, DAMP, Option("block_size", 128, "columns per block", minimum=1)),
+           supports=matrix_layers),
+    Method("wanda", "|W_ij| * ||X_j||_2 over calibration inputs (Wanda), no weight update",
+           run=run_wanda, needs=("data",), source=__name__, supports=matrix_layers,
+           options=(CALIBRATION,
+                    Option("rows", False, "compare within each output row, layer by layer on inputs through the "
+                                          "pruned layers before it (the paper's rule)", kind="bool"),
+                    Option("damp", 0.01, "rows=True with scope='global': damping of the OBS saliencies that share "
+                                         "the count over layers", kind="float", minimum=0.0))),
+)

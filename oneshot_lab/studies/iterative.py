@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import pandas as pd
 from torch import nn
 
+from ..pruning import registry
+from ..pruning.prune import check_request, prune as prune_once
 from ..util import checks, parallel
-from ..pruning import methods, updating, criteria
 from ..util.config import Config, option
 from ..core.data import Dataset, load
-from .oneshot import Method, dense_macs, metrics_row
-from ..core.masks import Masks, check_scope, masks_from_scores
+from .oneshot import dense_macs, metrics_row
+from ..core.masks import Masks
 from ..training.train import TrainConfig, fit
 
 
@@ -23,10 +24,10 @@ class IterativeConfig(Config):
 
     sparsities: tuple = option((0.5, 0.7, 0.8, 0.9, 0.95), "strictly increasing sparsity after each round")
     retrain: TrainConfig = option(TrainConfig(), "training under the mask after every round")
-    criterion: str = option("obd_ggn", "the criterion re-scored every round (any name in criteria.CRITERIA), or a "
-                                       "weight-updating pruner (methods.PRUNERS: its updated weights are retrained)")
+    criterion: str = option("obd_ggn", "the method run every round on the retrained model (any name in ol.METHODS; "
+                                       "a weight-updating method's updated weights are what is retrained)")
     scope: str = option("global", "global or layer")
-    score_options: dict = option({}, "keyword options per criterion: {criterion: {option: value}}")
+    score_options: dict = option({}, "keyword options per method: {name: {option: value}}")
     seed: int = option(0, "seed of random scores and sampled curvature")
 
     def __post_init__(self) -> None:
@@ -34,15 +35,15 @@ class IterativeConfig(Config):
         self.store("sparsities", tuple(checks.increasing("sparsities", self.sparsities)))
         if not isinstance(self.retrain, TrainConfig):
             raise ValueError(f"retrain must be a TrainConfig, got {self.retrain!r}")
-        methods.check_name(self.criterion)
-        check_scope(self.scope)
-        self.store("score_options", methods.check_options(self.score_options))
+        registry.get(self.criterion)
+        registry.check_scope(self.scope)
+        self.store("score_options", registry.check_options(self.score_options))
         self.store("seed", checks.seed("seed", self.seed))
 
     @property
-    def method(self) -> Method:
-        """The criterion and scope as a `Method`."""
-        return Method(self.criterion, self.scope)
+    def method(self) -> str:
+        """The 'method/scope' label."""
+        return f"{self.criterion}/{self.scope}"
 
 
 @dataclass
@@ -58,11 +59,11 @@ class IterativeResult:
 def prune(model: nn.Module, dataset: Dataset, config: IterativeConfig, progress: bool = True) -> IterativeResult:
     """The loop on a copy of `model`: score, prune to the next sparsity, retrain under the mask, repeat.
 
-    Scores (and so the curvature) are recomputed on the retrained, masked model every round; pruned
-    weights stay pruned. A pruner (`methods.PRUNERS`: obs, woodfisher, obc, sparsegpt) instead prunes with
-    `updating.prune(masks=...)` every round, calibration sample seeded by `config.seed`, and its updated weights
-    are what is retrained (Hassibi & Stork's prune-with-update, then retrain). Metrics rows are `oneshot.metrics_row`s with stage 'pruned' (just after
-    deletion) and 'iterative' (after that round's retraining), and a `round` column.
+    Every round runs the method on the retrained, masked model (`pruning.prune` with the previous masks), so
+    scores and curvature are recomputed and pruned weights stay pruned; a weight-updating method's updated
+    weights are what is retrained (Hassibi & Stork's prune-with-update, then retrain). Metrics rows are
+    `oneshot.metrics_row`s with stage 'pruned' (just after deletion) and 'iterative' (after that round's
+    retraining), and a `round` column.
     """
     if not isinstance(config, IterativeConfig):
         raise ValueError(f"config must be an IterativeConfig, got {type(config).__name__}")
@@ -73,18 +74,11 @@ def prune(model: nn.Module, dataset: Dataset, config: IterativeConfig, progress:
     rows = [{**metrics_row(current, dataset, None, total_macs, "dense"), "round": 0}]
     layer_tables = []
     options = config.score_options.get(config.criterion, {})
-    pruner = config.criterion in methods.PRUNERS
-    if pruner:  # can it prune this model at all: refused before any work
-        updating.check_fit(current, dataset, config.criterion, updating.check_options(config.criterion, options))
+    check_request(registry.get(config.criterion), current, dataset, options)  # refused before any work
     for round_, target in enumerate(config.sparsities, start=1):
-        if pruner:
-            pruned = updating.prune(current, dataset, target, config.criterion, config.scope, masks=masks,
-                               **{"seed": config.seed, **options})
-            current, masks = pruned.model, pruned.masks
-        else:
-            scores = criteria.compute(config.criterion, current, dataset, seed=config.seed, **options)
-            masks = masks_from_scores(scores, target, config.scope, masks=masks)
-            masks.apply(current)
+        pruned = prune_once(current, dataset, target, config.criterion, config.scope, masks=masks, seed=config.seed,
+                            **options)
+        current, masks = pruned.model, pruned.masks
         labels = dict(method=label, criterion=config.criterion, scope=config.scope, sparsity=target)
         rows.append({**metrics_row(current, dataset, masks, total_macs, "pruned", **labels), "round": round_})
         fit(current, dataset, config.retrain, masks=masks, progress=progress)

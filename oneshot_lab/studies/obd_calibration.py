@@ -12,7 +12,9 @@ from torch import nn
 
 from ..util import checks
 from ..pruning import criteria
-from ..pruning.curvature import check_options, gradient, sample, working_copy
+from ..core.data import sample
+from ..core.masks import working_copy
+from ..pruning.curvature import check_options, gradient
 from ..pruning.curvature import diagonal as curvature_diagonal
 from ..core.data import Dataset, Split
 from ..core.masks import masks_from_scores, parameter

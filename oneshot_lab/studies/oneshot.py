@@ -10,47 +10,26 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from ..util import checks, parallel
-from ..pruning import updating, criteria
-from ..util.config import Config, option
-from ..pruning.curvature import compare
 from ..core.data import Dataset, load
-from ..training.fit_cache import cached_fit
-from ..pruning.methods import PRUNERS, check_options
+from ..core.masks import Masks, check_sparsity, macs, masks_from_scores
 from ..core.models import build
-from ..core.masks import SCOPES, Masks, check_sparsity, macs, masks_from_scores
+from ..pruning import registry
+from ..pruning.curvature import compare
+from ..pruning.prune import prune
+from ..training.fit_cache import cached_fit
 from ..training.train import TrainConfig, evaluate
-
-
-@dataclass(frozen=True)
-class Method:
-    """A pruning method: a saliency criterion and a scope, written 'criterion/scope'."""
-
-    criterion: str
-    scope: str
-
-    @classmethod
-    def parse(cls, text: str) -> "Method":
-        """Parse 'magnitude/global' style text, validating both halves."""
-        criterion, sep, scope = str(text).partition("/")
-        if not sep or (criterion not in criteria.CRITERIA and criterion not in PRUNERS) or scope not in SCOPES:
-            raise ValueError(f"bad method {text!r}: write 'criterion/scope' with criterion in "
-                             f"{{{', '.join([*criteria.CRITERIA, *PRUNERS])}}} and scope in {{{', '.join(SCOPES)}}}")
-        return cls(criterion, scope)
-
-    def __str__(self) -> str:
-        """The \'criterion/scope\' text."""
-        return f"{self.criterion}/{self.scope}"
+from ..util import checks, parallel
+from ..util.config import Config, option
 
 
 @dataclass(frozen=True)
 class OneShotConfig(Config):
     """A one-shot study: every method at every sparsity, evaluated as pruned and optionally after a fine-tune."""
 
-    methods: tuple = option(("magnitude/global",), "criterion/scope pairs, e.g. 'magnitude/global'")
+    methods: tuple = option(("magnitude/global",), "method/scope labels, e.g. 'magnitude/global' (ol.METHODS)")
     sparsities: tuple = option((0.5, 0.7, 0.8, 0.9, 0.95), "fractions of prunable weights removed")
     finetune: TrainConfig | None = option(None, "training under the binding mask after pruning (None: none)")
-    score_options: dict = option({}, "keyword options per criterion or pruner: {name: {option: value}}")
+    score_options: dict = option({}, "keyword options per method: {name: {option: value}}")
     report_sparsity: float | None = option(None, "sparsity whose per-layer densities a report shows")
     seed: int = option(0, "seed of random scores, sampled curvature and calibration samples")
     budgets: tuple = option((), "extra fine-tune budgets in epochs (stage 'finetuned_<E>ep'), a control for budget")
@@ -63,7 +42,7 @@ class OneShotConfig(Config):
         """Validate every field and store it normalised."""
         methods = checks.listing("methods", self.methods)
         for method in methods:
-            Method.parse(method)
+            registry.split_label(method)
         self.store("methods", tuple(methods))
         self.store("sparsities", tuple(checks.listing("sparsities", self.sparsities, checks.fraction)))
         for name in ("finetune", "from_init"):
@@ -83,17 +62,12 @@ class OneShotConfig(Config):
         if unknown:
             raise ValueError(f"control_methods {unknown} are not among the methods {list(self.methods)}")
         self.store("control_methods", tuple(control_methods))
-        self.store("score_options", check_options(self.score_options))
+        self.store("score_options", registry.check_options(self.score_options))
         if self.report_sparsity is not None and not any(
                 abs(checks.fraction("report_sparsity", self.report_sparsity) - s) < 1e-9 for s in self.sparsities):
             raise ValueError(f"report_sparsity {self.report_sparsity!r} is not one of the sparsities "
                              f"{list(self.sparsities)}: pick one of them")
         self.store("seed", checks.seed("seed", self.seed))
-
-    @property
-    def parsed(self) -> list[Method]:
-        """The methods as `Method` objects."""
-        return [Method.parse(m) for m in self.methods]
 
     def controlled(self, method: str, sparsity: float) -> bool:
         """Whether the budget and from-init controls run for `method` at `sparsity`."""
@@ -101,19 +75,12 @@ class OneShotConfig(Config):
                 and (not self.control_sparsities or any(abs(sparsity - c) < 1e-9 for c in self.control_sparsities)))
 
 
-def methods(criteria: list[str], scopes: tuple[str, ...] = SCOPES) -> list[str]:
-    """Every 'criterion/scope' pair of `criteria` and `scopes`, criterion-major."""
-    criteria = checks.listing("criteria", criteria, distinct=True)
-    scopes = checks.listing("scopes", scopes, distinct=True)
-    return [str(Method.parse(f"{c}/{s}")) for c in criteria for s in scopes]
-
-
 def global_and_layer(criteria: list[str], layer_criteria: list[str]) -> list[str]:
-    """Every criterion pruned globally, and those of `layer_criteria` (each one of `criteria`) layer-wise too."""
+    """Every method of `criteria` pruned globally, and those of `layer_criteria` (each one of them) layer-wise too."""
     criteria = checks.listing("criteria", criteria, distinct=True)
     layer = checks.listing("layer_criteria", layer_criteria, lambda n, v: checks.one_of(n, v, criteria), distinct=True,
                            nonempty=False)
-    return methods(criteria, ("global",)) + (methods(layer, ("layer",)) if layer else [])
+    return registry.labels(criteria, ("global",)) + (registry.labels(layer, ("layer",)) if layer else [])
 
 
 def split_metrics(model: nn.Module, dataset: Dataset) -> dict:
@@ -152,8 +119,8 @@ def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress
     if `config.finetune` is set, 'finetuned' (trained under the binding mask, with its early-stop
     iteration chosen on validation), 'finetuned_<E>ep' per extra budget and 'from_init' (the mask on the
     `initial` weights, trained with `config.from_init`); and one row per (method, sparsity, layer) with
-    that layer's density (and, for the layer-wise pruners, its reconstruction error). Criteria score once
-    and mask per sparsity; pruners (obs, woodfisher, obc, sparsegpt) prune and update per sparsity.
+    that layer's density (and its reconstruction error where the method measures one). A scoring method scores
+    once and masks per sparsity; the others prune (and update) per sparsity.
     A `costs` list receives one {method, sparsity, prune_seconds} per mask (wall time, not reproducible).
     """
     if not isinstance(config, OneShotConfig):
@@ -164,20 +131,22 @@ def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress
     total_macs = dense_macs(model, dataset)
     metric_rows, layer_tables = [metrics_row(model, dataset, None, total_macs, "dense")], []
     scores_by_criterion: dict[str, dict] = {}
-    for method in config.parsed:
-        options = config.score_options.get(method.criterion, {})
+    for method in config.methods:
+        name, scope = registry.split_label(method)
+        options = config.score_options.get(name, {})
         for sparsity in config.sparsities:
-            labels: dict[str, Any] = dict(method=str(method), criterion=method.criterion, scope=method.scope,
-                                          sparsity=sparsity)
+            labels: dict[str, Any] = dict(method=method, criterion=name, scope=scope, sparsity=sparsity)
             started = time.perf_counter()
-            masks, pruned, layer_error = mask_and_prune(model, dataset, method, sparsity, config.seed, options,
-                                                        scores_by_criterion)
+            result = prune(model, dataset, sparsity, name, scope, seed=config.seed,
+                           scores=scores_by_criterion.get(name), **options)
+            if result.scores is not None:
+                scores_by_criterion[name] = result.scores
             if costs is not None:
-                costs.append({"method": str(method), "sparsity": sparsity,
-                              "prune_seconds": time.perf_counter() - started})
+                costs.append({"method": method, "sparsity": sparsity, "prune_seconds": time.perf_counter() - started})
+            masks, pruned = result.masks, result.model
             metric_rows.append(metrics_row(pruned, dataset, masks, total_macs, "one_shot", **labels))
             trained = [("finetuned", config.finetune, pruned)] if config.finetune is not None else []
-            if config.controlled(str(method), sparsity):
+            if config.controlled(method, sparsity):
                 trained += [(f"finetuned_{e}ep", config.finetune.replace(epochs=e), pruned) for e in config.budgets]
                 if config.from_init is not None:
                     trained.append(("from_init", config.from_init, initial))
@@ -189,27 +158,12 @@ def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress
                                     "budget_iterations": recipe.total_iterations(len(dataset.train.y)),
                                     "best_iteration": best["iteration"],
                                     "early_stop_test_accuracy": best["test_accuracy"]})
-            table = masks.table(method=str(method), sparsity=float(sparsity))
-            if layer_error is not None:
-                table = table.merge(layer_error, on="layer", how="left")
+            table = masks.table(method=method, sparsity=float(sparsity))
+            if result.errors is not None:
+                table = table.merge(result.table()[["layer", "error"]].rename(columns={"error": "reconstruction_error"}),
+                                    on="layer", how="left")
             layer_tables.append(table)
     return pd.DataFrame(metric_rows), pd.concat(layer_tables, ignore_index=True)
-
-
-def mask_and_prune(model: nn.Module, dataset: Dataset, method: Method, sparsity: float, seed: int, options: dict,
-                   cache: dict) -> tuple[Masks, nn.Module, pd.DataFrame | None]:
-    """The masks of `method` at `sparsity`, a pruned copy of `model`, and per-layer reconstruction errors.
-
-    Criterion scores are computed once per criterion and kept in `cache`; pruners run per sparsity.
-    """
-    if method.criterion in PRUNERS:
-        result = updating.prune(model, dataset, sparsity, method.criterion, method.scope, **{"seed": seed, **options})
-        errors = result.table()[["layer", "error"]].rename(columns={"error": "reconstruction_error"})
-        return result.masks, result.model, errors
-    if method.criterion not in cache:
-        cache[method.criterion] = criteria.compute(method.criterion, model, dataset, seed=seed, **options)
-    masks = masks_from_scores(cache[method.criterion], sparsity, method.scope)
-    return masks, masks.apply(copy.deepcopy(model)), None
 
 
 def best_on_validation(metrics: pd.DataFrame, stage: str = "one_shot") -> pd.DataFrame:

@@ -11,12 +11,13 @@ from torch import nn
 
 from ..util import checks
 from ..analysis import findings, stats
-from ..pruning import updating
+from ..pruning import registry
 from ..util.config import Config, option
-from ..pruning.curvature import sample, working_copy
+from ..core.data import sample
+from ..core.masks import working_copy
 from ..core.data import load
 from ..core.models import BUILDERS, build
-from .oneshot import Method, OneShotConfig, replicate
+from .oneshot import OneShotConfig, replicate
 from ..core.masks import prunable
 from ..training.train import TrainConfig
 
@@ -103,23 +104,15 @@ class Comparison:
     plan: pd.DataFrame
 
 
-def weights(model: nn.Module) -> int:
-    """Number of prunable weights of `model`."""
-    return sum(model.get_parameter(n).numel() for n in prunable(model))
-
-
-def applicable(methods: list[str], n_weights: int, score_options: dict) -> tuple[list[str], list[dict]]:
-    """The methods a model with `n_weights` prunable weights can run, and one {method, runs, reason} per method."""
-    limit = {**updating.METHODS["obs"].options, **score_options.get("obs", {})}["max_weights"]
+def applicable(methods: list[str], model: nn.Module, score_options: dict) -> tuple[list[str], list[dict]]:
+    """The methods that can prune `model` (the registry's `supports`), and one {method, runs, reason} per method."""
     keep, plan = [], []
-    for method in methods:
-        if Method.parse(method).criterion == "obs" and n_weights > limit:
-            plan.append({"method": method, "runs": False,
-                         "reason": f"{n_weights} prunable weights > max_weights={limit}: the full Fisher inverse "
-                                   "would not fit; woodfisher and obc run instead"})
-        else:
-            keep.append(method)
-            plan.append({"method": method, "runs": True, "reason": ""})
+    for label in methods:
+        name, _ = registry.split_label(label)
+        reason = registry.get(name).unsupported(model, score_options.get(name))
+        plan.append({"method": label, "runs": reason is None, "reason": reason or ""})
+        if reason is None:
+            keep.append(label)
     return keep, plan
 
 
@@ -154,7 +147,7 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
     for setting in settings:
         data = load(setting.dataset, seed=seeds[0], root=root)
         net = build(setting.model, data, seed=seeds[0], **setting.model_options)
-        methods, plan = applicable(list(study.methods), weights(net), study.score_options)
+        methods, plan = applicable(list(study.methods), net, study.score_options)
         if not methods:
             raise ValueError(f"setting {setting.name!r} can run none of the methods: {plan}")
         sparsities = setting.sparsities or study.sparsities
@@ -168,7 +161,7 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
                               report_sparsity=report)
         result = replicate(setting.dataset, setting.model, setting.train, local, seeds, setting.model_options,
                            root=root, progress=progress)
-        samples = {**updating.METHODS["obc"].options, **study.score_options.get("obc", {})}["samples"]
+        samples = registry.get("obc").check_options(study.score_options.get("obc"))["samples"]
         reference = [{"method": REFERENCE, "sparsity": float("nan"), "seed": seed,
                       "prune_seconds": backward_seconds(net, load(setting.dataset, seed=seed, root=root), samples,
                                                         seed)} for seed in seeds]

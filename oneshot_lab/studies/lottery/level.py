@@ -1,10 +1,10 @@
-"""One level of iterative pruning (IMP): prune a fraction of the weights a mask still keeps, with a registry
-criterion's scores or with a weight-updating pruner of `obs`.
+"""One level of iterative pruning (IMP): prune a fraction of the weights a mask still keeps, with any method of
+the registry.
 
 A level prunes round(rate * kept) of the entries the previous mask keeps: in every layer (scope 'layer'),
 or over the pool of all layers (scope 'global'), a layer of `layer_rates` always on its own at its rate.
 Entries already pruned stay pruned. Expressed as cumulative targets (the semantics of
-`prune.masks_from_scores` and `updating.prune`), a group of n entries of which `kept` survive gets the target
+`pruning.prune`), a group of n entries of which `kept` survive gets the target
 sparsity (n - kept + round(rate * kept)) / n, which rounds back to exactly that count.
 """
 
@@ -15,10 +15,9 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ...pruning import updating, criteria
 from ...core.data import Dataset
-from ...pruning.methods import PRUNERS
-from ...core.masks import Masks, masks_from_scores
+from ...core.masks import Masks
+from ...pruning.prune import prune, select, targets
 
 
 def target(masks: Mapping[str, torch.Tensor], rate: float) -> float:
@@ -42,27 +41,16 @@ def level_masks(scores: Mapping[str, torch.Tensor], masks: Masks, rate: float, s
                 layer_rates: Mapping[str, float] | None = None) -> Masks:
     """Prune round(rate * kept) of the entries `masks` keeps by lowest `scores` (per layer, or over the global pool)."""
     own, pooled = level_targets(masks, rate, scope, layer_rates)
-    out: dict[str, torch.Tensor] = {}
-    for name, sparsity in own.items():
-        out.update(masks_from_scores({name: scores[name]}, sparsity, scope="global", masks={name: masks[name]}))
-    pool = [n for n in masks if n not in own]
-    if pool:
-        out.update(masks_from_scores({n: scores[n] for n in pool}, pooled, scope="global",
-                                     masks={n: masks[n] for n in pool}))
-    return Masks({n: out[n] for n in masks})
+    return select(scores, masks, targets(masks, pooled, scope, own))
 
 
-def next_masks(criterion: str, model: nn.Module, dataset: Dataset, masks: Masks, rate: float, scope: str,
+def next_masks(method: str, model: nn.Module, dataset: Dataset, masks: Masks, rate: float, scope: str,
                layer_rates: Mapping[str, float], seed: int, options: Mapping) -> Masks:
-    """The next level's mask of `model` (trained under `masks`) by a registry criterion or a pruner.
+    """The next level's mask of `model` (trained under `masks`) by the registry method `method`.
 
-    A criterion scores `model` and `level_masks` prunes; a pruner (`methods.PRUNERS`) runs `updating.prune` on
-    `model` with `masks` as prior and the level's cumulative targets, its calibration sample drawn from the
-    training split with `seed` (unless `options` fix one); only its mask is kept, not its updated weights.
+    The method runs on `model` with `masks` as the entries already pruned and the level's cumulative targets,
+    random scores and calibration samples drawn with `seed`; only its mask is kept, not any updated weights.
     """
-    if criterion not in PRUNERS:
-        scores = criteria.compute(criterion, model, dataset, seed=seed, **options)
-        return level_masks(scores, masks, rate, scope, layer_rates)
     own, pooled = level_targets(masks, rate, scope, layer_rates)
-    return updating.prune(model, dataset, pooled, criterion, scope, masks=masks, layer_sparsities=own,
-                     **{"seed": seed, **options}).masks
+    return prune(model, dataset, pooled, method, scope, masks=masks, seed=seed, layer_sparsities=own,
+                 **options).masks

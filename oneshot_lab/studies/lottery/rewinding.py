@@ -12,15 +12,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ...util import checks
-from ...pruning import methods, updating
-from ...training import train
-from ...util.config import Config, option
 from ...core.data import Dataset
-from .level import level_masks, next_masks  # noqa: F401 (lottery.level_masks stays a public name)
-from ...util.progress import bar
-from ...core.masks import Masks, check_scope, masks_from_scores, prunable
+from ...core.masks import Masks, masks_from_scores, prunable
+from ...pruning import registry
+from ...pruning.prune import check_request
+from ...training import train
 from ...training.train import History, TrainConfig
+from ...util import checks
+from ...util.config import Config, option
+from ...util.progress import bar
+from .level import level_masks, next_masks  # noqa: F401 (lottery.level_masks stays a public name)
 
 RETRAIN_MODES = ("weight_rewind", "lr_rewind", "finetune")
 CONTROLS = ("reinit", "random_mask", "shuffled_mask")
@@ -37,9 +38,9 @@ class IMPConfig(Config):
     rate: float = option(0.2, "fraction of the remaining prunable weights pruned per level")
     layer_rates: dict = option({}, "per-layer rate overrides {parameter name: rate}, always applied layer-wise")
     scope: str = option("layer", "layer | global: where the per-level rate is applied")
-    criterion: str = option("magnitude", "a name in saliency.CRITERIA, or a pruner of obs (obs, woodfisher, obc, "
-                                         "sparsegpt: its mask only)")
-    score_options: dict = option({}, "keyword options per criterion or pruner: {name: {option: value}}")
+    criterion: str = option("magnitude", "the method that prunes each level: a name in ol.METHODS (a weight-updating "
+                                         "method's mask only)")
+    score_options: dict = option({}, "keyword options per method: {name: {option: value}}")
     rewind_iteration: int = option(0, "iteration k whose weights the survivors are rewound to (0: the init)")
     retrain: str = option("weight_rewind", "weight_rewind | lr_rewind | finetune")
     controls: tuple = option((), "controls trained on every ticket mask: reinit, random_mask, shuffled_mask")
@@ -54,9 +55,9 @@ class IMPConfig(Config):
         self.store("rate", checks.fraction("rate", self.rate))
         rates = checks.mapping("layer_rates", self.layer_rates)
         self.store("layer_rates", {k: checks.fraction(f"layer_rates[{k!r}]", v) for k, v in rates.items()})
-        check_scope(self.scope)
-        methods.check_name(self.criterion)
-        self.store("score_options", methods.check_options(self.score_options))
+        registry.check_scope(self.scope)
+        registry.get(self.criterion)
+        self.store("score_options", registry.check_options(self.score_options))
         self.store("rewind_iteration", checks.integer("rewind_iteration", self.rewind_iteration, 0))
         checks.one_of("retrain mode", self.retrain, RETRAIN_MODES)
         controls = checks.listing("controls", self.controls, lambda n, v: checks.one_of("control", v, CONTROLS),
@@ -75,9 +76,8 @@ class IMPConfig(Config):
         if unknown:
             raise ValueError(f"layer_rates names unknown layers {unknown}; prunable layers: "
                              f"{', '.join(prunable(model))}")
-        if self.criterion in methods.PRUNERS:
-            options = updating.check_options(self.criterion, self.score_options.get(self.criterion, {}))
-            updating.check_fit(model, dataset, self.criterion, options)
+        method = registry.get(self.criterion)
+        check_request(method, model, dataset, method.check_options(self.score_options.get(self.criterion, {})))
         total = self.train.total_iterations(len(dataset.train.y))
         if not self.rewind_iteration < total:
             raise ValueError(f"rewind_iteration must be an int in [0, {total}) (the run has {total} iterations), "
@@ -164,7 +164,10 @@ def _retrain_config(config: TrainConfig, retrain: str, finetune_lr: float | None
     return config.replace(schedule="constant", lr=lr)
 
 
-def _seed(seed: int, level: int, tag: int) -> int:
+PRUNE_TAG, CONTROL_TAG = 7, 11  # the purposes of `derived_seed`: a level's pruning, its controls
+
+
+def derived_seed(seed: int, level: int, tag: int) -> int:
     """A distinct, reproducible seed per (run seed, level, purpose), within the seeds `checks.seed` accepts."""
     return (1_000_003 * seed + 1_009 * level + tag) % (checks.SEED_MAX + 1)
 
@@ -181,12 +184,11 @@ def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), pro
     """Iterative pruning with rewinding (Frankle & Carbin 2019; Frankle et al. 2020; Renda et al. 2020).
 
     Level 0 trains `model` (left untouched) densely with `config.train`, snapshotting iteration
-    k = `rewind_iteration`. Each level scores the previous level's final weights with the criterion,
-    prunes `rate` of the remaining prunable weights (`layer_rates` overrides it per layer, always
-    layer-wise; see `levels`) and retrains from iteration k (fresh optimizer, same data order, `total - k` steps).
-    A pruner criterion (`methods.PRUNERS`: obs, woodfisher, obc, sparsegpt) instead runs `updating.prune` on the
-    trained network under the current mask, calibrated on the training split (sample seeded from `seed`
-    and the level); only its mask is kept, the weights it updates are discarded and retraining proceeds as below:
+    k = `rewind_iteration`. Each level runs the method `criterion` (any name in the registry) on the previous
+    level's final weights under the current mask, pruning `rate` of the remaining prunable weights
+    (`layer_rates` overrides it per layer, always layer-wise; see `level`), random scores and calibration
+    samples seeded from `seed` and the level; only its mask is kept (a weight-updating method's updates are
+    discarded), and retraining from iteration k (fresh optimizer, same data order, `total - k` steps) is:
     'weight_rewind' restarts from the iteration-k weights times the mask (the ticket), 'lr_rewind'
     keeps the trained weights and replays the schedule from k, 'finetune' keeps them at a constant
     `finetune_lr` (default: the schedule's final LR). `controls` retrain, on each level's ticket
@@ -211,18 +213,18 @@ def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), pro
     masks, control_masks = [ones], {c: [ones] for c in config.controls if c != "reinit"}
     log = _Log()
     log.add(0, "dense", "none", ones, dense)
-    generators = {c: torch.Generator().manual_seed(_seed(seed, 0, i)) for i, c in enumerate(CONTROLS)}
+    generators = {c: torch.Generator().manual_seed(derived_seed(seed, 0, i)) for i, c in enumerate(CONTROLS)}
     with bar(total=config.levels, desc="IMP levels", disable=not progress) as meter:
         for level in range(1, config.levels + 1):
             masks.append(next_masks(config.criterion, trained, dataset, masks[-1], config.rate, config.scope,
-                                    config.layer_rates, _seed(seed, level, 7), options))
+                                    config.layer_rates, derived_seed(seed, level, PRUNE_TAG), options))
             net = (rewind(copy.deepcopy(model), dense.snapshots[k], masks[-1]) if config.retrain == "weight_rewind"
                    else masks[-1].apply(copy.deepcopy(trained)))
             log.add(level, "ticket", config.retrain, masks[-1],
                     train.fit(net, dataset, retrain_config, masks=masks[-1], start_iteration=k, progress=progress))
             for control in config.controls:
                 start, mask = _control(control, model, dense.snapshots[k], masks[-1],
-                                       control_masks.get(control), generators[control], _seed(seed, level, 11))
+                                       control_masks.get(control), generators[control], derived_seed(seed, level, CONTROL_TAG))
                 log.add(level, control, config.retrain, mask,
                         train.fit(start, dataset, recipe, masks=mask, start_iteration=k, progress=progress))
             trained = net
@@ -255,7 +257,7 @@ def budget_controls(model: nn.Module, dataset: Dataset, config: IMPConfig, resul
         for control in config.controls:
             if control == "reinit":
                 mask = result.masks[level]
-                start = mask.apply(reinitialize(model, _seed(config.seed, level, 11)))
+                start = mask.apply(reinitialize(model, derived_seed(config.seed, level, CONTROL_TAG)))
             else:
                 mask = result.control_masks[control][level]
                 start = rewind(copy.deepcopy(model), result.rewind_state, mask)

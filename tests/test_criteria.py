@@ -1,4 +1,4 @@
-"""Saliency criteria (OBD, SNIP, magnitude, random) against oracles, and the criterion registry."""
+"""The scoring methods (OBD, Taylor, magnitude, random, Wanda) against oracles, and their registry entries."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from torch import nn
 from torch.func import functional_call, grad
 
 import oneshot_lab as ol
-from oneshot_lab.pruning import curvature, criteria
+from oneshot_lab.pruning import criteria, curvature, registry
+from oneshot_lab.pruning.prune import prune, score
 from oneshot_lab.studies import oneshot
 
 
@@ -50,7 +51,7 @@ def test_taylor_is_abs_gradient_times_weight(float64_data, float64_mlp):
 def test_every_criterion_is_registered_and_runs_in_one_shot(float64_data, float64_mlp):
     data, model = float64_data, float64_mlp()
     expected = {"taylor", "obd", *(f"obd_{c}" for c in curvature.CURVATURES)}
-    assert expected <= set(criteria.CRITERIA)
+    assert expected <= set(registry.METHODS)
     before = copy.deepcopy(model.state_dict())
     methods = [f"{c}/{s}" for c in sorted(expected) for s in ("global", "layer")]
     metrics, layers = oneshot.one_shot(model, data, oneshot.OneShotConfig(
@@ -58,52 +59,50 @@ def test_every_criterion_is_registered_and_runs_in_one_shot(float64_data, float6
     assert set(metrics.method) == {"dense", *methods}
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     with pytest.raises(ValueError, match="needs training data"):
-        criteria.compute("obd_ggn", model)
+        score(model, None, "obd_ggn")
 
 
 def test_obd_ggn_equals_obd_hessian_on_relu(float64_data, float64_mlp):
     data, model = float64_data, float64_mlp("relu")
-    a = criteria.compute("obd_ggn", model, data, samples=None)
-    b = criteria.compute("obd", model, data, curvature="hessian", samples=None)
+    a = score(model, data, "obd_ggn", samples=None)
+    b = score(model, data, "obd", curvature="hessian", samples=None)
     assert all(torch.allclose(a[n], b[n], rtol=1e-10, atol=1e-15) for n in a)
 
 
 def test_registry_entries_describe_their_options():
-    obd_entry = criteria.CRITERIA["obd"]
+    obd_entry = registry.METHODS["obd"]
     assert [o.name for o in obd_entry.options] == ["curvature", "negative", "samples", "batch_size", "probes"]
-    assert obd_entry.needs_data and not criteria.CRITERIA["magnitude"].needs_data
-    assert obd_entry.check({"probes": 8}) == {"curvature": "ggn", "negative": "clamp", "samples": 2048,
-                                               "batch_size": 256, "probes": 8}
-    assert all(o.help for c in criteria.CRITERIA.values() for o in c.options)
+    assert "data" in obd_entry.needs and not registry.METHODS["magnitude"].needs
+    assert obd_entry.check_options({"probes": 8}) == {"curvature": "ggn", "negative": "clamp", "samples": 2048,
+                                                       "batch_size": 256, "probes": 8}
+    assert all(o.help for c in registry.METHODS.values() for o in c.options)
 
 
 @pytest.mark.parametrize("name, options, match", [
-    ("nosuch", {}, "unknown criterion 'nosuch'; valid choices: magnitude, random, taylor"),
-    ("magnitude", {"names": ["1.weight"]}, r"criterion 'magnitude' has no option\(s\) names; its options: none"),
+    ("nosuch", {}, "unknown method 'nosuch'; valid choices: magnitude, random, taylor"),
+    ("magnitude", {"names": ["1.weight"]}, "method 'magnitude' has no option 'names'; its options: none"),
     ("obd_ggn", {"curvature": "hessian"}, "its options: negative, samples, batch_size, probes"),
-    ("obd", {"curvature": "diag"}, "unknown curvature 'diag'; valid choices: hessian, ggn"),
+    ("obd", {"curvature": "diag"}, "option 'curvature' must be one of 'hessian', 'ggn'"),
     ("obd", {"samples": 2.5}, "samples must be an integer"),
     ("taylor", {"batch_size": True}, "batch_size must be an integer"),
 ])
 def test_unknown_criteria_and_options_are_named(tiny_mlp, name, options, match):
     with pytest.raises(ValueError, match=match):
-        criteria.compute(name, tiny_mlp, None, **options)
+        score(tiny_mlp, None, name, **options)
 
 
 def test_score_options_have_one_shape():
-    assert criteria.check_options({"obd": {"probes": 3}})["obd"]["probes"] == 3
+    assert registry.check_options({"obd": {"probes": 3}})["obd"]["probes"] == 3
     with pytest.raises(ValueError, match="score_options must be a mapping"):
-        criteria.check_options([("obd", {})])
-    with pytest.raises(ValueError, match="unknown criterion 'samples'"):
-        criteria.check_options({"samples": 64})  # a flat dict is the wrong shape
+        registry.check_options([("obd", {})])
+    with pytest.raises(ValueError, match="unknown method 'samples'"):
+        registry.check_options({"samples": 64})  # a flat dict is the wrong shape
 
 
-def test_wanda_is_a_registered_criterion_equal_to_its_scores(synthetic, tiny_mlp):
-    from oneshot_lab.pruning import updating
-
-    via_registry = criteria.compute("wanda", tiny_mlp, synthetic, seed=3, samples=64)
-    direct = updating.wanda_scores(tiny_mlp, synthetic, samples=64, seed=3)
-    assert all(torch.equal(via_registry[n], direct[n]) for n in direct)
+def test_wanda_masks_are_the_lowest_of_its_scores_per_layer(synthetic, tiny_mlp):
+    scores = criteria.wanda(tiny_mlp, synthetic, samples=64, seed=3)
+    pruned = prune(tiny_mlp, synthetic, 0.5, "wanda", "layer", seed=3, samples=64)
+    assert pruned.masks.equal(ol.masks_from_scores(scores, 0.5, "layer"))
     config = oneshot.OneShotConfig(methods=["wanda/layer", "magnitude/layer"], sparsities=[0.5],
                                    score_options={"wanda": {"samples": 64}})
     metrics, _ = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
@@ -111,7 +110,7 @@ def test_wanda_is_a_registered_criterion_equal_to_its_scores(synthetic, tiny_mlp
 
 
 def test_scoring_needs_a_model_and_a_dataset(synthetic, tiny_mlp):
-    with pytest.raises(ValueError, match="needs training data: pass dataset= a Dataset .* got str"):
-        criteria.compute("taylor", tiny_mlp, "synthetic")
-    with pytest.raises(ValueError, match="scores a torch model, got NoneType"):
-        criteria.compute("magnitude", None)
+    with pytest.raises(ValueError, match="needs training data: pass data= a Dataset .* got str"):
+        score(tiny_mlp, "synthetic", "taylor")
+    with pytest.raises(ValueError, match="prunes a torch nn.Module, got NoneType"):
+        score(None, None, "magnitude")
