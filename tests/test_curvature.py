@@ -235,3 +235,11 @@ def test_convergence_labels_rows_by_probe_count_and_drops_the_exact_rows():
         curvature.convergence(exact, {"hutchinson_4": close})
     with pytest.raises(ValueError, match="estimates is empty"):
         curvature.convergence(exact, {})
+
+
+def test_preferred_is_ggn_else_the_first_but_hutchinson():
+    assert curvature.preferred(["hessian", "ggn", "fisher"]) == "ggn"
+    assert curvature.preferred(["hutchinson", "fisher", "hessian"]) == "fisher"
+    assert curvature.preferred(["hutchinson"]) == "hutchinson"
+    with pytest.raises(ValueError, match="unknown or no curvatures"):
+        curvature.preferred([])

@@ -6,7 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from oneshot_lab.analysis import findings, published
+from oneshot_lab.analysis import claims, findings, published
+from oneshot_lab.analysis import second_order as tables
 from oneshot_lab.studies import oneshot, second_order
 from oneshot_lab.training.train import TrainConfig
 
@@ -42,12 +43,12 @@ def test_run_pairs_on_the_seed_and_skips_obs_above_its_limit():
         again.metrics.reset_index(drop=True))
     reference = result.costs[result.costs.method == second_order.REFERENCE]
     assert len(reference) == 2 * 2 and (reference.prune_seconds > 0).all()
-    costs = second_order.cost_table(result.costs)
+    costs = tables.cost_table(result.costs)
     assert set(costs.method) == {second_order.REFERENCE, "magnitude/layer", "obs/global", "obc/layer"}
     assert costs[(costs.setting == "small") & (costs.method == "obc/layer")].n.item() == 2
     layers = result.layers[result.layers.method == "obc/layer"]
     assert layers.reconstruction_error.notna().all()
-    errors = second_order.reconstruction(result.layers)
+    errors = tables.reconstruction(result.layers)
     assert set(errors.method) == {"obc/layer"} and (errors.n == 2).all()
     first = layers[(layers.setting == "small") & (layers.layer == "1.weight")].reconstruction_error.astype(float)
     row = errors[(errors.setting == "small") & (errors.layer == "1.weight")].iloc[0]
@@ -68,7 +69,7 @@ def test_bad_settings_fail_before_work():
 
 
 def test_claims_keep_only_present_methods_and_evaluate_per_setting():
-    chosen = second_order.claims(["obc/layer", "magnitude/layer", "wanda/layer"])
+    chosen = claims.second_order(pd.DataFrame({"method": ["obc/layer", "magnitude/layer", "wanda/layer"]}))
     assert [(c.a, c.b) for c in chosen] == [("obc/layer", "magnitude/layer"), ("wanda/layer", "magnitude/layer"),
                                            ("obc/layer", "wanda/layer")]
     rows = [{"setting": s, "stage": "one_shot", "sparsity": 0.9, "seed": seed, "method": m, "test_accuracy": acc}
@@ -83,7 +84,7 @@ def test_collapsed_counts_whole_layer_masks():
     layers = pd.DataFrame([
         {"setting": "s", "method": "obc/global", "sparsity": 0.9, "seed": seed, "layer": layer,
          "collapsed": seed == 1 and layer == "3.weight"} for seed in (0, 1) for layer in ("1.weight", "3.weight")])
-    table = second_order.collapsed(layers)
+    table = tables.collapsed(layers)
     assert table.to_dict("records") == [{"setting": "s", "method": "obc/global", "sparsity": 0.9, "seeds": 2,
                                          "seeds_with_collapse": 1, "collapsed_masks": 1, "layers": "3.weight"}]
 

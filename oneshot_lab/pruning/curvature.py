@@ -70,6 +70,15 @@ def check_names(curvatures: Sequence[str]) -> list[str]:
     return curvatures
 
 
+def preferred(curvatures: Sequence[str]) -> str:
+    """The curvature a study features: 'ggn' (LeCun's) if listed, else the first listed one that is not
+    'hutchinson' (the noisiest), else 'hutchinson'."""
+    curvatures = check_names(curvatures)
+    if "ggn" in curvatures:
+        return "ggn"
+    return next((c for c in curvatures if c != "hutchinson"), curvatures[0])
+
+
 def check_options(samples: int | None, batch_size: int, probes: int, seed: int) -> None:
     """Raise a ValueError for a bad sample count, batch size, probe count or seed."""
     if samples is not None:

@@ -1,5 +1,5 @@
-"""Second-order pruners side by side: one one-shot study over several (dataset, model) settings and seeds,
-the claims it tests, and the tables read from its records (cost, collapsed layers)."""
+"""Second-order pruners side by side: one one-shot study over several (dataset, model) settings and seeds
+(its claims: `analysis.claims.second_order`; the tables read from its records: `analysis.second_order`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pandas as pd
 from torch import nn
 
 from ..util import checks
-from ..analysis import findings, stats
 from ..pruning import registry
 from ..util.config import Config, option
 from ..core.data import sample
@@ -22,20 +21,6 @@ from ..core.masks import prunable
 from ..training.train import TrainConfig
 
 REFERENCE = "backward pass (reference)"  # the method label of the reference cost row
-
-# (claim, a, b): each kept only when both methods are in the study
-CLAIMS = (
-    ("obc (layer-wise OBS with updates) beats magnitude at the same per-layer counts", "obc/layer", "magnitude/layer"),
-    ("sparsegpt beats magnitude at the same per-layer counts", "sparsegpt/layer", "magnitude/layer"),
-    ("wanda beats magnitude at the same per-layer counts", "wanda/layer", "magnitude/layer"),
-    ("obc (exact OBS updates) beats wanda (no update) at the same per-layer counts", "obc/layer", "wanda/layer"),
-    ("obc (exact) beats sparsegpt (approximate update)", "obc/layer", "sparsegpt/layer"),
-    ("obs (full Fisher, with update) beats obd (diagonal, no update)", "obs/global", "obd/global"),
-    ("obs beats magnitude", "obs/global", "magnitude/global"),
-    ("woodfisher (block Fisher, with update) beats obd (diagonal, no update)", "woodfisher/global", "obd/global"),
-    ("woodfisher beats magnitude", "woodfisher/global", "magnitude/global"),
-    ("obd beats magnitude", "obd/global", "magnitude/global"),
-)
 
 
 @dataclass(frozen=True)
@@ -170,49 +155,3 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
                            ("costs", costs), ("plan", pd.DataFrame(plan))):
             tables[key].append(frame.assign(setting=setting.name))
     return Comparison(**{k: pd.concat(v, ignore_index=True) for k, v in tables.items()})
-
-
-def claims(methods: list[str], stages: tuple[str, ...] = ("one_shot", "finetuned")) -> list[findings.Claim]:
-    """The `CLAIMS` whose two methods are both in `methods`, per setting, stage and sparsity."""
-    present = set(methods)
-    return [findings.Claim(claim=text, a=a, b=b, by=("setting", "stage", "sparsity"), where={"stage": list(stages)})
-            for text, a, b in CLAIMS if a in present and b in present]
-
-
-def cost_table(costs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (setting, method): seconds to score or prune one mask, mean over seeds and sparsities with interval.
-
-    A criterion scores once for all sparsities, so its later sparsities cost only the masking; the
-    `REFERENCE` row is one plain forward + backward pass over the calibration samples.
-    """
-    missing = {"setting", "method", "prune_seconds"} - set(getattr(costs, "columns", ()))
-    if missing:
-        raise ValueError(f"costs lacks column(s) {sorted(missing)}: pass Comparison.costs")
-    table = stats.summarize(costs, ["setting", "method"], "prune_seconds", confidence)
-    return table[["setting", "method", "n", "mean", "ci_low", "ci_high", "text"]].rename(
-        columns={"mean": "seconds", "text": "seconds (interval)"})
-
-
-def collapsed(layers: pd.DataFrame) -> pd.DataFrame:
-    """Per (setting, method, sparsity): how many (seed, layer) masks pruned a whole layer, and which layers."""
-    missing = {"setting", "method", "sparsity", "layer", "collapsed", "seed"} - set(getattr(layers, "columns", ()))
-    if missing:
-        raise ValueError(f"layers lacks column(s) {sorted(missing)}: pass Comparison.layers")
-    rows = []
-    for (setting, method, sparsity), group in layers.groupby(["setting", "method", "sparsity"], sort=False):
-        hit = group[group["collapsed"].astype(bool)]
-        rows.append({"setting": setting, "method": method, "sparsity": sparsity,
-                     "seeds": group["seed"].nunique(), "seeds_with_collapse": hit["seed"].nunique(),
-                     "collapsed_masks": len(hit), "layers": ", ".join(dict.fromkeys(hit["layer"]))})
-    return pd.DataFrame(rows, columns=["setting", "method", "sparsity", "seeds", "seeds_with_collapse",
-                                       "collapsed_masks", "layers"])
-
-
-def reconstruction(layers: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per (setting, sparsity, layer, method) of the layer-wise pruners: reconstruction error over seeds."""
-    missing = {"setting", "method", "sparsity", "layer", "reconstruction_error"} - set(getattr(layers, "columns", ()))
-    if missing:
-        raise ValueError(f"layers lacks column(s) {sorted(missing)}: pass Comparison.layers")
-    rows = layers.assign(reconstruction_error=pd.to_numeric(layers["reconstruction_error"]))
-    rows = rows.dropna(subset=["reconstruction_error"])
-    return stats.summarize(rows, ["setting", "sparsity", "layer", "method"], "reconstruction_error", confidence)

@@ -1,0 +1,93 @@
+"""The claims notebooks 01, 02 and 05 test, built from their study and records: each kept only where both of
+its sides appear in the records (notebook 03's claims: `ticket_findings`)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from .findings import Claim
+from ..pruning import curvature
+from ..studies.oneshot import OneShotConfig
+
+STAGES = ("one_shot", "finetuned")  # the stages every one-shot claim is read at
+
+# Notebook 05's claims (claim, a, b): each kept only when both methods are in the study.
+SECOND_ORDER = (
+    ("obc (layer-wise OBS with updates) beats magnitude at the same per-layer counts", "obc/layer", "magnitude/layer"),
+    ("sparsegpt beats magnitude at the same per-layer counts", "sparsegpt/layer", "magnitude/layer"),
+    ("wanda beats magnitude at the same per-layer counts", "wanda/layer", "magnitude/layer"),
+    ("obc (exact OBS updates) beats wanda (no update) at the same per-layer counts", "obc/layer", "wanda/layer"),
+    ("obc (exact) beats sparsegpt (approximate update)", "obc/layer", "sparsegpt/layer"),
+    ("obs (full Fisher, with update) beats obd (diagonal, no update)", "obs/global", "obd/global"),
+    ("obs beats magnitude", "obs/global", "magnitude/global"),
+    ("woodfisher (block Fisher, with update) beats obd (diagonal, no update)", "woodfisher/global", "obd/global"),
+    ("woodfisher beats magnitude", "woodfisher/global", "magnitude/global"),
+    ("obd beats magnitude", "obd/global", "magnitude/global"),
+)
+
+
+def present(claims: list[Claim], metrics: pd.DataFrame) -> list[Claim]:
+    """The `claims` whose a and b both occur in their column of `metrics`, in order."""
+    if not isinstance(metrics, pd.DataFrame):
+        raise ValueError(f"metrics must be a pandas DataFrame of records, got {type(metrics).__name__}")
+    missing = sorted({c.column for c in claims} - set(metrics.columns))
+    if missing:
+        raise ValueError(f"metrics lacks column(s) {missing}; it has {', '.join(map(str, metrics.columns))}")
+    return [c for c in claims if {c.a, c.b} <= set(metrics[c.column])]
+
+
+def magnitude_pruning(metrics: pd.DataFrame, study: OneShotConfig) -> list[Claim]:
+    """Notebook 01's claims: magnitude vs random and global vs layer-wise at each stage and sparsity, what the
+    fine-tune recovers, and the budget controls (magnitude vs random at every longer budget, from-init vs the
+    short fine-tune) where `study` runs them."""
+    if not isinstance(study, OneShotConfig):
+        raise ValueError(f"study must be a OneShotConfig, got {type(study).__name__}")
+    if "stage" not in getattr(metrics, "columns", ()):
+        raise ValueError("metrics lacks column 'stage': pass the study's metrics table")
+    stages = list(STAGES)
+    by = ("stage", "sparsity")
+    out = [Claim(claim="magnitude (global) beats a random mask", a="magnitude/global", b="random/layer", by=by,
+                 where={"stage": stages}),
+           Claim(claim="global beats layer-wise magnitude", a="magnitude/global", b="magnitude/layer", by=by,
+                 where={"stage": stages}),
+           Claim(claim="fine-tuning recovers accuracy (global magnitude)", a="finetuned", b="one_shot",
+                 column="stage", where={"method": "magnitude/global"})]
+    if {"magnitude/global", "random/layer"} <= set(study.control_methods or study.methods):
+        out += [Claim(claim=f"magnitude beats random at the {stage} budget", a="magnitude/global", b="random/layer",
+                      by=("sparsity",), where={"stage": stage})
+                for stage in sorted(set(metrics.stage) - {"dense", *stages})]
+    if study.from_init is not None:
+        out += [Claim(claim=f"{method}: training from the initialisation beats the short fine-tune", a="from_init",
+                      b="finetuned", column="stage",
+                      where={"method": method, "sparsity": list(study.control_sparsities)})
+                for method in study.control_methods]
+    return present(out, metrics)
+
+
+def obd_saliency(metrics: pd.DataFrame, curvatures: Sequence[str]) -> list[Claim]:
+    """Notebook 02's claims: the main OBD criterion (`curvature.preferred`) vs magnitude in both scopes, every
+    other curvature's OBD vs it, Taylor vs magnitude, magnitude vs random, and iterative OBD vs iterative
+    magnitude; layer-wise pairs only where the records have them."""
+    main = f"obd_{curvature.preferred(curvatures)}"
+    stages = {"stage": list(STAGES)}
+    by = ("stage", "sparsity")
+    out = [Claim(claim=f"OBD ({main}) beats magnitude, {scope}", a=f"{main}/{scope}", b=f"magnitude/{scope}",
+                 by=by, where=stages) for scope in ("global", "layer")]
+    out += [Claim(claim=f"{other} beats {main}, global", a=f"{other}/global", b=f"{main}/global", by=by,
+                  where=stages) for other in [f"obd_{c}" for c in curvatures if f"obd_{c}" != main]]
+    out += [Claim(claim="first-order Taylor beats magnitude, global", a="taylor/global", b="magnitude/global", by=by,
+                  where=stages),
+            Claim(claim="magnitude beats a random mask, global", a="magnitude/global", b="random/layer", by=by,
+                  where=stages),
+            Claim(claim=f"iterative {main} beats iterative magnitude", a=f"iterative {main}/global",
+                  b="iterative magnitude/global", where={"stage": "iterative"})]
+    return present(out, metrics)
+
+
+def second_order(metrics: pd.DataFrame, stages: Sequence[str] = STAGES) -> list[Claim]:
+    """Notebook 05's claims (`SECOND_ORDER`) whose two methods both ran, per setting, stage and sparsity."""
+    out = [Claim(claim=text, a=a, b=b, by=("setting", "stage", "sparsity"), where={"stage": list(stages)})
+           for text, a, b in SECOND_ORDER]
+    return present(out, metrics)
