@@ -17,7 +17,6 @@ from ..core.masks import working_copy
 from ..core.data import load
 from ..core.models import BUILDERS, build
 from .oneshot import OneShotConfig, replicate
-from ..core.masks import prunable
 from ..training.train import TrainConfig
 
 REFERENCE = "backward pass (reference)"  # the method label of the reference cost row
