@@ -88,7 +88,7 @@ def _param_values(pairs: list[list[str]]) -> dict[str, Any]:
 
 
 def positive_int(text: str) -> int:
-    """An argparse type: a positive integer (timeouts, workers, limits)."""
+    """An argparse type: a positive integer (workers, limits)."""
     try:
         value = int(text)
     except ValueError:
@@ -263,7 +263,7 @@ def parser() -> argparse.ArgumentParser:
                                    "and parameter set)")
     run.add_argument("--force", action="store_true",
                      help="run again even if the output holds a complete record, and replace it atomically")
-    run.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds")
+    run.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (an integer >= 1)")
     run.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     run.set_defaults(func=_run)
 
@@ -287,7 +287,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", help="where the report goes (default: RUNS_DIR_report next to RUNS_DIR)")
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a parameter of notebook 04, e.g. -p stage one_shot")
-    rep.add_argument("--timeout", type=positive_int, default=None, help="per-cell timeout in seconds")
+    rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (an integer >= 1)")
     rep.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     rep.set_defaults(func=_report)
 

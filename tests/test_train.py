@@ -106,7 +106,8 @@ def test_lr_schedules():
 @pytest.mark.parametrize("bad,match", [
     (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; valid choices: sgd, adam"),
     (dict(schedule="exp"), "unknown schedule 'exp'"),
-    (dict(lr=-1), "lr must be a number >= 0.0"),
+    (dict(lr=-1), "lr must be a number > 0.0"),
+    (dict(lr=0), "lr must be a number > 0.0, got 0.0"),
     (dict(batch_size=0), "batch_size must be an integer >= 1"),
     (dict(iterations=-5), "iterations must be an integer >= 0"),
     (dict(lr=float("inf")), "lr must be a finite number"),

@@ -20,30 +20,24 @@ COLUMNS = ["claim", "setting", "a", "b", "value", "n", "mean_difference", "ci_lo
 class Claim(Config):
     """'`a` has a higher `value` than `b`', checked per setting of `by` on the rows matching `where`."""
 
-    claim: str = option("", "what is claimed, in words (no numbers: the table carries them)")
+    claim: str = option("", "what is claimed, in words (no numbers: the table carries them)", rule="label")
     a: Any = option(None, "the value of `column` claimed to be better")
     b: Any = option(None, "the value of `column` it is compared with")
     column: str = option("method", "the column whose values a and b are")
     by: tuple = option(("sparsity",), "columns that define a setting: one finding per setting")
     where: dict = option({}, "filter {column: value or list of values} applied before pairing")
-    value: str = option("test_accuracy", "the measured column (higher is better)")
-    on: str = option("seed", "the column pairs are matched on")
+    value: str = option("test_accuracy", "the measured column (higher is better)", rule="column")
+    on: str = option("seed", "the column pairs are matched on", rule="column")
     lower_is_better: bool = option(False, "True for losses and errors: a claims a LOWER value than b")
 
     def __post_init__(self) -> None:
-        """Validate every field and store it normalised."""
-        if not isinstance(self.claim, str) or not self.claim.strip():
-            raise ValueError(f"claim must be a non-empty text, got {self.claim!r}")
+        """Validate every field and store it normalised (claim, the column names and lower_is_better by rules)."""
+        super().__post_init__()
         if self.a == self.b:
             raise ValueError(f"a and b must differ, both are {self.a!r}")
-        for name in ("column", "value", "on"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"{name} must be a column name (text), got {getattr(self, name)!r}")
         by = [self.by] if isinstance(self.by, str) else checks.listing("by", self.by, nonempty=False)
         self.store("by", tuple(by))
         self.store("where", dict(checks.mapping("where", self.where)))
-        if not isinstance(self.lower_is_better, bool):
-            raise ValueError(f"lower_is_better must be True or False, got {self.lower_is_better!r}")
 
     def rows(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The rows of `frame` this claim reads: those matching `where`, with a or b in `column`."""

@@ -11,6 +11,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
+from ..util import checks
 from .stats import interval
 
 DENSE_SHARED = ("none", "dense")  # facet values of dense rows that mean "the same dense model in every facet"
@@ -172,7 +173,7 @@ def layer_density(layers: pd.DataFrame, sparsity: float, hue: str = "method",
                   ax: plt.Axes | None = None) -> plt.Axes:
     """Per-layer density of each method's mask at one sparsity; collapsed layers are marked."""
     ax = _axes(ax)
-    at = layers[(layers["sparsity"] - sparsity).abs() < 1e-9]
+    at = layers[checks.same_fraction(layers["sparsity"], sparsity)]
     if at.empty:
         raise ValueError(f"no layer rows at sparsity {sparsity}; available: {sorted(layers['sparsity'].unique())}")
     sns.barplot(data=at, x="layer", y="density", hue=hue, errorbar=None, ax=ax)

@@ -53,7 +53,7 @@ def beside(metrics: pd.DataFrame, match: dict[str, str | None] | None = None, st
         lab = match.get(row.method)
         hit = pd.DataFrame()
         if lab is not None and ours is not None:
-            hit = ours[(ours["method"] == lab) & ((ours["sparsity"] - row.sparsity).abs() < 1e-9)]
+            hit = ours[(ours["method"] == lab) & checks.same_fraction(ours["sparsity"], row.sparsity)]
         found = hit.iloc[0] if len(hit) else None
         mean = 100 * found["mean"] if found is not None else float("nan")
         out.append({"sparsity": row.sparsity, "method": row.method, "published_accuracy": row.published_accuracy,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..analysis import findings, stats
+from ..util import checks
 from . import writing
 
 GROUPING = ("stage", "method", "sparsity")  # columns of the metrics table, not run parameters
@@ -34,7 +35,7 @@ class Sweep:
         """The swept sparsity nearest `sparsity`, and the layer rows of every run at it."""
         available = sorted(set(self.layers["sparsity"]))
         shown = float(min(available, key=lambda s: abs(s - sparsity)))
-        return shown, self.layers[(self.layers["sparsity"] - shown).abs() < 1e-9]
+        return shown, self.layers[checks.same_fraction(self.layers["sparsity"], shown)]
 
     def layer_summary(self, sparsity: float) -> pd.DataFrame:
         """Per setting, method and layer at `sparsity`: mean density over runs and how many runs collapsed it."""

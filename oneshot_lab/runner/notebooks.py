@@ -16,7 +16,7 @@ import tokenize
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..util import checks, strict_yaml
+from ..util import checks, rules, strict_yaml
 from ..util.progress import HEADLESS_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -153,44 +153,9 @@ def _as_float(value: Any) -> Any:
     return value
 
 
-def _fractions(name: str, value: Any) -> list:
-    """A list of fractions in [0, 1]."""
-    return checks.listing(name, value, checks.fraction)
-
-
-def _counts(minimum: int):
-    """A validator of one integer >= `minimum`."""
-    return lambda name, value: checks.integer(name, value, minimum)
-
-
-# Ranges of the lab's conventional parameter names, checked before a kernel starts (the notebook's own
-# configuration objects check them again, with everything else).
-RULES = {
-    "seed": checks.seed, "lr": lambda n, v: checks.number(n, v, 0.0, open_minimum=True),
-    "batch_size": _counts(1), "eval_every": _counts(1), "points": _counts(2),
-    "sparsities": _fractions, "calibration_fractions": _fractions,
-    "widths": lambda n, v: checks.listing(n, v, _counts(1)),
-    "seeds": lambda n, v: checks.listing(n, v, _counts(0)),
-    "instability_iterations": lambda n, v: checks.listing(n, v, _counts(0)),
-}
-SUFFIX_RULES = {"sparsities": _fractions, "epochs": _counts(0), "iterations": _counts(0), "levels": _counts(0), "probes": _counts(1),
-                "samples": _counts(0), "workers": _counts(0), "level": _counts(0), "rewind": _counts(0),
-                "sparsity": checks.fraction, "rate": checks.fraction,
-                "tolerance": lambda n, v: checks.number(n, v, 0.0)}
-
-
-def _rule(name: str):
-    """The range check of a conventional parameter name, or None; a scalar suffix rule checks each item of a list."""
-    if name in RULES:
-        return RULES[name]
-    rule = next((rule for suffix, rule in SUFFIX_RULES.items() if name.endswith(suffix)), None)
-    if rule is None or name.endswith("sparsities"):
-        return rule
-    return lambda n, v: checks.listing(n, v, rule, nonempty=False) if isinstance(v, list) else rule(n, v)
-
-
 def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
-    """Raise ValueError unless `value` suits a parameter declared `type_name` (JSON-like, finite, seeds in range)."""
+    """Raise ValueError unless `value` suits a parameter declared `type_name` (JSON-like, finite) and the rule
+    of its name in `rules.RULES` (seeds in range, lr > 0, fractions in [0, 1], ...)."""
     try:
         strict_yaml.check_json_like(value, f"parameter {name!r}")
     except ValueError as err:
@@ -199,17 +164,21 @@ def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
     if check is not None and not check(value):
         raise ValueError(f"parameter {name!r} of {notebook.name} must be {type_name}, "
                          f"got {value!r} ({type(value).__name__}){strict_yaml.hint(value, type_name)}")
-    rule = _rule(name) if type_name in ("int", "float", "list") else None
-    if rule is not None:
-        try:
-            rule(name, value)
-        except ValueError as err:
-            raise ValueError(f"parameter {name!r} of {notebook.name}: {err}") from None
+    rule = rules.for_name(name)
+    if rule is None or not (type_name in (rule.kind, "list") or {type_name, rule.kind} <= {"int", "float"}):
+        return
+    try:
+        if rule.kind == "list" or type_name != "list":
+            rule.check(name, value)
+        else:  # a list of values of a scalar rule (e.g. finetune_epochs: list, to sweep in one run)
+            checks.listing(name, value, rule.check, nonempty=False)
+    except ValueError as err:
+        raise ValueError(f"parameter {name!r} of {notebook.name}: {err}") from None
 
 
 def check_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
     """`params` with float parameters made floats (1 -> 1.0, '1e-3' -> 0.001); ValueError for unknown names,
-    wrong types, values that are not JSON-like, non-finite numbers and seeds outside [0, 2**32 - 1]."""
+    wrong types, values that are not JSON-like or non-finite, and values outside the rule of their name."""
     path = resolve_notebook(notebook)
     known = declared_parameters(path)
     unknown = sorted(set(map(str, params)) - set(known))
@@ -278,6 +247,11 @@ def default_out_dir(notebook: str | os.PathLike) -> str | None:
     return None if info is None else str(ast.literal_eval(info["default"]))
 
 
+def check_timeout(timeout: Any) -> int | None:
+    """A per-cell timeout in seconds (an integer >= 1) or None (no limit); ValueError otherwise."""
+    return rules.RULES["timeout"].check("timeout (seconds per cell)", timeout)
+
+
 def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None = None,
                  output: str | os.PathLike | None = None, timeout: int | None = None) -> Path:
     """Execute `notebook` headlessly with `params` and return the path of the executed copy.
@@ -286,7 +260,7 @@ def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None =
     """
     path = resolve_notebook(notebook)
     params = check_parameters(path, dict(params or {}))
-    timeout = None if timeout is None else checks.integer("timeout (seconds per cell)", timeout, 1)
+    timeout = check_timeout(timeout)
     default_out = default_out_dir(path)
     out_dir = Path(params.get("out_dir", default_out or "runs")).resolve()
     if default_out is not None:

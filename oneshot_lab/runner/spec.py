@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..util import checks, strict_yaml
-from .notebooks import NOTEBOOK_DIR, check_parameters, defaults, identity, resolve_notebook
+from .notebooks import NOTEBOOK_DIR, check_parameters, check_timeout, defaults, identity, resolve_notebook
 
 MAX_RUNS = 1000  # runs one spec may expand to unless raised (--max-runs)
 MAX_SPEC_BYTES = 1_000_000
@@ -60,7 +60,7 @@ def task(notebook: str | os.PathLike, params: Mapping[str, Any], timeout: int | 
     """A validated task for one run of `notebook` with `params` (ValueError on a bad parameter)."""
     path = resolve_notebook(notebook).resolve()
     params = check_parameters(path, params)
-    timeout = None if timeout is None else checks.integer("timeout (seconds per cell)", timeout, 1)
+    timeout = check_timeout(timeout)
     ident = identity(path)
     return Task(str(path), params, _hash_id(path.stem, ident, {**defaults(path), **params}), timeout, ident)
 
@@ -141,9 +141,10 @@ def _block_tasks(where: str, block: Mapping, base: Path | None, timeout: Any, ma
     if "notebook" not in block:
         raise SpecError(f"{where}: no 'notebook' (give a path, file name or number such as 01)")
     names = block["notebook"] if isinstance(block["notebook"], list) else [block["notebook"]]
-    timeout = block.get("timeout", timeout)
-    if timeout is not None and (not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0):
-        raise SpecError(f"{where}: timeout must be a positive number of seconds per cell, got {timeout!r}")
+    try:
+        timeout = check_timeout(block.get("timeout", timeout))
+    except ValueError as err:
+        raise SpecError(f"{where}: {err}") from None
     settings = _settings(where, block, max_runs)
     if len(names) * len(settings) > max_runs:
         raise SpecError(f"{where}: {len(names)} notebooks x {len(settings)} settings is more than the limit of "

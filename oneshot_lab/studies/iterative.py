@@ -32,13 +32,11 @@ class IterativeConfig(Config):
 
     def __post_init__(self) -> None:
         """Validate every field and store it normalised."""
-        self.store("sparsities", tuple(checks.increasing("sparsities", self.sparsities)))
-        if not isinstance(self.retrain, TrainConfig):
-            raise ValueError(f"retrain must be a TrainConfig, got {self.retrain!r}")
+        super().__post_init__()  # sparsities, retrain, seed
+        checks.increasing("sparsities", self.sparsities)
         registry.get(self.criterion)
         registry.check_scope(self.scope)
         self.store("score_options", registry.check_options(self.score_options))
-        self.store("seed", checks.seed("seed", self.seed))
 
     @property
     def method(self) -> str:

@@ -40,39 +40,30 @@ class OneShotConfig(Config):
 
     def __post_init__(self) -> None:
         """Validate every field and store it normalised."""
+        super().__post_init__()  # sparsities, finetune, report_sparsity, seed, budgets, from_init, control_sparsities
         methods = checks.listing("methods", self.methods)
         for method in methods:
             registry.split_label(method)
         self.store("methods", tuple(methods))
-        self.store("sparsities", tuple(checks.listing("sparsities", self.sparsities, checks.fraction)))
-        for name in ("finetune", "from_init"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), TrainConfig):
-                raise ValueError(f"{name} must be a TrainConfig or None, got {getattr(self, name)!r}")
-        budgets = checks.listing("budgets", self.budgets, lambda n, v: checks.integer(n, v, 1), nonempty=False)
-        if budgets and self.finetune is None:
-            raise ValueError(f"budgets {budgets} need a finetune recipe to vary: set finetune")
-        self.store("budgets", tuple(budgets))
-        controls = checks.listing("control_sparsities", self.control_sparsities, checks.fraction, nonempty=False)
-        outside = [c for c in controls if not any(abs(c - s) < 1e-9 for s in self.sparsities)]
+        if self.budgets and self.finetune is None:
+            raise ValueError(f"budgets {list(self.budgets)} need a finetune recipe to vary: set finetune")
+        outside = [c for c in self.control_sparsities if not checks.among(c, self.sparsities)]
         if outside:
             raise ValueError(f"control_sparsities {outside} are not among the sparsities {list(self.sparsities)}")
-        self.store("control_sparsities", tuple(controls))
         control_methods = checks.listing("control_methods", self.control_methods, nonempty=False)
         unknown = [m for m in control_methods if m not in self.methods]
         if unknown:
             raise ValueError(f"control_methods {unknown} are not among the methods {list(self.methods)}")
         self.store("control_methods", tuple(control_methods))
         self.store("score_options", registry.check_options(self.score_options))
-        if self.report_sparsity is not None and not any(
-                abs(checks.fraction("report_sparsity", self.report_sparsity) - s) < 1e-9 for s in self.sparsities):
+        if self.report_sparsity is not None and not checks.among(self.report_sparsity, self.sparsities):
             raise ValueError(f"report_sparsity {self.report_sparsity!r} is not one of the sparsities "
                              f"{list(self.sparsities)}: pick one of them")
-        self.store("seed", checks.seed("seed", self.seed))
 
     def controlled(self, method: str, sparsity: float) -> bool:
         """Whether the budget and from-init controls run for `method` at `sparsity`."""
         return ((not self.control_methods or method in self.control_methods)
-                and (not self.control_sparsities or any(abs(sparsity - c) < 1e-9 for c in self.control_sparsities)))
+                and (not self.control_sparsities or checks.among(sparsity, self.control_sparsities)))
 
 
 def global_and_layer(criteria: list[str], layer_criteria: list[str]) -> list[str]:

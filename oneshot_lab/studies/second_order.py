@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 from torch import nn
 
-from ..util import checks
+from ..util import checks, rules
 from ..pruning import registry
 from ..util.config import Config, option
 from ..core.data import sample
@@ -26,22 +26,18 @@ REFERENCE = "backward pass (reference)"  # the method label of the reference cos
 class Setting(Config):
     """One (dataset, model, dense recipe) on which every method is compared."""
 
-    name: str = option("mnist1d_mlp", "the setting's label in every table")
+    name: str = option("mnist1d_mlp", "the setting's label in every table", rule="label")
     dataset: str = option("mnist1d", "a name `data.load` knows")
     model: str = option("mlp", "a name `models.build` knows")
     model_options: dict = option({}, "keyword options of the model, e.g. {'widths': [32, 32]}")
     train: TrainConfig = option(TrainConfig(), "the dense training recipe")
-    sparsities: tuple = option((), "sparsities of this setting (empty: the study's)")
+    sparsities: tuple = option((), "sparsities of this setting (empty: the study's)", rule=rules.FRACTIONS_OR_EMPTY)
 
     def __post_init__(self) -> None:
-        """Validate every field and store it normalised."""
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"name must be a non-empty text, got {self.name!r}")
+        """Validate every field and store it normalised (name, train and sparsities by their rules)."""
+        super().__post_init__()
         checks.one_of("model", self.model, BUILDERS)
         self.store("model_options", dict(checks.mapping("model_options", self.model_options)))
-        if not isinstance(self.train, TrainConfig):
-            raise ValueError(f"train must be a TrainConfig, got {self.train!r}")
-        self.store("sparsities", tuple(checks.listing("sparsities", self.sparsities, checks.fraction, nonempty=False)))
 
 
 # name -> (dataset, model, model options, which sparsity list of `standard` applies)
@@ -124,8 +120,7 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
     names = [s.name for s in settings]
     if len(set(names)) != len(names):
         raise ValueError(f"setting names must be distinct, got {names}")
-    if not isinstance(study, OneShotConfig):
-        raise ValueError(f"study must be a OneShotConfig, got {type(study).__name__}")
+    OneShotConfig.checked("study", study)
     seeds = checks.listing("seeds", seeds, checks.seed, distinct=True)
     tables: dict[str, list[pd.DataFrame]] = {k: [] for k in ("metrics", "layers", "histories", "costs", "plan")}
     for setting in settings:
@@ -135,12 +130,12 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
         if not methods:
             raise ValueError(f"setting {setting.name!r} can run none of the methods: {plan}")
         sparsities = setting.sparsities or study.sparsities
-        controls = tuple(c for c in study.control_sparsities if any(abs(c - s) < 1e-9 for s in sparsities))
+        controls = tuple(c for c in study.control_sparsities if checks.among(c, sparsities))
         if study.control_sparsities and not controls:
             raise ValueError(f"setting {setting.name!r}: none of the control_sparsities "
                              f"{list(study.control_sparsities)} is among its sparsities {list(sparsities)}")
         report = study.report_sparsity
-        report = report if report is not None and any(abs(report - s) < 1e-9 for s in sparsities) else None
+        report = report if report is not None and checks.among(report, sparsities) else None
         local = study.replace(methods=tuple(methods), sparsities=sparsities, control_sparsities=controls,
                               report_sparsity=report)
         result = replicate(setting.dataset, setting.model, setting.train, local, seeds, setting.model_options,

@@ -10,19 +10,22 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..util import checks
+from ..util import rules
 from ..util.config import Config, option
 from ..core.data import Dataset
 from ..util.progress import bar
 from ..core.masks import Masks
 
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine", "step")
+OPTIMIZERS = rules.RULES["optimizer"].choices  # ("sgd", "adam")
+SCHEDULES = rules.RULES["schedule"].choices  # ("constant", "cosine", "step")
 
 
 @dataclass(frozen=True)
 class TrainConfig(Config):
-    """Hyperparameters of one training run; `iterations` (if set) overrides `epochs`."""
+    """Hyperparameters of one training run; `iterations` (if set) overrides `epochs`.
+
+    Every field is checked by its rule in `rules.RULES` (the `Config` base), so lr > 0, batch_size >= 1, ...
+    """
 
     optimizer: str = option("adam", "sgd (with momentum) or adam")
     lr: float = option(1e-3, "peak learning rate")
@@ -34,21 +37,6 @@ class TrainConfig(Config):
     schedule: str = option("constant", "constant | cosine | step (x0.1 at 50% and 75%)")
     eval_every: int | None = option(None, "steps between evaluations (default: once per epoch)")
     seed: int = option(0, "seed of the data order")
-
-    def __post_init__(self) -> None:
-        """Validate every field and store it normalised."""
-        checks.one_of("optimizer", self.optimizer, OPTIMIZERS)
-        checks.one_of("schedule", self.schedule, SCHEDULES)
-        self.store("lr", checks.number("lr", self.lr, 0.0))
-        self.store("momentum", checks.number("momentum", self.momentum, 0.0, 1.0))
-        self.store("weight_decay", checks.number("weight_decay", self.weight_decay, 0.0))
-        self.store("batch_size", checks.integer("batch_size", self.batch_size, 1))
-        self.store("epochs", checks.integer("epochs", self.epochs, 0))
-        if self.iterations is not None:
-            self.store("iterations", checks.integer("iterations", self.iterations, 0))
-        if self.eval_every is not None:
-            self.store("eval_every", checks.integer("eval_every", self.eval_every, 1))
-        self.store("seed", checks.seed("seed", self.seed))
 
     def steps_per_epoch(self, n_train: int) -> int:
         """Optimizer steps in one pass over `n_train` examples (last batch may be partial)."""

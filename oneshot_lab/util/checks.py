@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 SEED_MAX = 2**32 - 1  # seeds are mixed as 1_000_003 * seed + ... before torch.Generator.manual_seed (int64)
+FRACTION_TOLERANCE = 1e-9  # two fractions (sparsities) this close are the same one
 
 
 def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -15,13 +16,13 @@ def integer(name: str, value: Any, minimum: int | None = None, maximum: int | No
         if isinstance(value, float) and value.is_integer() and math.isfinite(value):
             value = int(value)
         else:
-            raise ValueError(f"{name} must be an integer{_bound_text(minimum, maximum)}, got {value!r}")
+            raise ValueError(f"{name} must be an integer{bound_text(minimum, maximum)}, got {value!r}")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be an integer{_bound_text(minimum, maximum)}, got {value!r}")
+        raise ValueError(f"{name} must be an integer{bound_text(minimum, maximum)}, got {value!r}")
     return int(value)
 
 
-def _bound_text(minimum: float | None, maximum: float | None) -> str:
+def bound_text(minimum: float | None, maximum: float | None) -> str:
     """' >= a', ' <= b' or ' in [a, b]' for messages."""
     if minimum is not None and maximum is not None:
         return f" in [{minimum}, {maximum}]"
@@ -34,11 +35,11 @@ def number(name: str, value: Any, minimum: float | None = None, maximum: float |
            open_minimum: bool = False) -> float:
     """`value` as a finite float (ints accepted, bools and text not), within the bounds where given."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number{_bound_text(minimum, maximum)}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{bound_text(minimum, maximum)}, got {value!r}")
     value = float(value)
     low_bad = minimum is not None and (value <= minimum if open_minimum else value < minimum)
     if low_bad or (maximum is not None and value > maximum):
-        bound = f" > {minimum}" if open_minimum and maximum is None else _bound_text(minimum, maximum)
+        bound = f" > {minimum}" if open_minimum and maximum is None else bound_text(minimum, maximum)
         raise ValueError(f"{name} must be a number{bound}, got {value!r}")
     return value
 
@@ -46,6 +47,16 @@ def number(name: str, value: Any, minimum: float | None = None, maximum: float |
 def fraction(name: str, value: Any) -> float:
     """`value` as a float in [0, 1]."""
     return number(name, value, 0.0, 1.0)
+
+
+def same_fraction(a: Any, b: Any) -> Any:
+    """Whether fractions `a` and `b` are the same one (elementwise for arrays and pandas Series)."""
+    return abs(a - b) < FRACTION_TOLERANCE
+
+
+def among(value: float, fractions: Iterable[float]) -> bool:
+    """Whether the fraction `value` is one of `fractions`."""
+    return any(same_fraction(value, f) for f in fractions)
 
 
 def seed(name: str, value: Any) -> int:

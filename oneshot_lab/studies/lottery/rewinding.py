@@ -48,17 +48,14 @@ class IMPConfig(Config):
     seed: int = option(0, "seed of criterion and control randomness")
 
     def __post_init__(self) -> None:
-        """Validate every field and store it normalised."""
-        if not isinstance(self.train, TrainConfig):
-            raise ValueError(f"train must be a TrainConfig, got {self.train!r}")
-        self.store("levels", checks.integer("levels", self.levels, 0))
-        self.store("rate", checks.fraction("rate", self.rate))
+        """Validate every field and store it normalised (train, levels, rate, rewind_iteration, finetune_lr and
+        seed by their rules in `rules.RULES`)."""
+        super().__post_init__()
         rates = checks.mapping("layer_rates", self.layer_rates)
         self.store("layer_rates", {k: checks.fraction(f"layer_rates[{k!r}]", v) for k, v in rates.items()})
         registry.check_scope(self.scope)
         registry.get(self.criterion)
         self.store("score_options", registry.check_options(self.score_options))
-        self.store("rewind_iteration", checks.integer("rewind_iteration", self.rewind_iteration, 0))
         checks.one_of("retrain mode", self.retrain, RETRAIN_MODES)
         controls = checks.listing("controls", self.controls, lambda n, v: checks.one_of("control", v, CONTROLS),
                                   distinct=True, nonempty=False)
@@ -66,9 +63,6 @@ class IMPConfig(Config):
             raise ValueError(f"controls test a ticket's initialisation and need retrain='weight_rewind', "
                              f"got retrain={self.retrain!r} with controls {controls}")
         self.store("controls", tuple(controls))
-        if self.finetune_lr is not None:
-            self.store("finetune_lr", checks.number("finetune_lr", self.finetune_lr, 0.0))
-        self.store("seed", checks.seed("seed", self.seed))
 
     def check(self, model: nn.Module, dataset: Dataset) -> None:
         """Raise a ValueError if this config does not fit `model` and `dataset` (layer names, rewind point)."""
@@ -197,9 +191,7 @@ def imp(model: nn.Module, dataset: Dataset, config: IMPConfig = IMPConfig(), pro
     Early stopping uses the validation loss only. The config is checked against the model and data first.
     `dense` reuses a `dense_run` of `model` with `config.train` (it must hold the iteration-k snapshot).
     """
-    if not isinstance(config, IMPConfig):
-        raise ValueError(f"config must be an IMPConfig, got {type(config).__name__}")
-    config.check(model, dataset)
+    IMPConfig.checked("config", config).check(model, dataset)
     recipe, seed = config.train, config.seed
     total, k = recipe.total_iterations(len(dataset.train.y)), config.rewind_iteration
     retrain_config = _retrain_config(recipe, config.retrain, config.finetune_lr, total)

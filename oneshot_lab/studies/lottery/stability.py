@@ -10,7 +10,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ...util import checks
 from ...training import train
 from ...util.config import Config, option
 from ...core.data import Dataset
@@ -29,16 +28,10 @@ class InstabilityConfig(Config):
     points: int = option(11, "interpolation points between the two copies (>= 2)")
 
     def __post_init__(self) -> None:
-        """Validate every field and store it normalised."""
-        if not isinstance(self.train, TrainConfig):
-            raise ValueError(f"train must be a TrainConfig, got {self.train!r}")
-        self.store("rewind_iterations", tuple(checks.listing("rewind_iterations", self.rewind_iterations,
-                                                             lambda n, v: checks.integer(n, v, 0))))
-        seeds = checks.listing("data_seeds", self.data_seeds, checks.seed, distinct=True)
-        if len(seeds) != 2:
+        """Validate every field (by their rules in `rules.RULES`) and store it normalised."""
+        super().__post_init__()
+        if len(self.data_seeds) != 2:
             raise ValueError(f"data_seeds must be two distinct seeds (one data order per copy), got {self.data_seeds!r}")
-        self.store("data_seeds", tuple(seeds))
-        self.store("points", checks.integer("points", self.points, 2))
 
     def check(self, dataset: Dataset) -> None:
         """Raise a ValueError unless every rewind point lies within the run on `dataset`."""
@@ -108,9 +101,7 @@ def instability(model: nn.Module, dataset: Dataset, config: InstabilityConfig, m
     (same schedule). The copies' final weights are interpolated linearly at `config.points` points.
     `parent` reuses a dense run of `model` with `config.train` that holds a snapshot at every k.
     """
-    if not isinstance(config, InstabilityConfig):
-        raise ValueError(f"config must be an InstabilityConfig, got {type(config).__name__}")
-    config.check(dataset)
+    InstabilityConfig.checked("config", config).check(dataset)
     masks = _check_masks(model, masks)
     recipe = config.train
     if parent is None:

@@ -37,25 +37,15 @@ class TicketStudy(Config):
     seed: int = option(0, "base seed; replicate r runs with seed + seed_offsets[r]")
 
     def __post_init__(self) -> None:
-        """Validate every field and store it normalised."""
-        if not isinstance(self.imp, IMPConfig):
-            raise ValueError(f"imp must be a lottery.IMPConfig, got {self.imp!r}")
-        if not isinstance(self.instability, InstabilityConfig):
-            raise ValueError(f"instability must be a stability.InstabilityConfig, got {self.instability!r}")
-        self.store("late_rewind", checks.integer("late_rewind", self.late_rewind, 0))
+        """Validate every field and store it normalised (imp, instability and the counts, levels, tolerance and
+        seeds by their rules in `rules.RULES`; here what depends on other fields)."""
+        super().__post_init__()
         modes = checks.listing("retrain_modes", self.retrain_modes, lambda n, v: checks.one_of(n, v, RETRAIN_MODES),
                                distinct=True, nonempty=False)
         self.store("retrain_modes", tuple(modes))
-        self.store("instability_level", checks.integer("instability_level", self.instability_level, 0,
-                                                       self.imp.levels))
-        self.store("control_budget", checks.integer("control_budget", self.control_budget, 1))
-        levels = checks.listing("budget_levels", self.budget_levels,
-                                lambda n, v: checks.integer(n, v, 1, self.imp.levels), distinct=True, nonempty=False)
-        self.store("budget_levels", tuple(levels))
-        self.store("match_tolerance", checks.number("match_tolerance", self.match_tolerance, 0.0))
-        offsets = checks.listing("seeds", self.seed_offsets, lambda n, v: checks.integer(n, v, 0), distinct=True)
-        self.store("seed_offsets", tuple(offsets))
-        self.store("seed", checks.seed("seed", self.seed))
+        checks.integer("instability_level", self.instability_level, 0, self.imp.levels)  # a level IMP reaches
+        checks.listing("budget_levels", self.budget_levels, lambda n, v: checks.integer(n, v, 1, self.imp.levels),
+                       nonempty=False)
         for s in self.seeds:
             checks.seed("replicate seed", s)
 
