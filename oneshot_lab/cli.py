@@ -200,10 +200,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Execute notebook 04 on a runs directory (its report replaces an earlier one atomically)."""
-    from .records import writing
+    from .records import loading
 
     runs_dir = Path(args.runs_dir)
-    if writing.manifests(runs_dir).query("status == 'complete'").empty:
+    if loading.manifests(runs_dir).query("status == 'complete'").empty:
         raise ValueError(f"no complete run records under {runs_dir}")
     out = Path(args.out or f"{runs_dir.resolve()}_report")
     params = _param_values(args.param)
