@@ -26,7 +26,6 @@ from ..records.integrity import MANIFEST, manifest_problem, read_json
 from .spec import Task
 
 SWEEP_DIR = ".sweep"  # hidden, so loading.load never reads staging copies
-STATES = ("absent", "complete", "other", "incomplete", "foreign")
 
 
 @contextlib.contextmanager
