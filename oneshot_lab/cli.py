@@ -27,7 +27,7 @@ EPILOG = """examples:
   oneshot-lab sweep sweeps/compare_criteria.yaml          run (or resume) a sweep into the spec's runs_dir
   oneshot-lab sweep my.yaml --runs runs/my --dry-run      list its runs and which are already complete
   oneshot-lab sweep my.yaml --executor dask --scheduler tcp://scheduler-host:8786
-  oneshot-lab report runs/compare_criteria                mean +- std table and figures (notebook 04)
+  oneshot-lab report runs/compare_criteria                means with Student-t intervals, figures (notebook 04)
 
 A sweep is resumable: re-run the same command and complete runs are skipped, failed or missing
 ones run again. See `oneshot-lab sweep --help` for the spec format.
@@ -207,10 +207,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     """Execute notebook 04 on a runs directory (its report replaces an earlier one atomically)."""
-    from .records import writing
+    from .records import loading
 
     runs_dir = Path(args.runs_dir)
-    if writing.manifests(runs_dir).query("status == 'complete'").empty:
+    if loading.manifests(runs_dir).query("status == 'complete'").empty:
         raise ValueError(f"no complete run records under {runs_dir}")
     out = Path(args.out or f"{runs_dir.resolve()}_report")
     params = _param_values(args.param)
@@ -282,7 +282,7 @@ def parser() -> argparse.ArgumentParser:
     swp.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     swp.set_defaults(func=_sweep)
 
-    rep = sub.add_parser("report", help="mean +- std table and figures over a runs directory (runs notebook 04)")
+    rep = sub.add_parser("report", help="means with Student-t intervals and figures over a runs directory (runs notebook 04)")
     rep.add_argument("runs_dir", help="a sweep's runs directory")
     rep.add_argument("--out", help="where the report goes (default: RUNS_DIR_report next to RUNS_DIR)")
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),

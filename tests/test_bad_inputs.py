@@ -22,7 +22,7 @@ from conftest import write_idx
 from oneshot_lab import cli
 from oneshot_lab.studies.lottery import rewinding, stability, ticket_study
 from oneshot_lab.studies import oneshot
-from oneshot_lab.records import writing
+from oneshot_lab.records import integrity, loading, writing
 from oneshot_lab.runner import spec, sweep
 from oneshot_lab.training import train
 
@@ -242,15 +242,15 @@ def test_an_unreadable_record_is_skipped_with_one_warning_and_nothing_else_is_lo
     before = snapshot(lab)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = writing.load(lab / "runs")
-    ours = [w for w in caught if issubclass(w.category, writing.RecordWarning)]
+        table = loading.load(lab / "runs")
+    ours = [w for w in caught if issubclass(w.category, integrity.RecordWarning)]
     named = str(lab / "runs" / "bad" / next(iter(files)))
     assert len(ours) == 1 and f"{named}: {reason}" in str(ours[0].message)
     assert list(table.acc) == [0.9] and list(table.run) == ["good"]  # the good record, no invented rows
     assert [s["run"] for s in table.attrs["skipped"]] == ["bad"] and reason in table.attrs["skipped"][0]["reason"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        listed = writing.manifests(lab / "runs")
+        listed = loading.manifests(lab / "runs")
         assert command("sweep", "sweeps/compare_criteria.yaml", "--runs", str(lab / "runs"), "--dry-run",
                        code=0, quiet=False) == ""
     if "manifest" in name or "params" in name:

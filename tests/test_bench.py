@@ -47,3 +47,16 @@ def test_demo_times_are_read_from_the_demo_output():
     output = ("running 01_a.ipynb ...\n  done in 12.5s -> runs/demo/01_a\n"
               "running 02_b.ipynb ...\n  done in 3.0s -> runs/demo/02_b\nall 2 notebooks done in 15.5s\n")
     assert lab.demo_times(output) == {"01_a.ipynb": 12.5, "02_b.ipynb": 3.0}
+
+
+def test_every_section_follows_the_protocol_and_the_experiments_name_known_criteria():
+    import importlib
+    import inspect
+
+    from oneshot_lab.bench import __main__ as suite, obd_vs_magnitude
+    from oneshot_lab.studies import oneshot
+
+    for name in set(suite.ALL_SECTIONS) - {"readme"}:
+        parameters = inspect.signature(importlib.import_module(f"oneshot_lab.bench.{name}").run).parameters
+        assert {"quick", "repeats"} <= set(parameters), name
+    oneshot.methods(obd_vs_magnitude.CRITERIA)  # a ValueError if the benchmark names a removed criterion (it named snip)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from oneshot_lab import cli
-from oneshot_lab.records import writing
+from oneshot_lab.records import atomic, loading, writing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -137,7 +137,7 @@ def test_full_disk_keeps_the_complete_record_and_says_so(tiny_notebook, tmp_path
 def test_full_disk_simulated(tiny_notebook, tmp_path, capsys, monkeypatch):
     def full(staging, final):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final))
-    monkeypatch.setattr(writing, "publish", full)
+    monkeypatch.setattr(atomic, "publish", full)
     assert cli.main(["run", str(tiny_notebook), "-p", "x", "6", "--out", str(tmp_path / "r")]) == 3
     err = capsys.readouterr().err
     assert err.strip() == f"oneshot-lab: error: No space left on device: {tmp_path / 'r'}"
@@ -155,7 +155,7 @@ def test_concurrent_sweeps_both_exit_0_and_a_killed_sweep_leaves_no_worker_holdi
     sweeps = [oneshot_lab("sweep", str(tmp_path / "s.yaml"), "--runs", str(runs), "--workers", "1")
               for _ in range(2)]
     assert [p.wait(timeout=180) for p in sweeps] == [0, 0], [p.stdout.read() for p in sweeps]
-    assert len(writing.load(runs)) == 2
+    assert len(loading.load(runs)) == 2
 
     (tmp_path / "long.yaml").write_text(f"notebook: {tiny_notebook}\nparams: {{sleep: 60}}\ngrid: {{x: [7]}}\n")
     sweep = subprocess.Popen([sys.executable, "-m", "oneshot_lab", "sweep", str(tmp_path / "long.yaml"), "--runs",

@@ -1,5 +1,7 @@
 """Lottery tickets: rewinding, nested masks, density schedule, binding masks, controls, determinism, selection."""
 
+import copy
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -254,10 +256,20 @@ def test_reinitialize_is_seeded_and_leaves_model_alone(mlp):
     assert all(torch.equal(before[n], v) for n, v in mlp.state_dict().items())
 
 
-def test_good_score_options_pass_the_check():
-    for options in [{}, {"magnitude": {}}, {"obd": {"curvature": "ggn"}}, {"obd_fisher": {"negative": "abs", "samples": 64}},
-                    {"taylor": {"batch_size": 8}}, {"obd": {"samples": None}}]:
-        rewinding.IMPConfig(score_options=options)
+def test_good_score_options_pass_the_check_and_come_back_complete():
+    # the criteria's documented defaults: curvature ggn, negative clamp, 2048 samples in batches of 256, 100 probes
+    obd = {"curvature": "ggn", "negative": "clamp", "samples": 2048, "batch_size": 256, "probes": 100}
+    fisher = {k: v for k, v in obd.items() if k != "curvature"}  # obd_fisher fixes its curvature
+    cases = [({}, {}), ({"magnitude": {}}, {"magnitude": {}}),
+             ({"obd": {"curvature": "ggn"}}, {"obd": obd}),
+             ({"obd_fisher": {"negative": "abs", "samples": 64}},
+              {"obd_fisher": {**fisher, "negative": "abs", "samples": 64}}),
+             ({"taylor": {"batch_size": 8}}, {"taylor": {"samples": 2048, "batch_size": 8}}),
+             ({"obd": {"samples": None}}, {"obd": {**obd, "samples": None}})]
+    for given, expected in cases:
+        before = copy.deepcopy(given)
+        assert rewinding.IMPConfig(score_options=given).score_options == expected
+        assert given == before  # the caller's dict is not filled in
 
 
 def test_summary_tables_mean_and_std_over_seeds(mlp, synthetic):

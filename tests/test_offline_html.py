@@ -105,7 +105,7 @@ def test_report_html_exports_the_report_notebook(tmp_path, monkeypatch, capsys):
         out.mkdir(parents=True)
         shutil.copy(executed, out / Path(task.notebook).name)
         return {"status": "done", "out_dir": str(out), "wall_s": 0.0}
-    monkeypatch.setattr("oneshot_lab.records.writing.manifests", lambda runs: pd.DataFrame({"status": ["complete"]}))
+    monkeypatch.setattr("oneshot_lab.records.loading.manifests", lambda runs: pd.DataFrame({"status": ["complete"]}))
     monkeypatch.setattr(cli, "_execute", execute)
     assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "report"), "--html"]) == 0
     page = tmp_path / "report" / "04_sweep_report.html"

@@ -9,7 +9,7 @@ import oneshot_lab as ol
 def write_runs(root, diffs):
     """One record per seed: methods magnitude/global, random/layer, obd_ggn/global at one sparsity."""
     for seed, d in enumerate(diffs):
-        run = ol.records.writing.start(root / f"seed{seed}", {"seed": seed, "dataset": "synthetic"})
+        run = ol.records.start(root / f"seed{seed}", {"seed": seed, "dataset": "synthetic"})
         rows = [{"stage": "dense", "method": "dense", "sparsity": 0.0, "density": 1.0, "seed": seed, "test_accuracy": 0.9}]
         for method, acc in [("magnitude/global", 0.6), ("random/layer", 0.3), ("obd_ggn/global", 0.6 + d)]:
             rows.append({"stage": "one_shot", "method": method, "sparsity": 0.9, "density": 0.1, "seed": seed,

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from oneshot_lab.records import writing
+from oneshot_lab.records import atomic, loading, writing
 
 
 def test_run_record_and_manifest(tmp_path):
@@ -27,23 +27,23 @@ def test_load_joins_parameters_and_skips_incomplete(tmp_path):
         run.record("metrics", pd.DataFrame({"sparsity": [0.5], "acc": [0.8 + seed / 10]}))
         run.finish()
     writing.start(tmp_path / "broken", {"seed": 9}).record("metrics", [{"sparsity": 0.1, "acc": 0.0}])
-    frame = writing.load(tmp_path)
+    frame = loading.load(tmp_path)
     assert sorted(frame.seed) == [0, 1] and set(frame.model) == {"mlp"}
     assert list(frame.acc) == [0.8, 0.9]  # a metric column wins over a parameter of the same name
-    assert len(writing.load(tmp_path, complete_only=False)) == 3
-    assert writing.load(tmp_path, table="nothing").empty
+    assert len(loading.load(tmp_path, complete_only=False)) == 3
+    assert loading.load(tmp_path, table="nothing").empty
     with pytest.raises(FileNotFoundError):
-        writing.load(tmp_path / "missing")
+        loading.load(tmp_path / "missing")
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
-    path = writing.atomic_write_text(tmp_path / "a.json", json.dumps({"v": 1}))
+    path = atomic.atomic_write_text(tmp_path / "a.json", json.dumps({"v": 1}))
 
     def boom(*_):
         raise OSError("disk full")
-    monkeypatch.setattr(writing.os, "replace", boom)
+    monkeypatch.setattr(atomic.os, "replace", boom)
     with pytest.raises(OSError):
-        writing.atomic_write_text(path, "partial")
+        atomic.atomic_write_text(path, "partial")
     assert json.loads(path.read_text()) == {"v": 1} and len(list(tmp_path.iterdir())) == 1
 
 
@@ -60,18 +60,18 @@ def test_varying_parameters_keep_settings_apart(tmp_path):
         run.record("metrics", pd.DataFrame({"sparsity": [0.5, 0.9], "acc": [0.8 + seed / 10, 0.5 + i / 100]}))
         run.finish()
     writing.start(tmp_path / "broken", {"seed": 9, "lr": 5.0})  # incomplete: not a setting
-    params = writing.run_parameters(tmp_path)
+    params = loading.run_parameters(tmp_path)
     assert len(params) == 4 and set(params.run) == {"r0", "r1", "r2", "r3"}
-    assert writing.varying_parameters(params) == ["lr"]  # not seed, out_dir, smoke, run; not the constant ones
-    assert writing.varying_parameters(params, exclude=()) == ["lr", "seed"]
-    metrics = writing.load(tmp_path)
-    assert writing.varying_parameters(metrics, names=["lr", "model", "methods", "seed"]) == ["lr"]
-    assert writing.varying_parameters(metrics[metrics.lr == 0.1], names=["lr", "model", "seed"]) == []
+    assert loading.varying_parameters(params) == ["lr"]  # not seed, out_dir, smoke, run; not the constant ones
+    assert loading.varying_parameters(params, exclude=()) == ["lr", "seed"]
+    metrics = loading.load(tmp_path)
+    assert loading.varying_parameters(metrics, names=["lr", "model", "methods", "seed"]) == ["lr"]
+    assert loading.varying_parameters(metrics[metrics.lr == 0.1], names=["lr", "model", "seed"]) == []
     with pytest.raises(ValueError, match="no column"):
-        writing.varying_parameters(metrics, names=["nope"])
-    labels = writing.setting_labels(metrics, ["lr"])
+        loading.varying_parameters(metrics, names=["nope"])
+    labels = loading.setting_labels(metrics, ["lr"])
     assert set(labels) == {"lr=0.1", "lr=0.01"} and (labels.index == metrics.index).all()
-    assert set(writing.setting_labels(metrics, [])) == {"all runs"}
+    assert set(loading.setting_labels(metrics, [])) == {"all runs"}
     # a parameter missing from some runs (an older notebook version) makes them a different setting
     missing = params.assign(model=[None, "mlp", "mlp", "mlp"])
-    assert writing.varying_parameters(missing) == ["lr", "model"]
+    assert loading.varying_parameters(missing) == ["lr", "model"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from oneshot_lab.records import writing
+from oneshot_lab.records import atomic, loading, writing
 from oneshot_lab.runner import spec, sweep
 
 
@@ -66,11 +66,11 @@ def test_publish_replaces_a_record_whole_and_load_ignores_staging(tmp_path):
     new = writing.start(staging, {"seed": 0})
     new.record("metrics", [{"acc": 0.5}])
     new.finish()
-    assert len(writing.load(tmp_path, complete_only=False)) == 0  # a staging copy is never read
-    writing.publish(staging, tmp_path / "r")
+    assert len(loading.load(tmp_path, complete_only=False)) == 0  # a staging copy is never read
+    atomic.publish(staging, tmp_path / "r")
     assert writing.is_complete(tmp_path / "r") and not staging.exists()
-    assert "error" not in writing.read_manifest(tmp_path / "r") and list(writing.load(tmp_path).acc) == [0.5]
-    assert list(writing.manifests(tmp_path).status) == ["complete"]
+    assert "error" not in writing.read_manifest(tmp_path / "r") and list(loading.load(tmp_path).acc) == [0.5]
+    assert list(loading.manifests(tmp_path).status) == ["complete"]
 
 
 def test_failures_are_recorded_the_sweep_goes_on_and_resume_skips_complete(tiny, tmp_path):
@@ -85,9 +85,9 @@ def test_failures_are_recorded_the_sweep_goes_on_and_resume_skips_complete(tiny,
             assert manifest["status"] == "failed" and manifest["error"] == f"ValueError: x is {manifest['params']['x']}"
             assert manifest["error_cell"] == 2 and outcome["error_cell"] == 2
     assert "failed: tiny-" in str(first) and "at cell 2" in str(first)
-    table = writing.load(tmp_path)
+    table = loading.load(tmp_path)
     assert sorted(table.x) == [1, 2] and list(table.y) == list(table.x ** 2) and set(table.notebook) == {"tiny"}
-    assert set(writing.manifests(tmp_path).status) == {"complete", "failed"}
+    assert set(loading.manifests(tmp_path).status) == {"complete", "failed"}
 
     before = _records(tmp_path)
     second = sweep.run_grid(spec, tmp_path, workers=2, progress=False)
@@ -110,7 +110,7 @@ def test_dead_kernel_or_worker_is_retried_once(tiny, tmp_path):
     manifest = writing.read_manifest(tmp_path / "runs" / twice["run_id"])
     assert manifest["status"] == "failed" and manifest["attempts"] == 2
     assert worker["status"] == "done" and (tmp_path / "w").read_text() == "x"  # a fresh worker ran it again
-    assert sorted(writing.load(tmp_path / "runs").x) == [1, 3]
+    assert sorted(loading.load(tmp_path / "runs").x) == [1, 3]
 
 
 def test_two_sweeps_on_one_runs_dir_run_each_task_once(tiny, tmp_path):
@@ -125,7 +125,7 @@ def test_two_sweeps_on_one_runs_dir_run_each_task_once(tiny, tmp_path):
         thread.join()
     statuses = [o["status"] for result in outcomes for o in result.outcomes]
     assert statuses.count("done") == 2 and set(statuses) <= {"done", "skipped", "locked"}
-    assert len(writing.load(tmp_path)) == 2
+    assert len(loading.load(tmp_path)) == 2
 
 
 def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
@@ -150,7 +150,7 @@ def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
     assert resumed.counts() == {"skipped": len(killed), "done": 5 - len(killed)}
     final = _records(runs)
     assert all(final[name] == files for name, files in killed.items()), "a finished run was recomputed"
-    assert sorted(writing.load(runs).x) == [1, 2, 3, 4, 5]
+    assert sorted(loading.load(runs).x) == [1, 2, 3, 4, 5]
 
 
 def test_resuming_reports_complete_records_of_another_code_revision(tiny, tmp_path, monkeypatch):
@@ -166,7 +166,7 @@ def test_resuming_reports_complete_records_of_another_code_revision(tiny, tmp_pa
         assert "made by another code revision (0123456789" in str(outcome)
 
 
-# ---------------------------------------------------------------- Dask and writing.load over a real sweep
+# ---------------------------------------------------------------- Dask and loading.load over a real sweep
 
 def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
     spec = {"notebook": "01", "params": {"smoke": True, "dataset": "synthetic", "model": "mlp",
@@ -179,6 +179,6 @@ def test_dask_local_cluster_gives_the_same_records_as_local(tmp_path):
     for table in ("metrics", "layers", "histories"):
         assert (tmp_path / "local" / run / f"{table}.csv").read_bytes() == \
             (tmp_path / "dask" / run / f"{table}.csv").read_bytes()
-    frame = writing.load(tmp_path / "dask")
+    frame = loading.load(tmp_path / "dask")
     assert set(frame.notebook) == {"01_magnitude_pruning"} and set(frame.dataset) == {"synthetic"}
     assert set(frame.seed) == {0} and set(frame.run) == {run} and "test_accuracy" in frame

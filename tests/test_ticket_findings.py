@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
 
-from oneshot_lab.analysis import baselines, ticket_findings
+from oneshot_lab.analysis import published, ticket_findings
 from oneshot_lab.studies.lottery import rewinding, stability, ticket_study
 
 STUDY = ticket_study.TicketStudy(imp=rewinding.IMPConfig(levels=2, controls=["reinit"]), late_rewind=50,
@@ -90,17 +90,17 @@ def test_published_comparison_puts_the_sources_beside_ours():
     frame = pd.concat([frame, dense, dense], ignore_index=True)  # the dense row repeats once per experiment
     matching = pd.DataFrame({"seed": SEEDS * 2, "condition": ["ticket"] * 4 + ["reinit"] * 4,
                              "tolerance": 0.0, "weights_remaining": [3.0, 5.0, 3.0, 5.0] + [20.0] * 4})
-    mnist1d = ticket_findings.published_comparison(frame, matching, "mnist1d", "mlp").set_index("quantity")
+    mnist1d = published.published_comparison(frame, matching, "mnist1d", "mlp").set_index("quantity")
     assert list(mnist1d.index) == ["dense test accuracy"] and mnist1d.iloc[0].published == 0.68
     assert mnist1d.iloc[0].ours_mean == pytest.approx(0.98)
     assert mnist1d.iloc[0].seeds == 4  # one per seed, not one per experiment
-    table = ticket_findings.published_comparison(frame, matching, "mnist_subset", "lenet_300_100").set_index("quantity")
+    table = published.published_comparison(frame, matching, "mnist_subset", "lenet_300_100").set_index("quantity")
     assert "dense test accuracy" not in table.index  # no dense figure is recorded for Frankle & Carbin's LeNet
     ticket = table.loc["ticket matches dense down to (percent of weights)"]
     assert (ticket.published, ticket.ours_mean, ticket.source) == (3.6, pytest.approx(4.0), "Frankle & Carbin 2019")
     assert table.loc["reinit matches dense down to (percent of weights)"].published == 21.0
-    assert ticket_findings.published_comparison(frame, matching, "synthetic", "mlp").empty
-    assert baselines.published("mnist1d", "mlp")[0] == 0.68  # the dense figure comes from the one table
+    assert published.published_comparison(frame, matching, "synthetic", "mlp").empty
+    assert published.dense_accuracy("mnist1d", "mlp")[0] == 0.68  # the dense figure comes from the one table
 
 
 def test_the_frankle_carbin_sweep_is_valid_and_follows_the_paper():

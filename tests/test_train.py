@@ -145,12 +145,30 @@ def test_empty_training_split_is_a_clear_error(synthetic, tiny_mlp):
 
 
 def test_the_largest_seed_trains_and_every_lottery_seed_fits_torch(synthetic, tiny_mlp):
+    import copy
+
     from oneshot_lab.util import checks
     from oneshot_lab.studies.lottery import rewinding
 
-    ol.fit(tiny_mlp, synthetic, TrainConfig(iterations=2, seed=checks.SEED_MAX), progress=False)
+    start = {k: v.clone() for k, v in tiny_mlp.state_dict().items()}
+    trained = {}
+    for seed in (checks.SEED_MAX, checks.SEED_MAX, 0):
+        net = copy.deepcopy(tiny_mlp)
+        history = ol.fit(net, synthetic, TrainConfig(iterations=2, seed=seed), progress=False)
+        assert history.frame().iteration.max() == 2  # both steps taken
+        trained.setdefault(seed, []).append(net.state_dict())
+    largest, zero = trained[checks.SEED_MAX], trained[0][0]
+    assert all(torch.equal(largest[0][k], largest[1][k]) for k in start)  # the seed replays bit for bit
+    assert not all(torch.equal(largest[0][k], start[k]) for k in start)  # and training moved the weights
+    assert not all(torch.equal(largest[0][k], zero[k]) for k in start)  # a different data order than seed 0
+
     config = rewinding.IMPConfig(train=TrainConfig(iterations=4, eval_every=2), levels=1, controls=["random_mask"])
-    rewinding.imp(tiny_mlp, synthetic, config.with_seed(checks.SEED_MAX), progress=False)
+    runs = [rewinding.imp(tiny_mlp, synthetic, config.with_seed(checks.SEED_MAX), progress=False) for _ in range(2)]
+    assert list(runs[0].metrics.condition) == ["dense", "ticket", "random_mask"]
+    ticket, control = runs[0].masks[-1], runs[0].control_masks["random_mask"][-1]
+    assert {n: int(m.sum()) for n, m in control.items()} == {n: int(m.sum()) for n, m in ticket.items()}
+    assert any(not torch.equal(control[n], ticket[n]) for n in ticket)  # a random mask, not the ticket's
+    assert all(torch.equal(control[n], runs[1].control_masks["random_mask"][-1][n]) for n in ticket)
 
 
 def test_nested_config_defaults_are_not_shared():

@@ -1,34 +1,106 @@
-"""Published one-shot pruning results, kept as data with their source, and a table that puts ours beside them."""
+"""Published figures in one table, every row with its source, and the tables that put ours beside them."""
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
 
 import pandas as pd
 
 from ..util import checks
 from . import stats
+from .ticket_findings import matching_interval
 
+
+@dataclass(frozen=True)
+class Figure:
+    """One published number, as its source states it (checked against REFERENCES.md)."""
+
+    source: str
+    dataset: str  # the lab's name of the data the source used
+    model: str  # the lab's model the figure is compared with (`network` says what the source trained)
+    condition: str  # dense, a pruning method, or a lottery condition (ticket, reinit)
+    sparsity: float | None  # fraction of weights pruned when the figure was read; None: not at a set sparsity
+    metric: str  # ACCURACY or MATCHES
+    value: float  # in percent
+    network: str = ""
+    data: str = ""
+
+
+ACCURACY = "test accuracy (percent)"
+MATCHES = "matches dense down to (percent of weights)"
+MNIST1D = "MNIST-1D (mnist1d.make_dataset): 4,000 training, 1,000 test examples"
 CBS = ("Yu et al., 'The Combinatorial Brain Surgeon: Pruning Weights That Cancel One Another in Neural "
        "Networks', ICML 2022 (table of one-shot pruning without retraining, MLPNet on MNIST); quoted in "
        "REFERENCES.md")
 MNIST_MLP_DATA = ("full MNIST: 60,000 training images (the Fisher / calibration samples drawn from them), "
                   "10,000 test images")
 MNIST_MLP_NETWORK = "MLP 784-40-20-10 (ReLU), one shot, no retraining"
+FRANKLE = "Frankle & Carbin 2019"
+FRANKLE_NETWORK = ("LeNet-300-100, Adam 1.2e-3, batch 60, 50K iterations; 20% of the remaining weights pruned per "
+                   "round (output layer 10%), layer-wise, rewound to the initialisation")
 
-# test accuracy in percent: {method: {sparsity: accuracy}}
-MNIST_MLP = {
-    "magnitude": {0.8: 92.9, 0.9: 90.3, 0.95: 83.6, 0.98: 32.3},
-    "woodfisher": {0.8: 93.6, 0.9: 91.7, 0.95: 85.5, 0.98: 38.3},
-    "cbs": {0.8: 93.9, 0.9: 93.1, 0.95: 88.9, 0.98: 55.5},
-}
-# the lab's method that computes what each published method computes (None: not in the lab)
+
+def _cbs(method: str, levels: dict[float, float]) -> list[Figure]:
+    """The CBS table's row of one method: test accuracy (%) per sparsity."""
+    return [Figure(CBS, "mnist", "mlp", method, sparsity, ACCURACY, accuracy, MNIST_MLP_NETWORK, MNIST_MLP_DATA)
+            for sparsity, accuracy in levels.items()]
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("Greydanus 2020, MNIST-1D MLP baseline (4,000 train examples)", "mnist1d", "mlp", "dense", 0.0,
+           ACCURACY, 68.0, "MLP", MNIST1D),
+    Figure("Greydanus 2020, MNIST-1D MLP baseline (an MLP, not LeNet-300-100)", "mnist1d", "lenet_300_100", "dense",
+           0.0, ACCURACY, 68.0, "MLP", MNIST1D),
+    Figure("Greydanus 2020, MNIST-1D CNN baseline (4,000 train examples)", "mnist1d", "conv1d", "dense", 0.0,
+           ACCURACY, 94.0, "CNN", MNIST1D),
+    Figure("scikit-learn digits, small MLPs (about 97-98 percent)", "digits", "mlp", "dense", 0.0, ACCURACY, 97.0,
+           "small MLPs", "scikit-learn digits: 1,797 8x8 images"),
+    *_cbs("magnitude", {0.8: 92.9, 0.9: 90.3, 0.95: 83.6, 0.98: 32.3}),
+    *_cbs("woodfisher", {0.8: 93.6, 0.9: 91.7, 0.95: 85.5, 0.98: 38.3}),
+    *_cbs("cbs", {0.8: 93.9, 0.9: 93.1, 0.95: 88.9, 0.98: 55.5}),
+    Figure(FRANKLE, "mnist", "lenet_300_100", "ticket", None, MATCHES, 3.6, FRANKLE_NETWORK, "MNIST"),
+    Figure(FRANKLE, "mnist", "lenet_300_100", "reinit", None, MATCHES, 21.0, FRANKLE_NETWORK, "MNIST"),
+)
+# the lab's method that computes what each method of the CBS table computes (None: not in the lab)
 LAB_METHOD = {"magnitude": "magnitude/global", "woodfisher": "woodfisher/global", "cbs": None}
+ALIASES = {"mnist_subset": "mnist"}  # the subset is compared with what was published for the full set
+
+
+def table() -> pd.DataFrame:
+    """Every published figure, one row each (the fields of `Figure`)."""
+    return pd.DataFrame([asdict(figure) for figure in FIGURES])
+
+
+def dense_accuracy(dataset: str, model: str) -> tuple[float, str] | None:
+    """The published dense test accuracy (a fraction) for `model` on `dataset` with its source, or None."""
+    found = [f for f in FIGURES if (f.dataset, f.model, f.condition, f.metric) == (dataset, model, "dense", ACCURACY)]
+    return (found[0].value / 100, found[0].source) if found else None
+
+
+def dense_table(metrics: pd.DataFrame, dataset: str, model: str, confidence: float = 0.95) -> pd.DataFrame:
+    """The dense model's validation and test accuracy over seeds (n, mean, interval) beside the published figure."""
+    if not isinstance(metrics, pd.DataFrame) or "stage" not in metrics.columns:
+        raise ValueError("dense_table needs a metrics table with a 'stage' column (one_shot's or replicate's)")
+    dense = metrics[metrics["stage"] == "dense"]
+    if dense.empty:
+        raise ValueError("the metrics table has no dense rows (stage 'dense')")
+    rows = []
+    for split in ("val", "test"):
+        summary = stats.summarize(dense, [], f"{split}_accuracy", confidence).iloc[0]
+        rows.append({"dataset": dataset, "model": model, "split": split, "n": summary["n"],
+                     "mean": summary["mean"], "ci_low": summary["ci_low"], "ci_high": summary["ci_high"],
+                     "text": summary["text"]})
+    out = pd.DataFrame(rows)
+    figure = dense_accuracy(dataset, model)
+    out["published_test"] = figure[0] if figure else float("nan")
+    out["source"] = figure[1] if figure else "no published figure for this dataset and model"
+    return out
 
 
 def mnist_mlp() -> pd.DataFrame:
     """The published MNIST MLP 784-40-20-10 one-shot table: source, network, data, method, sparsity, accuracy (%)."""
-    rows = [{"source": CBS, "network": MNIST_MLP_NETWORK, "data": MNIST_MLP_DATA, "method": method,
-             "sparsity": sparsity, "published_accuracy": accuracy}
-            for method, levels in MNIST_MLP.items() for sparsity, accuracy in levels.items()]
+    rows = [{"source": f.source, "network": f.network, "data": f.data, "method": f.condition,
+             "sparsity": f.sparsity, "published_accuracy": f.value} for f in FIGURES if f.source == CBS]
     return pd.DataFrame(rows)
 
 
@@ -42,14 +114,16 @@ def beside(metrics: pd.DataFrame, match: dict[str, str | None] | None = None, st
     sparsity, method, published_accuracy, lab_method, n, our_accuracy, ci_low, ci_high, difference
     (ours minus published, percentage points).
     """
+    published = mnist_mlp()
     match = LAB_METHOD if match is None else dict(checks.mapping("match", match))
-    unknown = sorted(set(match) - set(MNIST_MLP))
+    methods = list(dict.fromkeys(published["method"]))
+    unknown = sorted(set(match) - set(methods))
     if unknown:
-        raise ValueError(f"match names unknown published method(s) {unknown}; published: {', '.join(MNIST_MLP)}")
+        raise ValueError(f"match names unknown published method(s) {unknown}; published: {', '.join(methods)}")
     rows = metrics[metrics["stage"] == stage] if "stage" in metrics.columns else metrics
     ours = stats.summarize(rows, ["method", "sparsity"], value, confidence) if len(rows) else None
     out = []
-    for row in mnist_mlp().itertuples():
+    for row in published.itertuples():
         lab = match.get(row.method)
         hit = pd.DataFrame()
         if lab is not None and ours is not None:
@@ -62,3 +136,35 @@ def beside(metrics: pd.DataFrame, match: dict[str, str | None] | None = None, st
                     "ci_high": 100 * found["ci_high"] if found is not None else float("nan"),
                     "difference": mean - row.published_accuracy})
     return pd.DataFrame(out).sort_values(["sparsity", "method"], ignore_index=True)
+
+
+def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset: str, model: str,
+                         value: str = "final_test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
+    """A lottery study's published figures for (`dataset`, `model`) beside ours: mean over seeds and its
+    Student-t interval.
+
+    Ours: the dense network's test accuracy (`value`: final or early-stop), and the sparsest level matching
+    dense (zero tolerance) for the ticket and reinit; rows with no published figure for this setting are left out.
+    """
+    name = ALIASES.get(dataset, dataset)
+    dense_figure = dense_accuracy(name, model)
+    wanted = ([{"quantity": "dense test accuracy", "published": dense_figure[0], "source": dense_figure[1]}]
+              if dense_figure else []) + [
+        {"quantity": f"{f.condition} {MATCHES}", "published": f.value, "source": f.source}
+        for f in FIGURES if (f.dataset, f.model, f.metric) == (name, model, MATCHES)]
+    dense = metrics[metrics.condition == "dense"].drop_duplicates("seed").assign(quantity="dense test accuracy")
+    checks.one_of("value", value, ("final_test_accuracy", "early_stop_test_accuracy"))
+    ours = [stats.summarize(dense, ["quantity"], value, confidence)]
+    if not matching.empty:
+        zero = matching_interval(matching[matching.tolerance == matching.tolerance.min()], confidence)
+        ours.append(zero.assign(quantity=[f"{c} {MATCHES}" for c in zero.condition]))
+    ours_table = pd.concat(ours, ignore_index=True).set_index("quantity")
+    rows = []
+    for item in wanted:
+        if item["quantity"] in ours_table.index:
+            row = ours_table.loc[item["quantity"]]
+            rows.append({"quantity": item["quantity"], "published": item["published"], "source": item["source"],
+                         "dataset": dataset, "model": model, "ours_mean": row["mean"], "ours_ci_low": row["ci_low"],
+                         "ours_ci_high": row["ci_high"], "seeds": int(row["n"])})
+    return pd.DataFrame(rows, columns=["quantity", "published", "source", "dataset", "model", "ours_mean",
+                                       "ours_ci_low", "ours_ci_high", "seeds"])

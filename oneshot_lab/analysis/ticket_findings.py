@@ -1,24 +1,15 @@
-"""What a lottery-ticket study found: its claims read off the run's records, matching per seed with an interval,
-and the published figures beside ours."""
+"""What a lottery-ticket study found: its claims read off the run's records, and matching per seed with an interval
+(`published.published_comparison` puts the published figures beside ours)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from . import baselines, findings, stats
+from . import findings, stats
 from ..util import checks
 from .findings import Claim
 from ..studies.lottery.ticket_study import TicketStudy
 
-# Published lottery figures, as the sources state them (REFERENCES.md); `percent` marks weights-remaining figures.
-# Dense accuracies come from `baselines.PUBLISHED`, the one table of published dense figures.
-PUBLISHED_LOTTERY = (
-    {"source": "Frankle & Carbin 2019", "dataset": "mnist", "model": "lenet_300_100",
-     "quantity": "ticket matches dense down to (percent of weights)", "published": 3.6},
-    {"source": "Frankle & Carbin 2019", "dataset": "mnist", "model": "lenet_300_100",
-     "quantity": "reinit matches dense down to (percent of weights)", "published": 21.0},
-)
-ALIASES = {"mnist_subset": "mnist"}  # the subset is compared with what was published for the full set
 ACCURACIES = ("final_val_accuracy", "early_stop_val_accuracy")
 
 
@@ -86,31 +77,3 @@ def matching_interval(matching: pd.DataFrame, confidence: float = 0.95) -> pd.Da
     filled = matching.assign(weights_remaining=matching.weights_remaining.astype(float).fillna(100.0))
     return stats.summarize(filled, ["condition", "tolerance"], "weights_remaining", confidence)
 
-
-def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset: str, model: str,
-                         value: str = "final_test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
-    """The published figures for (`dataset`, `model`) beside ours: mean over seeds and its Student-t interval.
-
-    Ours: the dense network's test accuracy (`value`: final or early-stop), and the sparsest level matching
-    dense (zero tolerance) for the ticket and reinit; rows with no published figure for this setting are left out.
-    """
-    name = ALIASES.get(dataset, dataset)
-    dense_figure = baselines.published(name, model)
-    wanted = ([{"quantity": "dense test accuracy", "published": dense_figure[0], "source": dense_figure[1]}]
-              if dense_figure else []) + [p for p in PUBLISHED_LOTTERY if p["dataset"] == name and p["model"] == model]
-    dense = metrics[metrics.condition == "dense"].drop_duplicates("seed").assign(quantity="dense test accuracy")
-    checks.one_of("value", value, ("final_test_accuracy", "early_stop_test_accuracy"))
-    ours = [stats.summarize(dense, ["quantity"], value, confidence)]
-    if not matching.empty:
-        zero = matching_interval(matching[matching.tolerance == matching.tolerance.min()], confidence)
-        ours.append(zero.assign(quantity=[f"{c} matches dense down to (percent of weights)" for c in zero.condition]))
-    ours_table = pd.concat(ours, ignore_index=True).set_index("quantity")
-    rows = []
-    for item in wanted:
-        if item["quantity"] in ours_table.index:
-            row = ours_table.loc[item["quantity"]]
-            rows.append({"quantity": item["quantity"], "published": item["published"], "source": item["source"],
-                         "dataset": dataset, "model": model, "ours_mean": row["mean"], "ours_ci_low": row["ci_low"],
-                         "ours_ci_high": row["ci_high"], "seeds": int(row["n"])})
-    return pd.DataFrame(rows, columns=["quantity", "published", "source", "dataset", "model", "ours_mean",
-                                       "ours_ci_low", "ours_ci_high", "seeds"])

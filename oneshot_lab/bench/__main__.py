@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 DEFAULT_SECTIONS = ("training", "global_prune", "second_order", "inference")
-ALL_SECTIONS = (*DEFAULT_SECTIONS, "quality", "lab", "readme")
+NAMED_SECTIONS = ("curvature_cost", "explorer_slider", "rejection_time", "quality", "lab")  # run only when named
+ALL_SECTIONS = (*DEFAULT_SECTIONS, *NAMED_SECTIONS, "readme")
 RESULTS = "benchmarks/results"
 
 
@@ -18,7 +19,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="oneshot-lab bench", description=__doc__)
     top.add_argument("sections", nargs="*", default=list(DEFAULT_SECTIONS), metavar="SECTION",
                      help=f"any of {', '.join(ALL_SECTIONS)} (default: {' '.join(DEFAULT_SECTIONS)}); "
-                          "quality and lab are slow and only run when named; readme rewrites README.md")
+                          f"{', '.join(NAMED_SECTIONS)} only run when named (quality and lab are slow); "
+                          "readme rewrites README.md")
     top.add_argument("--quick", action="store_true", help="everything tiny, in seconds (checks the suite runs)")
     top.add_argument("--out", help=f"results directory (default: {RESULTS}; with --quick: runs/bench-quick)")
     top.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")

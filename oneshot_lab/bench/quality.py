@@ -23,7 +23,7 @@ def run(quick: bool = False, repeats: int = 1, spec: str = DEFAULT_SPEC, runs_di
     where = {"stage": "one_shot"} if where is None else where
     outcome = ol.runner.sweep.run_grid(spec, runs_dir, progress=False)
     target = runs_dir or ol.runner.spec.spec_runs_dir(spec)
-    metrics = ol.records.writing.load(target)
+    metrics = ol.records.load(target)
     for column, wanted in where.items():
         metrics = metrics[metrics[column] == wanted]
     summary = ol.analysis.stats.summarize(metrics, list(by), value, confidence=confidence)

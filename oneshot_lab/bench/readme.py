@@ -63,11 +63,6 @@ def verdicts(frame: pd.DataFrame, keep: tuple[str, ...] = ("supported", "contrad
     return findings_module.show(frame[frame["verdict"].isin(keep)])
 
 
-def tally(frame: pd.DataFrame) -> pd.DataFrame:
-    """The tally table as recorded."""
-    return frame
-
-
 def tally_of(frame: pd.DataFrame) -> pd.DataFrame:
     """The tally of a findings table."""
     return findings_module.tally(frame)
@@ -88,7 +83,7 @@ def pivot(frame: pd.DataFrame, index: list[str], columns: str, values: str, wher
     return wide.rename_axis(columns=None).astype(object).fillna("").reset_index()
 
 
-Formatter = Callable[[pd.DataFrame], pd.DataFrame]
+Formatter = Callable[[pd.DataFrame], pd.DataFrame] | None  # None: the table as recorded
 NB01, NB02, NB04, NB05 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report", "05_beyond_the_diagonal"
 NB03 = "03_lottery_ticket_rewinding"
 BLOCKS: dict[str, tuple[str, str, Formatter]] = {
@@ -98,24 +93,24 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "01-budget": (NB01, "summary.csv", partial(wide, stages=("finetuned", "finetuned_20ep", "from_init"),
                                                index=["method", "sparsity"], columns="stage",
                                                methods=("magnitude/global", "random/layer"), sparsities=(0.9,))),
-    "01-tally": (NB01, "tally.csv", tally),
+    "01-tally": (NB01, "tally.csv", None),
     "01-findings": (NB01, "findings.csv", verdicts),
     "02-dense": (NB02, "dense_over_seeds.csv", dense),
     "02-accuracy": (NB02, "summary.csv", partial(wide, stages=("one_shot",), index=["method"], columns="sparsity",
                                                  methods=("magnitude/global", "magnitude/layer", "random/layer",
                                                           "taylor/global", "obd_ggn/global", "obd_fisher/global",
                                                           "obd_hutchinson/global", "obd_ggn/layer"))),
-    "02-tally": (NB02, "tally.csv", tally),
+    "02-tally": (NB02, "tally.csv", None),
     "02-findings": (NB02, "findings.csv", verdicts),
     "02-dense-wd0": (f"{NB02}_weight_decay_0", "dense_over_seeds.csv", dense),
-    "02-tally-wd0": (f"{NB02}_weight_decay_0", "tally.csv", tally),
+    "02-tally-wd0": (f"{NB02}_weight_decay_0", "tally.csv", None),
     "03-published": (NB03, "published.csv", partial(select, columns=[
         "quantity", "published", "source", "ours_mean", "ours_ci_low", "ours_ci_high", "seeds"])),
     "03-matching": (NB03, "matching.csv", partial(pivot, index=["seed"], columns="condition", values="weights_remaining")),
-    "03-tally": (NB03, "tally.csv", tally),
+    "03-tally": (NB03, "tally.csv", None),
     "03-findings": (NB03, "findings.csv", verdicts),
     "04-finetuned": (NB04, "metrics.csv", partial(wide, stages=("finetuned",), index=["sparsity"], columns="method")),
-    "04-tally": (NB04, "tally.csv", tally),
+    "04-tally": (NB04, "tally.csv", None),
     "04-findings": (NB04, "findings.csv", verdicts),
     "05-dense": (NB05, "dense.csv", partial(select, columns=["setting", "n", "text"])),
     "05-oneshot": (NB05, "summary.csv", partial(pivot, index=["setting", "method"], columns="sparsity", values="text",
@@ -131,9 +126,9 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
 
 def performance() -> str:
     """The Performance section, from the committed benchmark results (`make bench` writes them)."""
-    from . import performance as bench_readme
+    from .performance import section
 
-    return bench_readme.section(ROOT / "benchmarks" / "results")
+    return section(ROOT / "benchmarks" / "results")
 
 
 SECTIONS: dict[str, Callable[[], str]] = {"performance": performance}
@@ -150,7 +145,8 @@ def block(name: str, results: Path = RESULTS) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"README block {name!r} needs {path}: run the notebook with its defaults and "
                                 f"`python -m oneshot_lab.bench.readme --collect RUN_DIR`")
-    return markdown(formatter(pd.read_csv(path))) + f"\n<sub>Generated from `results/{notebook}/{file}`.</sub>\n"
+    frame = pd.read_csv(path)
+    return markdown(frame if formatter is None else formatter(frame)) + f"\n<sub>Generated from `results/{notebook}/{file}`.</sub>\n"
 
 
 def render(text: str, results: Path = RESULTS) -> str:

@@ -136,10 +136,6 @@ class Masks(Mapping[str, torch.Tensor]):
         """Names of masks that prune every entry (layer collapse)."""
         return [n for n, m in self.items() if not bool(m.any())]
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Plain dict of clones, for `torch.save`."""
-        return {n: m.clone() for n, m in self.items()}
-
     def to_torch_prune(self, model: nn.Module) -> nn.Module:
         """Attach these masks to `model` with `torch.nn.utils.prune.custom_from_mask`."""
         self.check(model)

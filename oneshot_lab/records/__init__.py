@@ -2,4 +2,4 @@
 
 from ..util.lazy import attach
 
-__getattr__, __dir__, __all__ = attach(__name__, __path__, {"start": "writing", "load": "writing", "Run": "writing"}, globals())
+__getattr__, __dir__, __all__ = attach(__name__, __path__, {"start": "writing", "load": "loading", "Run": "writing"}, globals())

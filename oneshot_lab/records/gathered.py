@@ -10,13 +10,13 @@ import pandas as pd
 
 from ..analysis import findings, stats
 from ..util import checks
-from . import writing
+from . import loading
 
 GROUPING = ("stage", "method", "sparsity")  # columns of the metrics table, not run parameters
 
 
 @dataclass
-class Sweep:
+class Gathered:
     """The records of one notebook under a runs directory, labelled by setting."""
 
     records: pd.DataFrame  # one row per record (complete or not)
@@ -28,7 +28,7 @@ class Sweep:
         """`stats.summarize` of `value` per setting, stage, method and sparsity, with the compression ratio."""
         out = stats.summarize(self.metrics, [*self.varying, *GROUPING], value, confidence)
         out["compression"] = 1 / (1 - out["sparsity"])
-        out["setting"] = writing.setting_labels(out, self.varying)
+        out["setting"] = loading.setting_labels(out, self.varying)
         return out
 
     def layers_near(self, sparsity: float) -> tuple[float, pd.DataFrame]:
@@ -68,20 +68,20 @@ def _of_notebook(frame: pd.DataFrame, notebook: str) -> pd.DataFrame:
     return frame
 
 
-def gather(runs_dir: str | os.PathLike, notebook: str) -> Sweep:
+def gather(runs_dir: str | os.PathLike, notebook: str) -> Gathered:
     """The records of `notebook` under `runs_dir`; ValueError if none of them is complete.
 
     Runs that differ in any parameter besides the seed (and the bookkeeping out_dir and smoke) are
     different settings, labelled 'name=value, ...' in a `setting` column and never averaged together.
     """
-    records = _of_notebook(writing.manifests(runs_dir), notebook)
-    metrics = _of_notebook(writing.load(runs_dir), notebook)
-    layers = _of_notebook(writing.load(runs_dir, table="layers"), notebook)
+    records = _of_notebook(loading.manifests(runs_dir), notebook)
+    metrics = _of_notebook(loading.load(runs_dir), notebook)
+    layers = _of_notebook(loading.load(runs_dir, table="layers"), notebook)
     if metrics.empty:
         raise ValueError(f"no complete runs of {notebook} under {runs_dir}")
-    params = _of_notebook(writing.run_parameters(runs_dir), notebook)
+    params = _of_notebook(loading.run_parameters(runs_dir), notebook)
     params = params[params["run"].isin(set(metrics["run"]))]
-    varying = [n for n in writing.varying_parameters(params) if n not in GROUPING]
-    metrics = metrics.assign(compression=1 / metrics["density"], setting=writing.setting_labels(metrics, varying))
-    layers = layers.assign(setting=writing.setting_labels(layers, varying))
-    return Sweep(records, metrics, layers, varying)
+    varying = [n for n in loading.varying_parameters(params) if n not in GROUPING]
+    metrics = metrics.assign(compression=1 / metrics["density"], setting=loading.setting_labels(metrics, varying))
+    layers = layers.assign(setting=loading.setting_labels(layers, varying))
+    return Gathered(records, metrics, layers, varying)

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+MANIFEST = "manifest.json"  # the file that makes a directory a run record
+
 
 class RecordWarning(UserWarning):
     """A run record that cannot be read and is skipped; the message names the file and the reason."""

@@ -198,11 +198,6 @@ def defaults(notebook: str | os.PathLike) -> dict[str, Any]:
             for value in [ast.literal_eval(info["default"])]}
 
 
-def effective_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> dict:
-    """Every parameter a run of `notebook` with `params` sees: `params` (checked) over the declared defaults."""
-    return {**defaults(notebook), **check_parameters(notebook, params)}
-
-
 def identity(notebook: str | os.PathLike) -> dict[str, str]:
     """What identifies a notebook's code: its path relative to the project (else absolute) and a hash of
     its code cells (sha256, 16 hex digits)."""

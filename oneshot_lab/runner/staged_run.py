@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Iterator
 
 from .notebooks import declared_parameters, run_notebook, set_kernel_environment
-from ..records.integrity import manifest_problem, read_json
+from ..records.integrity import MANIFEST, manifest_problem, read_json
 from .spec import Task
 
-SWEEP_DIR = ".sweep"  # hidden, so writing.load never reads staging copies
-MANIFEST = "manifest.json"  # writing.MANIFEST, without importing pandas to check a record
-STATES = ("absent", "complete", "other", "incomplete", "foreign")
+SWEEP_DIR = ".sweep"  # hidden, so loading.load never reads staging copies
 
 
 @contextlib.contextmanager
@@ -108,10 +106,10 @@ def _attempt(task: Task, staging: Path) -> dict:
 def _finalize(task: Task, staging: Path, final: Path, outcome: dict, attempts: int, started: str,
               wall_s: float, dest: Path) -> None:
     """Complete the manifest in `staging` with the run's fields (its place: `final`) and publish it as `dest`."""
-    from ..records import writing
+    from ..records import atomic, writing
 
     manifest = None
-    if (staging / writing.MANIFEST).is_file():
+    if (staging / MANIFEST).is_file():
         with contextlib.suppress(OSError, ValueError):
             manifest = writing.read_manifest(staging)
     if manifest is None:  # the notebook failed before (or without) writing.start, or broke its manifest
@@ -128,7 +126,7 @@ def _finalize(task: Task, staging: Path, final: Path, outcome: dict, attempts: i
     fields.update({k: outcome.get(k) for k in ("error", "error_cell", "error_execution_count") if k in outcome})
     writing.update_manifest(staging, **fields)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    writing.publish(staging, dest)
+    atomic.publish(staging, dest)
 
 
 def _leftovers(partial: Path, name: str) -> list[Path]:

@@ -4,8 +4,8 @@ Runs IMP (rewinding to the initialisation) with the defaults of notebook 03 on M
 random re-initialisation and random-mask controls on every level's ticket mask, and writes one tidy CSV
 (`metrics.csv`, plus `summary.csv` and a manifest) under --out.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lottery_tickets.py            # about 6 min on one core
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lottery_tickets.py --datasets digits --seeds 0
+    OMP_NUM_THREADS=1 python -m oneshot_lab.bench.lottery_tickets            # about 6 min on one core
+    OMP_NUM_THREADS=1 python -m oneshot_lab.bench.lottery_tickets --datasets digits --seeds 0 --levels 1
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ DEFAULTS = dict(widths=[100, 100], iterations=1500, batch_size=64, lr=0.002, sch
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m oneshot_lab.bench.lottery_tickets",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist1d", "digits"], choices=["mnist1d", "digits"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--controls", nargs="+", default=["reinit", "random_mask"], choices=ol.studies.lottery.rewinding.CONTROLS)
@@ -49,7 +50,7 @@ def run_one(dataset: ol.Dataset, seed: int, levels: int, controls: list[str]) ->
 def main(argv: list[str] | None = None) -> int:
     """Run every (dataset, seed), print mean ± interval tables and the run time, write CSVs."""
     args = parse(argv)
-    run = ol.records.writing.start(args.out, {**DEFAULTS, **vars(args), "seed": args.seeds})
+    run = ol.results.start(args.out, {**DEFAULTS, **vars(args), "seed": args.seeds})
     start, frames, summaries = time.perf_counter(), [], []
     for name in args.datasets:
         data = ol.load(name, seed=0)

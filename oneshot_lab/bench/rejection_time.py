@@ -1,6 +1,7 @@
 """Wall time of rejecting bad input from the command line, as a user meets it (a fresh `oneshot-lab` process).
 
-Usage: .venv/bin/python benchmarks/rejection_time.py [--repeats 3]
+A section of `python -m oneshot_lab.bench rejection_time`, or on its own:
+`python -m oneshot_lab.bench.rejection_time [--repeats 3]`.
 
 Every case must exit 2 (bad input) before a kernel starts; the table gives the best of `--repeats` wall
 times per case, slowest first. The heaviest inputs are here on purpose: a YAML alias bomb, a 10,000-run grid,
@@ -17,8 +18,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import measure
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository: notebooks are found from it
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8))
 GRID = ("notebook: 01\ngrid: {seed: [" + ", ".join(map(str, range(100))) + "], lr: ["
@@ -52,25 +56,42 @@ def cases(tmp: Path) -> dict[str, list[str]]:
     }
 
 
-def main() -> None:
-    """Time every case and print the table, slowest first."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+def timings(repeats: int) -> list[dict[str, Any]]:
+    """The best of `repeats` wall times of every case, slowest first, with the last line of its message."""
     with tempfile.TemporaryDirectory() as tmp:
         rows = []
         for name, argv in cases(Path(tmp)).items():
             best = float("inf")
-            for _ in range(args.repeats):
+            for _ in range(repeats):
                 t0 = time.perf_counter()
                 out = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True)
                 best = min(best, time.perf_counter() - t0)
                 if out.returncode != 2:
-                    raise SystemExit(f"{name}: exit {out.returncode}, expected 2: {out.stderr}")
-            rows.append((best, name, out.stderr.strip().splitlines()[-1][:110]))
-    for best, name, message in sorted(rows, reverse=True):
-        print(f"{best:6.2f} s  {name:34}  {message}")
+                    raise RuntimeError(f"{name}: exit {out.returncode}, expected 2: {out.stderr}")
+            rows.append({"case": name, "seconds": round(best, 2),
+                         "message": out.stderr.strip().splitlines()[-1][:110]})
+    return sorted(rows, key=lambda row: row["seconds"], reverse=True)
+
+
+def run(quick: bool = False, repeats: int = 3) -> dict[str, Any]:
+    """The rejection table (quick: one repeat per case)."""
+    repeats = 1 if quick else repeats
+    rows = timings(repeats)
+    markdown = (f"### Rejecting bad input: wall seconds of a fresh process, best of {repeats}, slowest first\n\n"
+                + measure.markdown_table(rows))
+    return {"rows": rows, "markdown": markdown}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Time every case and print the table, slowest first."""
+    parser = argparse.ArgumentParser(prog="python -m oneshot_lab.bench.rejection_time",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one repeat per case")
+    args = parser.parse_args(argv)
+    print(run(args.quick, args.repeats)["markdown"])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
