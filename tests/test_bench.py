@@ -54,9 +54,9 @@ def test_every_section_follows_the_protocol_and_the_experiments_name_known_crite
     import inspect
 
     from oneshot_lab.bench import __main__ as suite, obd_vs_magnitude
-    from oneshot_lab.studies import oneshot
+    from oneshot_lab.pruning import registry
 
     for name in set(suite.ALL_SECTIONS) - {"readme"}:
         parameters = inspect.signature(importlib.import_module(f"oneshot_lab.bench.{name}").run).parameters
         assert {"quick", "repeats"} <= set(parameters), name
-    oneshot.methods(obd_vs_magnitude.CRITERIA)  # a ValueError if the benchmark names a removed criterion (it named snip)
+    registry.labels(obd_vs_magnitude.CRITERIA)  # a ValueError if the benchmark names a removed criterion (it named snip)

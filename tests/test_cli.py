@@ -104,7 +104,7 @@ def test_unknown_parameter_is_one_line_and_exit_2_without_heavy_imports():
     assert "unknown parameter(s) 'no_such_param'" in err and "valid parameters: dataset, " in err and "smoke" in err
     code = ("import json, sys; from oneshot_lab import cli; rc = cli.main(sys.argv[1:]); "
             f"print(json.dumps([rc, [m for m in {HEAVY!r} if m in sys.modules]]))")
-    for args in (["run", "01", "-p", "no_such_param", "1"], ["params", "01"], ["sweep", "nope.yaml"]):
+    for args in (["run", "01", "-p", "no_such_param", "1"], ["params", "04"], ["sweep", "nope.yaml"]):
         probe = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
         rc, heavy = json.loads(probe.stdout.strip().splitlines()[-1])
         assert heavy == [], f"oneshot-lab {' '.join(args)} imported {heavy}"

@@ -82,7 +82,7 @@ def test_registry_entries_describe_their_options():
     ("nosuch", {}, "unknown method 'nosuch'; valid choices: magnitude, random, taylor"),
     ("magnitude", {"names": ["1.weight"]}, "method 'magnitude' has no option 'names'; its options: none"),
     ("obd_ggn", {"curvature": "hessian"}, "its options: negative, samples, batch_size, probes"),
-    ("obd", {"curvature": "diag"}, "option 'curvature' must be one of 'hessian', 'ggn'"),
+    ("obd", {"curvature": "diag"}, "unknown curvature 'diag'; valid choices: hessian, ggn"),
     ("obd", {"samples": 2.5}, "samples must be an integer"),
     ("taylor", {"batch_size": True}, "batch_size must be an integer"),
 ])

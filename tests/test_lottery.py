@@ -230,7 +230,7 @@ def test_retrain_modes_share_budget_and_data_order(mlp, synthetic, calls):
     (dict(criterion="size"), "unknown method 'size'; valid choices: magnitude"),
     (dict(layer_rates={"9.weight": 0.1}), "prunable layers"),
     (dict(layer_rates={"3.weight": 2}), "layer_rates"),
-    (dict(score_options={"magnitude": {"bogus": 1}}), r"criterion 'magnitude' has no option\(s\) bogus; its options: none"),
+    (dict(score_options={"magnitude": {"bogus": 1}}), "method 'magnitude' has no option 'bogus'; its options: none"),
     (dict(score_options={"random": {"seed": 3}}), "has no option"),
     (dict(score_options={"obd_ggn": {"curvature": "hessian"}}), "has no option"),
     (dict(score_options={"obd": {"curvature": "exact"}}), "unknown curvature 'exact'; valid choices"),

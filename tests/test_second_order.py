@@ -34,7 +34,7 @@ def test_run_pairs_on_the_seed_and_skips_obs_above_its_limit():
     assert set(one_shot[one_shot.setting == "wide"].sparsity) == {0.3, 0.5}  # the setting's own sparsities
     skipped = result.plan[~result.plan.runs]
     assert skipped[["setting", "method"]].values.tolist() == [["wide", "obs/global"]]
-    assert "384 prunable weights > max_weights=300" in skipped.reason.iloc[0]
+    assert "this model has 384 prunable weights, above max_weights=300" in skipped.reason.iloc[0]
     assert len(result.plan) == 2 * 3 and (result.plan[result.plan.runs].reason == "").all()
     # the same seed run alone gives the same records: methods are paired on the seed
     again = second_order.run(_settings()[:1], study, [1], progress=False)

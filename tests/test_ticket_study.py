@@ -40,7 +40,7 @@ def test_a_good_study_passes_and_names_its_experiments(synthetic):
     (dict(instability_rewind_iterations=[]), "must not be empty"),
     (dict(instability_level=3), r"instability_level must be an integer in \[0, 2\]"),
     (dict(instability_points=1), "points must be"),
-    (dict(imp_criterion="size"), "unknown criterion"),
+    (dict(imp_criterion="size"), "unknown method 'size'"),
     (dict(imp_rate=1.5), "rate must be"),
     (dict(seed_offsets=[0, 0]), "must not repeat"),
     (dict(seed_offsets=[]), "must not be empty"),

@@ -28,7 +28,7 @@ def one_run(dataset: str, activation: str, seed: int, model: str, epochs: int) -
     net = ol.build(model, data, seed=seed, activation=activation)
     ol.fit(net, data, TRAIN.replace(seed=seed, epochs=epochs), progress=False)
     options = {c: {"samples": None} for c in CRITERIA if c.startswith("obd") or c == "taylor"}
-    study = ol.studies.oneshot.OneShotConfig(methods=ol.studies.oneshot.methods(CRITERIA), sparsities=SPARSITIES, seed=seed,
+    study = ol.studies.oneshot.OneShotConfig(methods=ol.pruning.registry.labels(CRITERIA), sparsities=SPARSITIES, seed=seed,
                                      score_options=options)
     metrics, layers = ol.studies.oneshot.one_shot(net, data, study, progress=False)
     keys = {"dataset": dataset, "model": model, "activation": activation, "seed": seed}

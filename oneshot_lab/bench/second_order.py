@@ -135,7 +135,7 @@ def by_scope(quick: bool, repeats: int) -> list[dict[str, Any]]:
                     cpu, wall = measure.CLOCK(), time.perf_counter()
                     result = ol.prune(net, data, SPARSITY, method, scope, samples=samples)
                     times[method, scope].append((measure.CLOCK() - cpu, time.perf_counter() - wall))
-                    pruned[method, scope] = sum(layer.pruned for layer in result.layers)
+                    pruned[method, scope] = int(result.table()["pruned"].sum())
             for (method, scope), pairs in times.items():
                 rows.append({"model": model_key, "method": method, "scope": scope, "threads": threads,
                              "cpu_s": round(statistics.median(p[0] for p in pairs), 3),

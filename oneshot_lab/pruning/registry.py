@@ -51,6 +51,8 @@ class Option:
         """`value` validated for this option (a one-line ValueError naming the value and what is accepted)."""
         if value is None and self.optional:
             return None
+        if self.choices and all(isinstance(c, str) for c in self.choices):
+            return checks.one_of(self.name, value, self.choices)
         if self.choices:
             if value not in self.choices:
                 raise ValueError(f"option {self.name!r} must be one of {', '.join(map(repr, self.choices))}, "
@@ -196,6 +198,8 @@ METHODS = Registry()
 
 def register(method: Method, replace: bool = False) -> Method:
     """Add `method` to the registry of this process (re-running a notebook cell replaces its earlier entry)."""
+    if not isinstance(method, Method):
+        raise ValueError(f"register takes a oneshot_lab Method, got {type(method).__name__}")
     return METHODS.add(method, source=method.source or getattr(method.score or method.run, "__module__", ""),
                        replace=replace)
 
