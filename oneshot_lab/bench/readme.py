@@ -1,6 +1,7 @@
-"""The README's result tables, generated from the committed results files (`results/<notebook>/*.csv`).
+"""The generated blocks of the README and docs/: result tables from the committed results files
+(`results/<notebook>/*.csv`), the Performance section, and the package table from the module docstrings.
 
-A block in README.md is written between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`; NAME is a
+A block in a document of `DOCUMENTS` is written between `<!-- generated:NAME -->` and `<!-- /generated:NAME -->`; NAME is a
 key of `BLOCKS`. `python -m oneshot_lab.bench.readme` rewrites the blocks, `--check` fails when they are stale,
 `--collect RUN_DIR` first copies a run's small tables into `results/<notebook>/`.
 """
@@ -131,7 +132,32 @@ def performance() -> str:
     return section(ROOT / "benchmarks" / "results")
 
 
-SECTIONS: dict[str, Callable[[], str]] = {"performance": performance}
+def summary(path: Path) -> str:
+    """The first sentence of a module's docstring, read without importing it."""
+    import ast
+
+    doc = " ".join((ast.get_docstring(ast.parse(path.read_text())) or "").split("\n\n")[0].split())
+    end = re.search(r"[.;](\s|$)", doc)
+    return (doc[:end.start()] if end else doc).replace("|", "\\|")
+
+
+def package() -> str:
+    """The package table: every layer (in import order) and its modules, each with its docstring's first sentence."""
+    from .. import LAYERS
+
+    source = ROOT / "oneshot_lab"
+    rows = []
+    for layer in LAYERS:
+        rows.append(f"| **`{layer}/`** | {summary(source / layer / '__init__.py')} |")
+        for path in sorted((source / layer).rglob("*.py")):
+            if not path.name.startswith("_"):
+                rows.append(f"| `{path.relative_to(source / layer).with_suffix('').as_posix()}` | {summary(path)} |")
+    rows.append(f"| **`cli`** | {summary(source / 'cli.py')} |")
+    return "| module | what it holds |\n|---|---|\n" + "\n".join(rows) + "\n"
+
+
+SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package}
+DOCUMENTS = ("README.md", "docs/results.md", "docs/sweeps.md", "docs/performance.md", "docs/reference.md")
 
 
 def block(name: str, results: Path = RESULTS) -> str:
@@ -172,22 +198,25 @@ def collect(run_dir: Path, results: Path = RESULTS) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite README.md's generated blocks (or, with --check, fail when they are stale)."""
+    """Rewrite the generated blocks of every document (or, with --check, fail when one is stale)."""
     parser = argparse.ArgumentParser(prog="python -m oneshot_lab.bench.readme", description=main.__doc__)
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the results files")
     parser.add_argument("--collect", nargs="*", default=[], type=Path, help="complete run directories to copy first")
     args = parser.parse_args(argv)
     for run_dir in args.collect:
         print(f"collected {run_dir} -> {collect(run_dir)}")
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    fresh = render(text)
-    if args.check:
+    stale = []
+    for name in DOCUMENTS:
+        document = ROOT / name
+        text = document.read_text()
+        fresh = render(text)
         if fresh != text:
-            print("README.md is stale: run `python -m oneshot_lab.bench.readme`", file=sys.stderr)
-            return 1
-        return 0
-    readme.write_text(fresh)
+            stale.append(name)
+            if not args.check:
+                document.write_text(fresh)
+    if args.check and stale:
+        print(f"{', '.join(stale)} stale: run `python -m oneshot_lab.bench.readme`", file=sys.stderr)
+        return 1
     return 0
 
 
