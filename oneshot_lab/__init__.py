@@ -20,7 +20,7 @@ _EXPORTS = {  # name -> module defining it
     "History": "training.train", "TrainConfig": "training.train", "evaluate": "training.train",
     "fit": "training.train",
     "prune": "pruning.prune", "Pruned": "pruning.prune", "Method": "pruning.registry", "Option": "pruning.registry",
-    "METHODS": "pruning.registry", "register": "pruning.registry",
+    "METHODS": "pruning.registry", "register": "pruning.registry", "Rule": "util.rules",
 }
 _ALIASES = {  # public short names of modules (the README's `ol.stats.summarize`, `ol.lottery.imp`, ...)
     "stats": "analysis.stats", "findings": "analysis.findings", "lottery": "studies.lottery",

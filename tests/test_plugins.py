@@ -23,13 +23,13 @@ CLI = str(Path(sys.executable).parent / "oneshot-lab")
 
 PLUGIN = textwrap.dedent('''
     """A method from outside the lab: |w| divided by the largest |w| of its output row."""
-    from oneshot_lab import Method, Option
+    from oneshot_lab import Method, Option, Rule
 
 
     def row_scaled(model, data, seed, floor=0.0):
         """Each weight's magnitude relative to its row's largest, plus `floor`."""
         out = {}
-        for name in ("0.weight", "2.weight") if False else [n for n, p in model.named_parameters() if n.endswith("weight")]:
+        for name in [n for n, p in model.named_parameters() if n.endswith("weight")]:
             w = model.get_parameter(name).detach().abs()
             rows = w.reshape(w.shape[0], -1)
             out[name] = (rows / rows.amax(1, keepdim=True).clamp_min(1e-12) + floor).reshape(w.shape)
@@ -37,7 +37,7 @@ PLUGIN = textwrap.dedent('''
 
 
     METHOD = Method("row_scaled", "|w| / max |w| of its output row", score=row_scaled,
-                    options=(Option("floor", 0.0, "added to every score", kind="float", minimum=0.0),))
+                    options=(Option("floor", 0.0, "added to every score", Rule("float", 0.0)),))
 ''')
 
 
@@ -102,7 +102,7 @@ def test_a_method_that_updates_weights_returns_its_masks(synthetic, tiny_mlp):
     (lambda: ol.Method("needy", "x", score=print, needs=("gpu",)), "unknown need 'gpu'; needs are data, trained"),
     (lambda: ol.Method("seeded", "x", score=print, options=(ol.Option("seed", 0, "x"),)), "not 'seed'"),
     (lambda: ol.Method("up", "x", score=print, updates_weights=True), "a scoring method cannot update weights"),
-    (lambda: ol.Option("k", -1, "x", minimum=0), "k must be an integer >= 0, got -1"),
+    (lambda: ol.Option("k", -1, "x", ol.Rule("int", 0)), "k must be an integer >= 0, got -1"),
     (lambda: ol.register(ol.Method("magnitude", "mine", score=print)), "'magnitude' is built in"),
     (lambda: ol.register(print), "register takes a oneshot_lab Method"),
 ])

@@ -25,33 +25,45 @@ def test_every_builtin_method_is_registered_once_with_help_and_options():
 
 
 @pytest.mark.parametrize("option, value, expected", [
-    (ol.Option("k", 3, "x", minimum=1), 2.0, 2),
-    (ol.Option("k", None, "x", minimum=1, optional=True), None, None),
-    (ol.Option("f", 0.5, "x", kind="float", minimum=0.0, open_minimum=True), 1, 1.0),
-    (ol.Option("c", "a", "x", kind="str", choices=("a", "b")), "b", "b"),
-    (ol.Option("b", False, "x", kind="bool"), True, True),
+    (ol.Option("k", 3, "x", ol.Rule("int", 1)), 2.0, 2),
+    (ol.Option("k", None, "x", ol.Rule("int", 1)), None, None),
+    (ol.Option("f", 0.5, "x", ol.Rule("float", 0.0, open_minimum=True)), 1, 1.0),
+    (ol.Option("c", "a", "x", ol.Rule("str", choices=("a", "b"))), "b", "b"),
+    (ol.Option("b", False, "x", ol.Rule("bool")), True, True),
+    (ol.Option("samples", 64, "x"), 3, 3),
 ])
 def test_an_option_accepts_and_normalises_its_values(option, value, expected):
     assert option.check(value) == expected and type(option.check(value)) is type(expected)
 
 
 @pytest.mark.parametrize("option, value, message", [
-    (ol.Option("k", 3, "x", minimum=1), 0, "k must be an integer >= 1, got 0"),
-    (ol.Option("k", 3, "x", minimum=1), True, "k must be an integer >= 1, got True"),
-    (ol.Option("f", 0.5, "x", kind="float", minimum=0.0, open_minimum=True), 0, "f must be a number > 0.0, got 0"),
-    (ol.Option("c", "a", "x", kind="str", choices=("a", "b")), "z", "unknown c 'z'; valid choices: a, b"),
-    (ol.Option("b", False, "x", kind="bool"), 1, "option 'b' must be a bool, got 1"),
+    (ol.Option("k", 3, "x", ol.Rule("int", 1)), 0, "k must be an integer >= 1, got 0"),
+    (ol.Option("k", 3, "x", ol.Rule("int", 1)), True, "k must be an integer >= 1, got True"),
+    (ol.Option("f", 0.5, "x", ol.Rule("float", 0.0, open_minimum=True)), 0, "f must be a number > 0.0, got 0"),
+    (ol.Option("c", "a", "x", ol.Rule("str", choices=("a", "b"))), "z", "unknown c 'z'; valid choices: a, b"),
+    (ol.Option("b", False, "x", ol.Rule("bool")), 1, "b must be True or False, got 1"),
+    (ol.Option("samples", 64, "x"), 0, "samples must be an integer >= 1, got 0"),
 ])
 def test_an_option_refuses_what_it_does_not_accept(option, value, message):
     with pytest.raises(ValueError, match=message):
         option.check(value)
 
 
+def test_an_option_checks_like_the_notebook_parameter_of_its_name():
+    from oneshot_lab.util import rules
+
+    for name in ("samples", "damp", "batch_size", "probes", "block_size", "max_weights"):
+        assert ol.Option(name, 1, "x").rule is rules.for_name(name)
+    with pytest.raises(ValueError, match="option 'floor' has no rule: pass rule=ol.Rule"):
+        ol.Option("floor", 0.0, "x")
+
+
 def test_accepted_values_in_words():
-    assert ol.Option("k", 3, "x", minimum=1, optional=True).accepted() == "int >= 1 or None"
-    assert ol.Option("f", 0.5, "x", kind="float", minimum=0.0, open_minimum=True).accepted() == "float > 0.0"
-    assert ol.Option("c", "a", "x", kind="str", choices=("a", "b")).accepted() == "a | b"
-    assert "max_weights=12000 (int >= 1): largest number" in ol.METHODS["obs"].describe()
+    assert ol.Option("k", None, "x", ol.Rule("int", 1)).accepted() == "an integer >= 1 or None"
+    assert ol.Option("f", 0.5, "x", ol.Rule("float", 0.0, open_minimum=True)).accepted() == "a number > 0.0"
+    assert ol.Option("c", "a", "x", ol.Rule("str", choices=("a", "b"))).accepted() == "one of a, b"
+    assert "max_weights=12000: largest number of prunable weights 'obs' accepts [an integer >= 1]" in \
+        ol.METHODS["obs"].describe()
 
 
 def test_labels_name_a_method_and_a_scope():

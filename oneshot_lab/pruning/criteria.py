@@ -13,7 +13,8 @@ from torch import nn
 
 from ..core.data import sample
 from ..core.masks import parameter, prunable, working_copy
-from ..util import checks
+from ..util import checks, rules
+from ..util.rules import Rule
 from . import reconstruction
 from .curvature import CURVATURES, diagonal, gradient, supported_curvatures
 from .registry import Method, Option
@@ -129,22 +130,21 @@ def curvature_supported(curvature: str) -> Any:
     return supports
 
 
-SAMPLES = Option("samples", 2048, "training examples the scores are averaged over (None: all)", minimum=1,
-                 optional=True)
-BATCH = Option("batch_size", 256, "examples per backward pass", minimum=1)
-PROBES = Option("probes", 100, "Rademacher probes of the Hutchinson estimate", minimum=1)
+ALL_ALLOWED = rules.RULES["samples"].but(optional=True, note="training examples; None: all")
+SAMPLES = Option("samples", 2048, "training examples the scores are averaged over", ALL_ALLOWED)
+BATCH = Option("batch_size", 256, "examples per backward pass")
+PROBES = Option("probes", 100, "Rademacher probes of the Hutchinson estimate")
 NEGATIVE_OPTION = Option("negative", "clamp", "negative curvature: clamp to 0, keep signed, or take abs",
-                         kind="str", choices=NEGATIVE)
-CALIBRATION = Option("samples", 1024, "calibration examples of the training split (None: all)", minimum=1,
-                     optional=True)
+                         Rule("str", choices=NEGATIVE))
+CALIBRATION = Option("samples", 1024, "calibration examples of the training split", ALL_ALLOWED)
 
 
 def obd_entry(fixed: str | None) -> Method:
     """The registry entry for OBD with a fixed curvature, or with `curvature` as an option."""
     options = (NEGATIVE_OPTION, SAMPLES, BATCH, PROBES)
     if fixed is None:
-        options = (Option("curvature", "ggn", "the curvature diagonal (LeCun used the GGN)", kind="str",
-                          choices=CURVATURES),) + options
+        options = (Option("curvature", "ggn", "the curvature diagonal (LeCun used the GGN)",
+                          Rule("str", choices=CURVATURES)),) + options
         return Method("obd", "Optimal Brain Damage h_kk w_k^2 / 2", score=lambda m, d, s, **o: obd(m, d, seed=s, **o),
                       options=options, needs=("data", "trained"), supports=curvature_supported("ggn"),
                       source=__name__)

@@ -20,61 +20,44 @@ from importlib import metadata
 from typing import Any
 
 from ..core.masks import SCOPES, check_scope
-from ..util import checks
+from ..util import checks, rules
+from ..util.rules import Rule
 
 GROUP = "oneshot_lab.methods"  # the entry-point group of plug-in methods
 BUILTIN = ("oneshot_lab.pruning.criteria", "oneshot_lab.pruning.updating")  # modules defining `METHODS`
 NEEDS = ("data", "trained")  # training examples; a trained network (the method's model assumes a minimum)
-KINDS = {"int": int, "float": float, "str": str, "bool": bool}
 
 
 @dataclass(frozen=True)
 class Option:
-    """One keyword option of a method: its default, the values it accepts and a one-line help."""
+    """One keyword option of a method: its default, a one-line help, and the values it accepts.
+
+    `rule` (a `util.rules.Rule`) defaults to the lab's rule for the name (`rules.for_name`: samples, damp,
+    batch_size, probes, block_size, ...), so a conventional option is checked exactly as a notebook parameter
+    of that name is; a default of None makes it optional.
+    """
 
     name: str
     default: Any
     help: str
-    kind: str = "int"  # int | float | str | bool
-    minimum: float | None = None
-    maximum: float | None = None
-    open_minimum: bool = False  # minimum itself excluded
-    choices: tuple = ()
-    optional: bool = False  # None accepted (e.g. samples=None: the whole split)
+    rule: Rule | None = None
 
     def __post_init__(self) -> None:
-        """Refuse an option whose own default it would reject."""
-        checks.one_of("option kind", self.kind, KINDS)
+        """Find the rule of a conventional name, and refuse an option whose own default it would reject."""
+        rule = self.rule if self.rule is not None else rules.for_name(self.name)
+        if rule is None:
+            raise ValueError(f"option {self.name!r} has no rule: pass rule=ol.Rule(...) (its name is not one of the "
+                             f"lab's conventional names)")
+        object.__setattr__(self, "rule", rule.but(optional=True) if self.default is None else rule)
         self.check(self.default)
 
     def check(self, value: Any) -> Any:
         """`value` validated for this option (a one-line ValueError naming the value and what is accepted)."""
-        if value is None and self.optional:
-            return None
-        if self.choices and all(isinstance(c, str) for c in self.choices):
-            return checks.one_of(self.name, value, self.choices)
-        if self.choices:
-            if value not in self.choices:
-                raise ValueError(f"option {self.name!r} must be one of {', '.join(map(repr, self.choices))}, "
-                                 f"got {value!r}")
-            return value
-        if self.kind == "int":
-            return checks.integer(self.name, value, self.minimum, self.maximum)
-        if self.kind == "float":
-            return checks.number(self.name, value, self.minimum, self.maximum, self.open_minimum)
-        if not isinstance(value, KINDS[self.kind]):
-            raise ValueError(f"option {self.name!r} must be a {self.kind}, got {value!r}")
-        return value
+        return self.rule.check(self.name, value)
 
     def accepted(self) -> str:
-        """The accepted values in words, e.g. 'int >= 1 or None'."""
-        if self.choices:
-            text = " | ".join(map(str, self.choices))
-        else:
-            low = None if self.minimum is None else f"{'>' if self.open_minimum else '>='} {self.minimum}"
-            high = None if self.maximum is None else f"<= {self.maximum}"
-            text = " ".join([self.kind, ", ".join(b for b in (low, high) if b)]).strip()
-        return text + (" or None" if self.optional else "")
+        """The accepted values in words, e.g. 'an integer >= 1 or None'."""
+        return self.rule.text()
 
 
 @dataclass(frozen=True)
@@ -134,7 +117,7 @@ class Method:
         kind = ("updates the surviving weights" if self.updates_weights
                 else "scores, then masks" if self.score is not None else "masks, no weight update")
         lines = [f"{self.name}: {self.help} ({kind}; needs: {', '.join(self.needs) or 'nothing'})"]
-        lines += [f"    {o.name}={o.default!r} ({o.accepted()}): {o.help}" for o in self.options]
+        lines += [f"    {o.name}={o.default!r}: {o.help} [{o.accepted()}]" for o in self.options]
         return "\n".join(lines)
 
 

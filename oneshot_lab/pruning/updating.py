@@ -60,11 +60,12 @@ from ..core.masks import Masks, prunable
 from . import fisher, layer_by_layer
 from .criteria import CALIBRATION, matrix_layers, wanda
 from .prune import Outcome, Request, select
+from ..util.rules import Rule
 from .registry import Method, Option
 
-DAMP = Option("damp", 0.01, "damping lambda relative to the mean curvature diagonal", kind="float", minimum=0.0)
-BATCH = Option("batch", None, "weights removed per greedy step (1: exact greedy; None: ceil(count / 256))", minimum=1,
-               optional=True)
+DAMP = Option("damp", 0.01, "damping lambda relative to the mean curvature diagonal")
+BATCH = Option("batch", None, "weights removed per greedy step (1: exact greedy; None: ceil(count / 256))",
+               Rule("int", 1))
 
 
 def too_big(model: torch.nn.Module, options: dict) -> str | None:
@@ -114,27 +115,26 @@ METHODS = (
     Method("obs", "greedy Optimal Brain Surgeon with the full empirical-Fisher inverse (small models)",
            run=lambda r: run_fisher(r, "obs"), updates_weights=True, needs=("data", "trained"), source=__name__,
            options=(CALIBRATION, DAMP, BATCH,
-                    Option("max_weights", 12000, "largest number of prunable weights 'obs' accepts", minimum=1)),
+                    Option("max_weights", 12000, "largest number of prunable weights 'obs' accepts")),
            supports=too_big),
     Method("woodfisher", "greedy OBS with a block-diagonal empirical Fisher inverted by Woodbury rank-one updates",
            run=lambda r: run_fisher(r, "woodfisher"), updates_weights=True, needs=("data", "trained"),
            source=__name__,
            options=(CALIBRATION, Option("damp", 0.01, "damping lambda relative to the mean Fisher diagonal (its "
-                                        "inverse starts from (1/lambda) I)", kind="float", minimum=0.0,
-                                        open_minimum=True),
-                    Option("block_size", 128, "weights per Fisher block", minimum=1), BATCH)),
+                                        "inverse starts from (1/lambda) I)", Rule("float", 0.0, open_minimum=True)),
+                    Option("block_size", 128, "weights per Fisher block"), BATCH)),
     Method("obc", "layer-wise exact greedy OBS on the reconstruction error of every row (OBC)",
            run=lambda r: run_layerwise(r, "obc"), updates_weights=True, needs=("data",), source=__name__,
            options=(CALIBRATION, DAMP), supports=matrix_layers),
     Method("sparsegpt", "layer-wise SparseGPT: column blocks, adaptive masks, approximate OBS updates",
            run=lambda r: run_layerwise(r, "sparsegpt"), updates_weights=True, needs=("data",), source=__name__,
-           options=(CALIBRATION, DAMP, Option("block_size", 128, "columns per block", minimum=1)),
+           options=(CALIBRATION, DAMP, Option("block_size", 128, "columns per block")),
            supports=matrix_layers),
     Method("wanda", "|W_ij| * ||X_j||_2 over calibration inputs (Wanda), no weight update",
            run=run_wanda, needs=("data",), source=__name__, supports=matrix_layers,
            options=(CALIBRATION,
                     Option("rows", False, "compare within each output row, layer by layer on inputs through the "
-                                          "pruned layers before it (the paper's rule)", kind="bool"),
+                                          "pruned layers before it (the paper's rule)", Rule("bool")),
                     Option("damp", 0.01, "rows=True with scope='global': damping of the OBS saliencies that share "
-                                         "the count over layers", kind="float", minimum=0.0))),
+                                         "the count over layers"))),
 )
