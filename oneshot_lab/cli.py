@@ -1,6 +1,6 @@
 """The `oneshot-lab` command: notebook parameters, one headless run, resumable sweeps, reports, the demo.
 
-Heavy libraries (pandas through `results`, papermill, torch) are imported inside the commands that use them,
+Heavy libraries (pandas through `records`, papermill, torch) are imported inside the commands that use them,
 so that bad input is rejected in a fraction of a second.
 """
 

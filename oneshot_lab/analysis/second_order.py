@@ -11,7 +11,7 @@ from . import stats
 def cost_table(costs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per (setting, method): seconds to score or prune one mask, mean over seeds and sparsities with interval.
 
-    A criterion scores once for all sparsities, so its later sparsities cost only the masking; the
+    A scoring method scores once for all sparsities, so its later sparsities cost only the masking; the
     `studies.second_order.REFERENCE` row is one plain forward + backward pass over the calibration samples.
     """
     missing = {"setting", "method", "prune_seconds"} - set(getattr(costs, "columns", ()))

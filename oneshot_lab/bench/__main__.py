@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "readme":
             from . import readme
 
-            readme.main([])  # every generated block of README.md, the Performance section among them
+            readme.main([])  # every generated block of README.md and docs/, the Performance section among them
             continue
         module = importlib.import_module(f"{__package__}.{name}")
         options = {"quick": args.quick}

@@ -1,4 +1,4 @@
-"""The README's "Performance" section, generated from the committed results (and a check that it is current)."""
+"""The "Performance" section of docs/performance.md, from the committed results (and a check that it is current)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ REMEDIES = {
                    "not faster. An optimizer kernel with the mask fused into the update is what would meet it.",
     "global prune time": "the answer is exact, ties included: when much of the vector is tied at the threshold "
                          "(the \"ties\" case rounds every weight to a coarse grid), the replay of introselect "
-                         "(`kernels.nth_element`) and the copy it works on cost about as much as finding the "
+                         "(`topk_kernels.nth_element`) and the copy it works on cost about as much as finding the "
                          "threshold, while torch.topk gets faster on so few distinct values. Replaying on the tied "
                          "entries' neighbourhood only, or reusing buffers across calls, would meet it.",
     "global prune memory": "the replay's copy of the scores (values and tags) and one-byte masks; masks written in "
@@ -88,7 +88,8 @@ def clocks(data: dict[str, dict[str, Any]]) -> str:
 
 
 def section(results: str | Path) -> str:
-    """The Performance section's markdown (README.md holds it in the block `performance`, see oneshot_lab.readme)."""
+    """The Performance section's markdown (docs/performance.md holds it in the block `performance`; see
+    `bench.readme`)."""
     from .measure import markdown_table
 
     results = Path(results)

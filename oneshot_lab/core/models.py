@@ -67,7 +67,7 @@ def conv1d(dataset: Dataset, channels: int = 64, activation: str = "relu") -> nn
     """The MNIST-1D convnet of Greydanus (2020): three strided Conv1d layers and a linear head.
 
     Greydanus used 25 channels; 64 by default here gives ~28k prunable weights (its accuracy with notebook 01's
-    recipe is in the README, generated from results/01_magnitude_pruning).
+    recipe is in docs/results.md, generated from results/01_magnitude_pruning).
     """
     if len(dataset.input_shape) != 2:
         raise ValueError(f"conv1d needs 1-D signals (C x L); {dataset.name} has input shape "

@@ -9,7 +9,7 @@ selected set is the first k pairs afterwards. `sorted=True` only sorts those k p
 `lowest` finds the same set faster and with less memory: an exact threshold from a sampled bracket (one
 comparison pass per score tensor and a small `kthvalue`, no concatenated copy); when the entries tied at the
 threshold are all pruned there is nothing to break and the set is exact. When some but not all ties are
-pruned, the choice among them is an artifact of introselect's passes over the whole vector: `kernels`
+pruned, the choice among them is an artifact of introselect's passes over the whole vector: `topk_kernels`
 replays those passes on the values alone (compiled), following only the tied entries. torch.topk itself
 answers what is not replayed (small vectors, k * 64 <= n, dtypes other than float32 / float64, and the
 rare inputs on which introselect falls back to heap selection).
@@ -24,7 +24,7 @@ import torch
 
 SAMPLE = 1 << 16  # at most this many entries are sampled to bracket the threshold
 SMALL = 1 << 15  # below this many entries, torch.topk itself is the fastest exact answer
-KERNEL_DTYPES = (torch.float32, torch.float64)  # what the compiled loops of `kernels` take
+KERNEL_DTYPES = (torch.float32, torch.float64)  # what the compiled loops of `topk_kernels` take
 
 
 def lowest(flat: torch.Tensor, k: int) -> torch.Tensor:

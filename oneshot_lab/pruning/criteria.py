@@ -1,8 +1,8 @@
-"""The scoring methods of the registry: magnitude, random, first-order Taylor, Wanda and the OBD family.
+"""The scoring methods of the registry: magnitude, random, first-order Taylor and the OBD family (and Wanda's scores).
 
 Each score function returns `{parameter name: tensor}` shaped like the prunable weights (low scores are pruned
 first); `METHODS` holds their registry entries (options, needs, what a model must support). The registry turns
-scores into masks (`pruning.prune`)."""
+scores into masks (`pruning.prune`). The `wanda` score function is here; its registry entry is in `updating`."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""The layer-wise pruners of `reconstruct` (OBC, SparseGPT, Wanda) run over a whole model: layers in order, each
-on inputs through the already pruned layers before it, with per-layer counts from one global ranking where
-layers share a count, and entries already pruned (a prior mask) treated as removed from the start.
+"""The layer-wise algorithms of `reconstruction` (OBC, SparseGPT, Wanda per row) run over a whole model: layers in
+order, each on inputs through the already pruned layers before it, with per-layer counts from one global ranking
+where layers share a count, and entries already pruned (a prior mask) treated as removed from the start.
 
 A prior mask prunes whole entries, so rows of one layer may keep different columns. The curvature of the
 surviving weights of a row is H restricted to its kept columns: rows are grouped by their pattern of kept
@@ -42,7 +42,7 @@ def obc_layer(weight: torch.Tensor, h: torch.Tensor, keep: torch.Tensor, count: 
     """OBC on one layer whose entries outside `keep` are pruned already, `count` pruned in all (prior included).
 
     Rows get the numbers of their entries among the layer's `count` lowest restricted saliencies (the prior
-    entries first); each group of rows sharing a pattern is then pruned by `reconstruct.obc` on its kept
+    entries first); each group of rows sharing a pattern is then pruned by `reconstruction.obc` on its kept
     columns with H^-1 of H restricted to them. Returns (updated weights, keep mask).
     """
     groups = patterns(keep)

@@ -7,8 +7,9 @@ of calibration examples: the mean reconstruction curvature is H = 2 G / N, the e
 is E = ||X (W - W_hat)^T||_F^2 / N (squared output error per example, summed over rows and positions),
 and Wanda's input norms are sqrt(diag G). All inverse-Hessian maths is float64.
 
-Callers go through `oneshot_lab.pruning.updating.prune` (which documents the per-layer counts); this module holds the
-layer-wise algorithms, and `oneshot_lab.pruning.layer_by_layer.prune_layers` runs them over a model.
+Callers go through `ol.prune` with the methods of `oneshot_lab.pruning.updating` (whose docstring gives the
+per-layer counts); this module holds the layer-wise algorithms, and `oneshot_lab.pruning.layer_by_layer.prune_layers`
+runs them over a model.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ in `<parent>/.sweep/locks/`, executes the notebook in a fresh staging directory 
 `<parent>/.sweep/partial/` and moves the finished record into place by one rename. A complete record of the
 same run is never recomputed, a complete record of another run is never replaced unless `force` (and then
 only by a complete one: a forced re-run that fails is set aside in `<parent>/.sweep/failed/`), and a
-directory that is not a run record is never touched. `results` (and so pandas) is imported where it is used.
+directory that is not a run record is never touched. `records` (and so pandas) is imported where it is used.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Running a sweep: every task of a spec executed resumably on local worker processes or on Dask.
 
-Each task runs through `run_record.execute`: in a staging directory under `RUNS_DIR/.sweep/` while holding
+Each task runs through `staged_run.execute`: in a staging directory under `RUNS_DIR/.sweep/` while holding
 a lock there, moved into place by one rename when it ends, so a killed sweep leaves complete records or none,
-and a re-run skips what is complete. Workers die with the sweep (no orphan keeps a lock). `results` (and so
+and a re-run skips what is complete. Workers die with the sweep (no orphan keeps a lock). `records` (and so
 pandas) is imported where it is used, so that importing this module is quick.
 """
 

@@ -1,4 +1,6 @@
-"""Iterative pruning (LeCun et al. 1989's procedure, any criterion or pruner): score, prune, retrain, recompute, repeat."""
+"""Iterative pruning with any method of the registry, as LeCun, Denker & Solla (1989) ran OBD: prune, retrain, repeat.
+
+Every round prunes the retrained model again, so scores and curvature are recomputed each time."""
 
 from __future__ import annotations
 

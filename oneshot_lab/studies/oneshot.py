@@ -1,4 +1,4 @@
-"""One-shot pruning studies: score a trained model, mask it at many sparsities, evaluate, fine-tune."""
+"""One-shot pruning studies: prune a trained model by registry methods at many sparsities, evaluate, fine-tune."""
 
 from __future__ import annotations
 

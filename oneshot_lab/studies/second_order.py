@@ -1,5 +1,6 @@
-"""Second-order pruners side by side: one one-shot study over several (dataset, model) settings and seeds
-(its claims: `analysis.claims.second_order`; the tables read from its records: `analysis.second_order`)."""
+"""Second-order methods side by side: one one-shot study over several (dataset, model) settings and seeds.
+
+Its claims are built by `analysis.claims.second_order`, the tables read from its records by `analysis.second_order`."""
 
 from __future__ import annotations
 

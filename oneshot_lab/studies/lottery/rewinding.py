@@ -1,6 +1,6 @@
 """Lottery tickets: iterative magnitude pruning with rewinding (config object), retraining modes and controls.
 
-The pruning of one level (a criterion's scores or a weight-updating pruner) lives in `levels`."""
+The pruning of one level, by any method of the registry, lives in `level`."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from ...training.train import History, TrainConfig
 from ...util import checks
 from ...util.config import Config, option
 from ...util.progress import bar
-from .level import level_masks, next_masks  # noqa: F401 (lottery.level_masks stays a public name)
+from .level import level_masks, next_masks  # noqa: F401 (rewinding.level_masks stays a public name)
 
 RETRAIN_MODES = ("weight_rewind", "lr_rewind", "finetune")
 CONTROLS = ("reinit", "random_mask", "shuffled_mask")
