@@ -23,7 +23,7 @@ def test_quick_bench_runs_and_checks_itself(tmp_path):
     exact = {row["curvature"]: row for row in results["second_order"]["errors"]}
     assert exact["hessian"]["error_vs_exact_hessian"] < 1e-3 and exact["ggn"]["error_vs_exact_ggn"] < 1e-3
     section = performance.section(tmp_path)
-    assert section.startswith("## Performance") and "### Targets" in section
+    assert section.startswith("# Performance") and "### Targets" in section
 
 
 def test_unknown_section_is_rejected_before_any_work(tmp_path, capsys):

@@ -8,11 +8,18 @@ import pytest
 from oneshot_lab.bench import readme
 
 
-def test_readme_tables_match_the_committed_results():
-    text = (readme.ROOT / "README.md").read_text()
-    names = [m.group("name") for m in readme.BLOCK.finditer(text)]
-    assert names, "README.md has no generated blocks"
-    assert readme.render(text) == text, "README.md is stale: run `python -m oneshot_lab.bench.readme`"
+@pytest.mark.parametrize("document", readme.DOCUMENTS)
+def test_generated_blocks_match_the_committed_results_and_the_code(document):
+    text = (readme.ROOT / document).read_text()
+    assert document != "README.md" or [m.group("name") for m in readme.BLOCK.finditer(text)]
+    assert readme.render(text) == text, f"{document} is stale: run `python -m oneshot_lab.bench.readme`"
+
+
+def test_the_package_table_lists_every_module_with_its_docstring():
+    table = readme.package()
+    for path in (readme.ROOT / "oneshot_lab" / "pruning").glob("[a-z]*.py"):
+        assert f"| `{path.stem}` | {readme.summary(path)} |" in table
+    assert table.index("**`util/`**") < table.index("**`core/`**") < table.index("**`bench/`**")
 
 
 def test_render_rewrites_blocks_from_files_and_names_missing_ones(tmp_path):

@@ -2,8 +2,8 @@
 
 Usage: OMP_NUM_THREADS=1 python -m oneshot_lab.bench.obd_vs_magnitude [--out runs/obd_vs_magnitude] [--epochs 100]
 
-Same recipe as the defaults of notebooks/02_obd_saliency.ipynb: LeNet-300-100, Adam 1e-3, batch 64,
-100 epochs with a cosine schedule, curvature over the whole training split, 100 Hutchinson probes.
+Its own recipe (not notebook 02's): LeNet-300-100, Adam 1e-3, batch 64, --epochs epochs with a cosine
+schedule, curvature over the whole training split, 100 Hutchinson probes.
 Writes metrics.csv / layers.csv (one row per dataset, activation, seed, method, sparsity) and prints
 mean and 95% Student-t interval over seeds.
 """

@@ -102,7 +102,7 @@ def section(results: str | Path) -> str:
         raise FileNotFoundError(f"no benchmark results (*.json) under {results}; run `make bench` first")
     first = next(iter(data.values()))["machine"]
     rows = targets(data)
-    lines = ["## Performance", "",
+    lines = ["# Performance", "",
              f"Measured by `make bench` (`python -m oneshot_lab.bench`; results in `{shown}/`, "
              "JSON and markdown). Times are medians over interleaved repeats with the peer measured in the same "
              f"run, as {clocks(data)}; one torch thread. Machine: {first['cpu']}, {first['cores']} cores, torch {first['torch']}, "
