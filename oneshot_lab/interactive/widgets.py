@@ -86,7 +86,7 @@ class PruningExplorer(Explorer):
             raise ValueError(f"unknown layer {layer!r}; prunable layers: {', '.join(state.layer_names)}")
         self.sparsity = w.FloatSlider(value=self.setting.sparsity, min=0.0, max=0.99, step=0.01,
                                       description="sparsity", continuous_update=False, readout_format=".2f")
-        self.criterion = w.Dropdown(options=state.criteria, value=criterion, description="criterion")
+        self.criterion = w.Dropdown(options=state.criteria, value=criterion, description="method")
         self.scope = w.ToggleButtons(options=list(SCOPES), value=scope, description="scope")
         self.layer = w.Dropdown(options=state.layer_names, value=layer, description="mask of")
         self.finetune_button = w.Button(description="fine-tune", disabled=state.finetune_config is None,
