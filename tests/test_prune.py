@@ -133,3 +133,48 @@ def test_bad_input_is_one_line_naming_the_value_before_any_work(synthetic, tiny_
 def test_score_refuses_a_method_that_makes_its_own_masks(synthetic, tiny_mlp):
     with pytest.raises(ValueError, match="method 'obc' computes no scores .* scoring methods: magnitude, random"):
         score(tiny_mlp, synthetic, "obc")
+
+
+@pytest.mark.parametrize("returned, message", [
+    (lambda keep: {n: m.clone() for n, m in keep.items()}, "pruned 0 entries of"),
+    (lambda keep: {n: torch.zeros_like(m) for n, m in keep.items()}, "pruned 480 entries of .* asked for 240"),
+    (lambda keep: {}, "returned no mask of shape"),
+])
+def test_a_run_method_must_prune_exactly_what_it_was_asked(synthetic, tiny_mlp, returned, message):
+    try:
+        ol.register(ol.Method("sloppy", "returns whatever", run=lambda request: ol.Masks(returned(request.keep))))
+        with pytest.raises(ValueError, match=f"method 'sloppy' {message}"):
+            ol.prune(tiny_mlp, synthetic, 0.5, "sloppy")
+    finally:
+        registry.METHODS._methods.pop("sloppy", None)
+
+
+def test_a_run_method_may_not_revive_entries_pruned_before(synthetic, tiny_mlp):
+    prior = ol.prune(tiny_mlp, None, 0.5, "random", "layer", seed=2).masks
+
+    def revive(request):
+        """Prune the right number of entries, but not the ones pruned before."""
+        flipped = {n: ~m for n, m in request.keep.items()}  # as many pruned as kept at 0.5 in every layer
+        return ol.Masks(flipped)
+
+    try:
+        ol.register(ol.Method("reviver", "revives", run=revive))
+        with pytest.raises(ValueError, match="method 'reviver' revived .* entries of '1.weight' that were pruned"):
+            ol.prune(tiny_mlp, synthetic, 0.5, "reviver", "layer", masks=prior)
+    finally:
+        registry.METHODS._methods.pop("reviver", None)
+
+
+@pytest.mark.parametrize("scores, message", [
+    (lambda m: {"1.weight": m[1].weight.abs()}, "returned no scores for '3.weight'"),
+    (lambda m: {n: p.detach().flatten() for n, p in m.named_parameters() if n.endswith("weight")},
+     r"the scores of '1.weight' have shape \(320,\), the weight has \(16, 20\)"),
+    (lambda m: [1, 2], "returned list, not"),
+])
+def test_a_scoring_method_must_score_every_weight_in_its_shape(tiny_mlp, scores, message):
+    try:
+        ol.register(ol.Method("bad_scores", "wrong scores", score=lambda m, d, s: scores(m)))
+        with pytest.raises(ValueError, match=message):
+            ol.prune(tiny_mlp, None, 0.5, "bad_scores")
+    finally:
+        registry.METHODS._methods.pop("bad_scores", None)

@@ -69,9 +69,12 @@ def test_accepted_values_in_words():
 def test_labels_name_a_method_and_a_scope():
     assert registry.split_label("obc/layer") == ("obc", "layer")
     assert registry.labels(["magnitude", "obc"], ("global",)) == ["magnitude/global", "obc/global"]
-    for bad in ("obc", "obc/row", "nosuch/global", None):
+    for bad in ("obc", "obc/row", None):
         with pytest.raises(ValueError, match="write 'method/scope'"):
             registry.split_label(bad)
+    with pytest.raises(ValueError, match="unknown method 'lamp' in 'lamp/global'; a method of your own must be "
+                                         "registered in this process .* entry point in the group 'oneshot_lab.methods'"):
+        registry.split_label("lamp/global")
 
 
 def test_supports_explains_a_refusal(synthetic):

@@ -161,6 +161,7 @@ def prune(model: nn.Module, data: Dataset | None, sparsity: float, method: str =
     prior = None if all(bool(m.all()) for m in keep.values()) else keep
     if scores is None:
         scores = entry.score(model if prior is None else prior.apply(working_copy(model)), data, seed, **options)
+    check_scores(entry.name, scores, keep)
     chosen = select(scores, keep, plan)
     return Pruned(chosen, chosen.apply(copy.deepcopy(model)), entry.name, scope, sparsity, scores)
 
@@ -175,6 +176,35 @@ def score(model: nn.Module, data: Dataset | None, method: str = "magnitude", see
     options = entry.check_options(options)
     check_request(entry, model, data, options)
     return entry.score(model, data, checks.seed("seed", seed), **options)
+
+
+def check_scores(method: str, scores: Any, keep: Masks) -> None:
+    """Raise a ValueError unless `scores` holds a tensor shaped like every prunable weight."""
+    if not isinstance(scores, Mapping):
+        raise ValueError(f"method {method!r} returned {type(scores).__name__}, not {{parameter name: scores}}")
+    for name, mask in keep.items():
+        if name not in scores:
+            raise ValueError(f"method {method!r} returned no scores for {name!r}; it must score every prunable "
+                             f"weight: {', '.join(keep)}")
+        if not isinstance(scores[name], torch.Tensor) or tuple(scores[name].shape) != tuple(mask.shape):
+            shape = tuple(scores[name].shape) if isinstance(scores[name], torch.Tensor) else type(scores[name]).__name__
+            raise ValueError(f"method {method!r}: the scores of {name!r} have shape {shape}, the weight has "
+                             f"{tuple(mask.shape)}")
+
+
+def check_outcome(method: str, masks: Masks, request: Request) -> None:
+    """Raise a ValueError unless `masks` keeps every entry pruned before and prunes exactly what each group asks."""
+    for name, mask in request.keep.items():
+        if name not in masks or tuple(masks[name].shape) != tuple(mask.shape):
+            raise ValueError(f"method {method!r} returned no mask of shape {tuple(mask.shape)} for {name!r}")
+        revived = int((masks[name] & ~mask).sum())
+        if revived:
+            raise ValueError(f"method {method!r} revived {revived} entries of {name!r} that were pruned before")
+    for layers, count in request.groups:
+        pruned = sum(int((~masks[n]).sum()) for n in layers)
+        if pruned != count:
+            raise ValueError(f"method {method!r} pruned {pruned} entries of {', '.join(layers)}; the request asked "
+                             f"for {count} (sparsity counts are exact: round(s * n))")
 
 
 def select(scores: Scores, keep: Masks, plan: list[tuple[tuple[str, ...], float]]) -> Masks:
@@ -192,7 +222,8 @@ def run(entry: Method, model: nn.Module, data: Dataset | None, sparsity: float, 
     """A method with its own `run` on a working copy of `model` under `keep`."""
     clone = working_copy(model)
     keep.apply(clone)
-    outcome = entry.run(Request(clone, data, plan, keep, scope, seed, options))
+    request = Request(clone, data, plan, keep, scope, seed, options)
+    outcome = entry.run(request)
     if isinstance(outcome, Mapping) and not isinstance(outcome, Masks):
         outcome = Outcome(Masks(outcome))
     elif isinstance(outcome, Masks):
@@ -200,6 +231,7 @@ def run(entry: Method, model: nn.Module, data: Dataset | None, sparsity: float, 
     if not isinstance(outcome, Outcome):
         raise ValueError(f"method {entry.name!r} returned {type(outcome).__name__}; run() must return Masks or an "
                          f"Outcome")
+    check_outcome(entry.name, outcome.masks, request)
     masks = Masks({n: outcome.masks[n] for n in keep})
     masks.apply(clone)
     return Pruned(masks, clone, entry.name, scope, sparsity, None, outcome.errors, outcome.predicted_increase)

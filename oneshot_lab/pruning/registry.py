@@ -25,6 +25,8 @@ from ..util.rules import Rule
 
 GROUP = "oneshot_lab.methods"  # the entry-point group of plug-in methods
 BUILTIN = ("oneshot_lab.pruning.criteria", "oneshot_lab.pruning.updating")  # modules defining `METHODS`
+MISSING = ("a method of your own must be registered in this process (ol.register) or installed as a package "
+           f"with an entry point in the group {GROUP!r}")
 NEEDS = ("data", "trained")  # training examples; a trained network (the method's model assumes a minimum)
 
 
@@ -153,7 +155,8 @@ class Registry(Mapping[str, Method]):
             raise ValueError(f"register takes a oneshot_lab Method, got {type(method).__name__}")
         self._load()
         if method.name in self._builtin and not replace:
-            raise ValueError(f"method {method.name!r} is built in; pick another name (or pass replace=True)")
+            raise ValueError(f"method {method.name!r} is built in; give yours another name (ol.register(..., "
+                             f"replace=True) replaces it in this process only)")
         if source and not method.source:
             object.__setattr__(method, "source", source)
         self._methods[method.name] = method
@@ -189,6 +192,8 @@ def register(method: Method, replace: bool = False) -> Method:
 
 def get(name: Any) -> Method:
     """The method called `name`; the error lists every registered name."""
+    if isinstance(name, str) and name not in METHODS and "/" not in name:
+        raise ValueError(f"unknown method {name!r}; valid choices: {', '.join(METHODS)} ({MISSING})")
     return METHODS[checks.one_of("method", name, METHODS)]
 
 
@@ -201,6 +206,8 @@ def check_options(options: Mapping[str, Mapping] | None) -> dict[str, dict]:
 def split_label(label: Any) -> tuple[str, str]:
     """('magnitude', 'global') from the label 'magnitude/global', both halves checked."""
     name, sep, scope = str(label).partition("/")
+    if sep and scope in SCOPES and name not in METHODS:
+        raise ValueError(f"unknown method {name!r} in {label!r}; {MISSING}; methods: {', '.join(METHODS)}")
     if not sep or name not in METHODS or scope not in SCOPES:
         raise ValueError(f"bad method {label!r}: write 'method/scope' with method in {{{', '.join(METHODS)}}} "
                          f"and scope in {{{', '.join(SCOPES)}}}")

@@ -34,12 +34,12 @@ def bound_text(minimum: float | None, maximum: float | None) -> str:
 def number(name: str, value: Any, minimum: float | None = None, maximum: float | None = None,
            open_minimum: bool = False) -> float:
     """`value` as a finite float (ints accepted, bools and text not), within the bounds where given."""
+    bound = f" > {minimum}" if open_minimum and maximum is None else bound_text(minimum, maximum)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number{bound_text(minimum, maximum)}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
     value = float(value)
     low_bad = minimum is not None and (value <= minimum if open_minimum else value < minimum)
     if low_bad or (maximum is not None and value > maximum):
-        bound = f" > {minimum}" if open_minimum and maximum is None else bound_text(minimum, maximum)
         raise ValueError(f"{name} must be a number{bound}, got {value!r}")
     return value
 
