@@ -139,3 +139,23 @@ def test_an_installed_plugin_runs_in_a_notebook_through_a_sweep(site, tmp_path):
         mine = metrics[metrics.method == "row_scaled/global"]
         assert set(mine.stage) >= {"one_shot", "finetuned", "from_init"} and mine.test_accuracy.notna().all()
         assert (record / "findings.csv").exists()
+
+
+def test_a_runs_identity_names_the_installed_plugins_and_changes_when_one_is_edited(site, tmp_path):
+    code = ("import json; from oneshot_lab.runner import notebooks, spec;"
+            "print(json.dumps([notebooks.identity('01'), spec.run_id('01', {'smoke': True})]))")
+    first = json.loads(fresh(site, sys.executable, "-c", code).stdout.strip().splitlines()[-1])
+    assert first[0]["plugins"]["row_scaled"].startswith("oneshot-plugin-demo 0.1 ")
+    alone = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                                      check=True).stdout.strip().splitlines()[-1])
+    assert "plugins" not in alone[0] and alone[1] != first[1]  # without the plug-in: another run
+    edited = tmp_path / "site"
+    edited.mkdir()
+    for path in site.rglob("*"):
+        target = edited / path.relative_to(site)
+        if path.is_dir():
+            target.mkdir(exist_ok=True)
+        else:
+            target.write_text(path.read_text().replace("+ floor)", "+ 2 * floor)"))
+    second = json.loads(fresh(edited, sys.executable, "-c", code).stdout.strip().splitlines()[-1])
+    assert second[0]["plugins"]["row_scaled"] != first[0]["plugins"]["row_scaled"] and second[1] != first[1]

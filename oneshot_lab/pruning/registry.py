@@ -21,9 +21,9 @@ from typing import Any
 
 from ..core.masks import SCOPES, check_scope
 from ..util import checks, rules
+from ..util.plugins import GROUP
 from ..util.rules import Rule
 
-GROUP = "oneshot_lab.methods"  # the entry-point group of plug-in methods
 BUILTIN = ("oneshot_lab.pruning.criteria", "oneshot_lab.pruning.updating")  # modules defining `METHODS`
 MISSING = ("a method of your own must be registered in this process (ol.register) or installed as a package "
            f"with an entry point in the group {GROUP!r}")

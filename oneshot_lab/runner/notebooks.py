@@ -16,7 +16,7 @@ import tokenize
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..util import checks, rules, strict_yaml
+from ..util import checks, plugins, rules, strict_yaml
 from ..util.progress import HEADLESS_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -198,9 +198,9 @@ def defaults(notebook: str | os.PathLike) -> dict[str, Any]:
             for value in [ast.literal_eval(info["default"])]}
 
 
-def identity(notebook: str | os.PathLike) -> dict[str, str]:
-    """What identifies a notebook's code: its path relative to the project (else absolute) and a hash of
-    its code cells (sha256, 16 hex digits)."""
+def identity(notebook: str | os.PathLike) -> dict[str, Any]:
+    """What identifies a notebook's code: its path relative to the project (else absolute), a hash of its code
+    cells (sha256, 16 hex digits) and the installed plug-ins it may call (`util.plugins.installed`)."""
     path = resolve_notebook(notebook).resolve()
     try:
         name = path.relative_to(PROJECT_DIR).as_posix()
@@ -212,7 +212,9 @@ def identity(notebook: str | os.PathLike) -> dict[str, str]:
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not a notebook ({type(err).__name__}: {err})") from None
     text = json.dumps(["".join(c) if isinstance(c, list) else c for c in code])
-    return {"path": name, "code_hash": hashlib.sha256(text.encode()).hexdigest()[:16]}
+    identified = {"path": name, "code_hash": hashlib.sha256(text.encode()).hexdigest()[:16]}
+    found = plugins.installed()
+    return {**identified, "plugins": found} if found else identified
 
 
 def set_kernel_environment() -> None:

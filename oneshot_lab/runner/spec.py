@@ -42,9 +42,11 @@ class Task:
     identity: dict = field(default_factory=dict)  # notebook path in the project, code hash
 
 
-def _hash_id(stem: str, ident: Mapping[str, str], effective: Mapping[str, Any]) -> str:
-    """'<stem>-<12 hex digits>' of a notebook identity and its effective parameters (out_dir left out)."""
-    key = json.dumps({"notebook": ident["path"], "code": ident["code_hash"],
+def _hash_id(stem: str, ident: Mapping[str, Any], effective: Mapping[str, Any]) -> str:
+    """'<stem>-<12 hex digits>' of a notebook identity (plug-ins included) and its effective parameters (out_dir
+    left out)."""
+    plugins = {"plugins": ident["plugins"]} if ident.get("plugins") else {}
+    key = json.dumps({"notebook": ident["path"], "code": ident["code_hash"], **plugins,
                       "params": {k: v for k, v in effective.items() if k != "out_dir"}},
                      sort_keys=True, separators=(",", ":"))
     return f"{stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
