@@ -153,6 +153,23 @@ def _outcome_code(outcome: dict) -> int:
     return EXIT_FAILED
 
 
+def check_methods(task: spec.Task) -> None:
+    """Refuse an unknown method before a kernel starts: the values of the parameters whose help names ol.METHODS
+    (labels 'name/scope' or names) must be in the registry, plug-ins included."""
+    declared = notebooks.declared_parameters(task.notebook)
+    named = {k: v for k, v in task.params.items() if "ol.METHODS" in declared.get(k, {}).get("help", "")}
+    if not named:
+        return
+    from .pruning import registry  # imports torch and the installed plug-ins: only when a method is named
+
+    for name, value in named.items():
+        for item in value if isinstance(value, list) else [value]:
+            try:
+                registry.split_label(item) if "/" in str(item) else registry.get(item)
+            except ValueError as error:
+                raise ValueError(f"parameter {name!r} of {Path(task.notebook).name}: {error}") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     """Execute one notebook headlessly into its own record directory."""
     params = _param_values(args.param)
@@ -160,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
     if out is not None and args.out:
         raise ValueError("give the output directory once: --out or -p out_dir, not both")
     task = spec.task(args.notebook, params, args.timeout)
+    check_methods(task)
     out = Path(args.out or out or Path(RUNS) / task.run_id)
     code = _outcome_code(_execute(task, out, args.force))
     if args.html and not code:
@@ -199,6 +217,8 @@ def _sweep(args: argparse.Namespace) -> int:
             print(f"{task.run_id}  {state if state.startswith('complete') else 'to run':8}  {task.params}")
         print(f"{len(tasks)} runs in {runs_dir}")
         return 0
+    for task in spec.expand(args.spec, max_runs=args.max_runs):
+        check_methods(task)
     outcome = sweep.run_grid(args.spec, args.runs, executor=args.executor, workers=args.workers,
                              scheduler=args.scheduler, max_runs=args.max_runs)
     print(outcome)

@@ -109,3 +109,12 @@ def test_unknown_parameter_is_one_line_and_exit_2_without_heavy_imports():
         rc, heavy = json.loads(probe.stdout.strip().splitlines()[-1])
         assert heavy == [], f"oneshot-lab {' '.join(args)} imported {heavy}"
         assert rc == (0 if args[0] == "params" else 2)
+
+
+def test_an_unknown_method_is_refused_before_a_kernel_starts(tmp_path):
+    for args, message in (([ "01", "-p", "methods", '["lamp/global", "magnitude/global"]'], "unknown method 'lamp' in"),
+                          (["03", "-p", "criterion", "lamp"], "parameter 'criterion' of 03_lottery_ticket_rewinding")):
+        out = subprocess.run([str(Path(sys.executable).parent / "oneshot-lab"), "run", *args, "--out",
+                              str(tmp_path / "x")], capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
+        assert "ol.register" in out.stderr and not (tmp_path / "x").exists()
