@@ -33,30 +33,6 @@ A sweep is resumable: re-run the same command and complete runs are skipped, fai
 ones run again. See `oneshot-lab sweep --help` for the spec format.
 """
 
-SWEEP_HELP = """Run a notebook over a grid of parameters, one record directory per run.
-
-spec format (YAML):
-  notebook: 01                  # path, file name or number; or a list of notebooks
-  runs_dir: runs/my_sweep       # optional; --runs overrides it
-  timeout: 1800                 # optional per-cell timeout in seconds
-  params: {dataset: mnist1d}    # fixed for every run
-  grid:                         # cartesian product of these lists
-    seed: [0, 1, 2]
-    methods: [["magnitude/global"], ["random/layer"]]   # list-valued parameter: a list of lists
-  list:                         # and/or explicit settings, each merged over params
-    - {seed: 7, epochs: 5}
-Several blocks: `sweeps: [{notebook: 01, grid: ...}, {notebook: 02, ...}]`.
-
-Every run goes to RUNS_DIR/<notebook>-<hash>/ (executed notebook, CSV tables, manifest.json); the hash
-covers the notebook's path in the project, its code cells and every effective parameter (the spec's
-values over the notebook's defaults). Runs already complete are skipped (those made by another code
-revision are reported); failed or missing ones run again; a run whose kernel dies is retried once.
-The spec (YAML 1.2: 010 and yes are text) is checked in full before anything runs.
-exit status: 0 all runs complete (whoever completed them), 1 some failed, 2 bad input (nothing ran), 3 a
-file-system error. A spec may expand to at most --max-runs runs (default 1000).
-"""
-
-
 EXIT_CODES = """exit status: 0 done (or already complete); 1 a run failed (a cell raised, the kernel died, a cell
 timed out: the failed record is kept); 2 bad input, nothing was run or written; 3 a file-system error
 (read-only, full, permission, name too long) or the output is locked by another run; 70 an internal error
@@ -288,7 +264,7 @@ def parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     swp = sub.add_parser("sweep", help="run (or resume) a notebook over a grid of parameters from a YAML spec",
-                         description=SWEEP_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                         description=spec.FORMAT, formatter_class=argparse.RawDescriptionHelpFormatter)
     swp.add_argument("spec", help="the sweep spec, e.g. sweeps/compare_criteria.yaml")
     swp.add_argument("--runs", metavar="DIR", help="runs directory (default: the spec's runs_dir)")
     swp.add_argument("--executor", choices=sweep.EXECUTORS, default="local",

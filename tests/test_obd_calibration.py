@@ -8,7 +8,6 @@ import pytest
 import torch
 
 import oneshot_lab as ol
-from oneshot_lab.pruning import curvature
 from oneshot_lab.studies import obd_calibration
 
 

@@ -189,7 +189,7 @@ def test_wanda_under_a_prior_by_hand():
     (dict(masks={"nope.weight": torch.ones(3, dtype=torch.bool)}), "masks name 'nope.weight', not a prunable"),
     (dict(masks={"1.weight": torch.ones(3, 3, dtype=torch.bool)}), "mask '1.weight' has shape (3, 3)"),
     (dict(masks={"1.weight": torch.ones(16, 20)}), "must be a bool tensor"),
-    (dict(masks=[1, 2]), "masks must map prunable parameter names"),
+    (dict(masks=[1, 2]), "masks must be a Masks (prunable parameter names mapped to bool tensors), got list"),
     (dict(layer_sparsities={"x.weight": 0.5}), "layer_sparsities names 'x.weight', not a prunable parameter"),
     (dict(layer_sparsities={"1.weight": 1.5}), "layer_sparsities['1.weight'] must be"),
     (dict(layer_sparsities=[0.5]), "layer_sparsities must be a mapping"),

@@ -1,6 +1,5 @@
 """The README's result tables are generated from the committed results files and must agree with them."""
 
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -7,7 +7,6 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
 from ..training import train
 from . import measure

@@ -158,6 +158,32 @@ class Masks(Mapping[str, torch.Tensor]):
         return cls(masks)
 
 
+def as_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, complete: bool = False) -> Masks | None:
+    """`masks` checked against `model` (names, shapes, bool) as `Masks`; None stays None.
+
+    complete=True: masks over exactly the prunable parameters, a parameter `masks` does not name keeping every
+    entry (None: all-True masks).
+    """
+    if masks is None:
+        return Masks.ones(model) if complete else None
+    if not isinstance(masks, Mapping):
+        raise ValueError(f"masks must be a Masks (prunable parameter names mapped to bool tensors), "
+                         f"got {type(masks).__name__}")
+    names = prunable(model)
+    unknown = sorted(set(masks) - set(names)) if complete else []
+    if unknown:
+        raise ValueError(f"masks name {unknown[0]!r}, not a prunable parameter; prunable parameters: {', '.join(names)}")
+    try:
+        given = masks if isinstance(masks, Masks) else Masks(masks)
+    except (TypeError, RuntimeError) as error:
+        raise ValueError(str(error)) from None
+    given.check(model)
+    if not complete:
+        return given
+    return Masks({n: given[n] if n in given else torch.ones_like(parameter(model, n), dtype=torch.bool)
+                  for n in names})
+
+
 class MaskBinder:
     """Re-zeroes pruned entries in place; called after every optimizer step."""
 

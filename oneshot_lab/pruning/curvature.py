@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from contextlib import contextmanager
 from typing import Iterator, Sequence
@@ -10,7 +9,6 @@ from typing import Iterator, Sequence
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn.utils import prune as torch_prune
 
 from ..util import checks
 from ..core.data import Dataset, sample

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..core.data import Dataset
-from ..core.masks import Masks, masks_from_scores, parameter, prunable, working_copy
+from ..core.masks import Masks, as_masks, masks_from_scores, prunable, working_copy
 from ..util import checks
 from .registry import METHODS, Method, check_scope, get
 
@@ -87,25 +87,6 @@ class Pruned:
                              for n, m in self.masks.items()])
 
 
-def check_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None) -> Masks:
-    """`masks` as Masks over every prunable parameter of `model` (a parameter it does not name keeps every entry)."""
-    names = prunable(model)
-    if masks is None:
-        return Masks.ones(model)
-    if not isinstance(masks, Mapping):
-        raise ValueError(f"masks must map prunable parameter names to bool tensors (a Masks), got {type(masks).__name__}")
-    unknown = sorted(set(masks) - set(names))
-    if unknown:
-        raise ValueError(f"masks name {unknown[0]!r}, not a prunable parameter; prunable parameters: {', '.join(names)}")
-    try:
-        given = Masks(masks)
-    except (TypeError, RuntimeError) as error:
-        raise ValueError(str(error)) from None
-    given.check(model)
-    return Masks({n: given[n] if n in given else torch.ones_like(parameter(model, n), dtype=torch.bool)
-                  for n in names})
-
-
 def check_layer_sparsities(model: nn.Module, layer_sparsities: Mapping[str, float] | None) -> dict[str, float]:
     """`layer_sparsities` ({prunable parameter name: sparsity}) checked, in model order."""
     names = prunable(model)
@@ -154,7 +135,7 @@ def prune(model: nn.Module, data: Dataset | None, sparsity: float, method: str =
     check_request(entry, model, data, options)
     if scores is not None and entry.score is None:
         raise ValueError(f"method {entry.name!r} computes no scores; pass scores=None")
-    keep = check_masks(model, masks)
+    keep = as_masks(model, masks, complete=True)
     plan = targets(keep, sparsity, scope, check_layer_sparsities(model, layer_sparsities))
     if entry.run is not None:
         return run(entry, model, data, sparsity, scope, keep, plan, seed, options)

@@ -21,6 +21,29 @@ from typing import Any, Iterable, Mapping
 from ..util import checks, strict_yaml
 from .notebooks import NOTEBOOK_DIR, check_parameters, check_timeout, defaults, identity, resolve_notebook
 
+FORMAT = """Run a notebook over a grid of parameters, one record directory per run.
+
+spec format (YAML):
+  notebook: 01                  # path, file name or number; or a list of notebooks
+  runs_dir: runs/my_sweep       # optional; --runs overrides it
+  timeout: 1800                 # optional per-cell timeout in seconds
+  params: {dataset: mnist1d}    # fixed for every run
+  grid:                         # cartesian product of these lists
+    seed: [0, 1, 2]
+    methods: [["magnitude/global"], ["random/layer"]]   # list-valued parameter: a list of lists
+  list:                         # and/or explicit settings, each merged over params
+    - {seed: 7, epochs: 5}
+Several blocks: `sweeps: [{notebook: 01, grid: ...}, {notebook: 02, ...}]`.
+
+Every run goes to RUNS_DIR/<notebook>-<hash>/ (executed notebook, CSV tables, manifest.json); the hash
+covers the notebook's path in the project, its code cells and every effective parameter (the spec's
+values over the notebook's defaults). Runs already complete are skipped (those made by another code
+revision are reported); failed or missing ones run again; a run whose kernel dies is retried once.
+The spec (YAML 1.2: 010 and yes are text) is checked in full before anything runs.
+exit status: 0 all runs complete (whoever completed them), 1 some failed, 2 bad input (nothing ran), 3 a
+file-system error. A spec may expand to at most --max-runs runs (default 1000).
+"""
+
 MAX_RUNS = 1000  # runs one spec may expand to unless raised (--max-runs)
 MAX_SPEC_BYTES = 1_000_000
 SPEC_KEYS = ("notebook", "params", "grid", "list", "timeout", "runs_dir", "sweeps")

@@ -14,7 +14,7 @@ from ..util import rules
 from ..util.config import Config, option
 from ..core.data import Dataset
 from ..util.progress import bar
-from ..core.masks import Masks
+from ..core.masks import as_masks
 
 OPTIMIZERS = rules.RULES["optimizer"].choices  # ("sgd", "adam")
 SCHEDULES = rules.RULES["schedule"].choices  # ("constant", "cosine", "step")
@@ -148,7 +148,7 @@ def fit(model: nn.Module, dataset: Dataset, config: TrainConfig = TrainConfig(),
         raise ValueError(f"start_iteration must be in [0, {total}], got {start_iteration}")
     if wanted and not (start_iteration <= wanted[0] and wanted[-1] <= total):
         raise ValueError(f"snapshot_at must lie in [{start_iteration}, {total}], got {wanted}")
-    masks = Masks(masks) if masks is not None and not isinstance(masks, Masks) else masks
+    masks = as_masks(model, masks)
     bind = masks.binder(model) if masks is not None else (lambda: None)
     bind()
     opt = optimizer(model, config)

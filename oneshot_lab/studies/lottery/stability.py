@@ -14,7 +14,7 @@ from ...training import train
 from ...util.config import Config, option
 from ...core.data import Dataset
 from .rewinding import State, rewind
-from ...core.masks import Masks
+from ...core.masks import Masks, as_masks
 from ...training.train import TrainConfig
 
 
@@ -39,21 +39,6 @@ class InstabilityConfig(Config):
         bad = [k for k in self.rewind_iterations if not k < total]
         if bad:
             raise ValueError(f"rewind_iterations must lie in [0, {total}) (the run has {total} iterations); bad: {bad}")
-
-
-def _check_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None) -> Masks | None:
-    """`masks` as a `Masks` checked against `model` (names and shapes), or None."""
-    if masks is None:
-        return None
-    if not isinstance(masks, Masks):
-        if not isinstance(masks, Mapping):
-            raise ValueError(f"masks must be a Masks (parameter name -> bool tensor) or None, got {type(masks).__name__}")
-        try:
-            masks = Masks(masks)
-        except TypeError as error:
-            raise ValueError(str(error)) from None
-    masks.check(model)
-    return masks
 
 
 @dataclass
@@ -102,7 +87,7 @@ def instability(model: nn.Module, dataset: Dataset, config: InstabilityConfig, m
     `parent` reuses a dense run of `model` with `config.train` that holds a snapshot at every k.
     """
     InstabilityConfig.checked("config", config).check(dataset)
-    masks = _check_masks(model, masks)
+    masks = as_masks(model, masks)
     recipe = config.train
     if parent is None:
         parent = train.fit(copy.deepcopy(model), dataset, recipe, snapshot_at=config.rewind_iterations,
