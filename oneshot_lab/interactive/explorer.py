@@ -38,7 +38,7 @@ def supported_methods(model: nn.Module, options: Mapping[str, Mapping] | None = 
 
 
 @dataclass(frozen=True)
-class Setting:
+class Position:
     """One position of the pruning explorer's controls."""
 
     criterion: str
@@ -55,7 +55,7 @@ class Setting:
 class PruningView:
     """What the pruning explorer shows for one setting: metrics, per-layer table, masks, finetuned metrics if any."""
 
-    setting: Setting
+    setting: Position
     metrics: dict
     layers: pd.DataFrame
     masks: Masks
@@ -81,20 +81,20 @@ class PruningState:
         self.dense = self._measure(self.model, Masks.ones(model))
         self.computed = {"scores": 0, "masks": 0, "evaluations": 0, "finetunes": 0}  # cache misses, for tests
         self._scores: dict[str, dict[str, torch.Tensor]] = {}
-        self._pruned: dict[Setting, Pruned] = {}
-        self._metrics: dict[Setting, dict] = {}
-        self._finetuned: dict[Setting, dict] = {}
+        self._pruned: dict[Position, Pruned] = {}
+        self._metrics: dict[Position, dict] = {}
+        self._finetuned: dict[Position, dict] = {}
 
-    def setting(self, criterion: str, sparsity: float, scope: str) -> Setting:
+    def setting(self, criterion: str, sparsity: float, scope: str) -> Position:
         """A validated setting, the sparsity rounded to the cache's resolution."""
         if criterion not in self.criteria:
             reason = unsupported(self.model, criterion, self.score_options.get(criterion)) \
                 if criterion in registry.METHODS else None
             raise ValueError(f"method {criterion!r} is not available{f' ({reason})' if reason else ''}; "
                              f"methods for this model: {', '.join(self.criteria)}")
-        return Setting(criterion, round(check_sparsity(sparsity), DECIMALS), check_scope(scope))
+        return Position(criterion, round(check_sparsity(sparsity), DECIMALS), check_scope(scope))
 
-    def pruned(self, setting: Setting) -> Pruned:
+    def pruned(self, setting: Position) -> Pruned:
         """The model pruned as `setting` says (computed on first use; a method's scores once for every setting)."""
         if setting not in self._pruned:
             self.computed["masks"] += 1
@@ -107,11 +107,11 @@ class PruningState:
             self._pruned[setting] = result
         return self._pruned[setting]
 
-    def masks(self, setting: Setting) -> Masks:
+    def masks(self, setting: Position) -> Masks:
         """The masks of `setting` (computed on first use)."""
         return self.pruned(setting).masks
 
-    def metrics(self, setting: Setting) -> dict:
+    def metrics(self, setting: Position) -> dict:
         """Test and validation loss and accuracy of the pruned model, density and collapsed layers."""
         if setting not in self._metrics:
             self.computed["evaluations"] += 1
@@ -119,7 +119,7 @@ class PruningState:
             self._metrics[setting] = self._measure(result.model, result.masks)
         return self._metrics[setting]
 
-    def finetune(self, setting: Setting) -> dict:
+    def finetune(self, setting: Position) -> dict:
         """The metrics after fine-tuning the pruned model under its binding mask (trained on first use)."""
         if self.finetune_config is None:
             raise ValueError("this explorer has no fine-tuning recipe: pass finetune=TrainConfig(...)")
@@ -131,7 +131,7 @@ class PruningState:
             self._finetuned[setting] = self._measure(net, result.masks)
         return self._finetuned[setting]
 
-    def view(self, setting: Setting) -> PruningView:
+    def view(self, setting: Position) -> PruningView:
         """Everything the explorer shows for `setting`."""
         masks = self.masks(setting)
         layers = masks.table(method=setting.method, sparsity=setting.sparsity)
