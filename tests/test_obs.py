@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab.pruning import criteria, fisher, reconstruction
+from oneshot_lab.pruning import criteria, fisher, obs_core, obs_lowrank, reconstruction
 from oneshot_lab.pruning.prune import prune
 from oneshot_lab.core.data import sample
 from oneshot_lab.core.data import Dataset, Split
@@ -54,7 +54,7 @@ def data():
 
 def test_single_obs_removal_equals_brute_force_refit():
     x, t, w, h = least_squares()
-    new, keep, predicted = fisher.remove(w, torch.linalg.inv(h), 1)
+    new, keep, predicted = obs_core.remove(w, torch.linalg.inv(h), 1)
     losses = []
     for q in range(len(w)):
         mask = torch.ones(len(w), dtype=torch.bool)
@@ -70,7 +70,7 @@ def test_single_obs_removal_equals_brute_force_refit():
 @pytest.mark.parametrize("batch", [1, 3])
 def test_greedy_obs_equals_refit_given_final_mask(batch):
     x, t, w, h = least_squares(seed=1, n=10)
-    new, keep, predicted = fisher.remove(w, torch.linalg.inv(h), 6, batch=batch)
+    new, keep, predicted = obs_core.remove(w, torch.linalg.inv(h), 6, batch=batch)
     assert int((~keep).sum()) == 6 and bool((new[~keep] == 0).all())
     torch.testing.assert_close(new, refit(x, t, keep), rtol=1e-8, atol=1e-10)
     assert predicted == pytest.approx(loss(x, t, new) - loss(x, t, w), rel=1e-8)
@@ -79,7 +79,7 @@ def test_greedy_obs_equals_refit_given_final_mask(batch):
 def test_greedy_obs_budgets_per_group():
     x, t, w, h = least_squares(seed=2, n=10)
     group = torch.tensor([0] * 4 + [1] * 6)
-    new, keep, _ = fisher.remove(w, torch.linalg.inv(h), 5, batch=2, group=group, budgets=torch.tensor([1, 4]))
+    new, keep, _ = obs_core.remove(w, torch.linalg.inv(h), 5, batch=2, group=group, budgets=torch.tensor([1, 4]))
     assert int((~keep[:4]).sum()) == 1 and int((~keep[4:]).sum()) == 4
     torch.testing.assert_close(new, refit(x, t, keep), rtol=1e-8, atol=1e-10)
 
@@ -105,8 +105,8 @@ def test_woodbury_form_obs_equals_dense_inverse_obs(batch):
     group = torch.tensor([0] * 25 + [1] * 15)
     budgets = torch.tensor([20, 7])
     lam = 0.1 * float((grads**2).mean())
-    dense = fisher.remove(w, fisher.fisher_inverse(grads, 0.1), 27, batch, group, budgets)
-    low = fisher.remove_lowrank(w, grads, lam, 27, batch, group, budgets)
+    dense = obs_core.remove(w, fisher.fisher_inverse(grads, 0.1), 27, batch, group, budgets)
+    low = obs_lowrank.remove_lowrank(w, grads, lam, 27, batch, group, budgets)
     assert torch.equal(dense[1], low[1])
     torch.testing.assert_close(dense[0], low[0], rtol=1e-9, atol=1e-10)
     assert dense[2] == pytest.approx(low[2], rel=1e-9)
@@ -124,10 +124,10 @@ def test_blockwise_removal_equals_obs_on_the_block_diagonal_inverse(batch):
     valid[-1, 3:] = False  # padding of a last, partial block
     group = torch.cat([torch.zeros(3 * size, dtype=torch.long), torch.ones(3 * size, dtype=torch.long)])
     budgets = torch.tensor([9, 7])
-    new, keep, predicted = fisher._woodfisher_remove(w * valid, finv, valid, group, budgets, batch)
+    new, keep, predicted = obs_core.remove_blocks(w * valid, finv, valid, group, budgets, batch)
     live = valid.reshape(-1)
     dense = torch.block_diag(*finv)[live][:, live]
-    oracle, oracle_keep, oracle_predicted = fisher.remove((w * valid).reshape(-1)[live], dense, 16, batch,
+    oracle, oracle_keep, oracle_predicted = obs_core.remove((w * valid).reshape(-1)[live], dense, 16, batch,
                                                           group[live], budgets)
     assert torch.equal(keep.reshape(-1)[live], oracle_keep)
     torch.testing.assert_close(new.reshape(-1)[live], oracle, rtol=1e-9, atol=1e-12)
@@ -348,11 +348,12 @@ def test_layerwise_refuses_unsupported_layers(data):
 
 
 @pytest.mark.parametrize("k", [0, 1, 7, 30, 45])
-def test_lowest_equals_the_stable_sort_prefix(k):
-    """`_lowest` picks exactly the first k finite entries of a stable argsort, ties and infinities included."""
+def test_lowest_is_the_topk_set_lowest_first(k):
+    """`obs_core.lowest` picks torch.topk's k lowest finite entries (its tie rule), ordered by value then index."""
     gen = torch.Generator().manual_seed(3)
     sal = torch.randint(0, 6, (40,), generator=gen).to(torch.float64)
     sal[::7] = float("inf")
-    order = torch.argsort(sal, stable=True)
-    expected = order[torch.isfinite(sal[order])][:k]
-    assert torch.equal(fisher._lowest(sal, k), expected)
+    finite = min(k, int(torch.isfinite(sal).sum()))
+    got = obs_core.lowest(sal, k)
+    assert sorted(got.tolist()) == sorted(torch.topk(sal, finite, largest=False).indices.tolist())
+    assert [(float(sal[i]), i) for i in got.tolist()] == sorted((float(sal[i]), i) for i in got.tolist())

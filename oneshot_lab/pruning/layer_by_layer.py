@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..core import topk
 from .reconstruction import (curvature, error, flat_weight, grams, inverse, obc, row_counts, row_mask, saliency, sparsegpt,
                           spread, wanda)
 
@@ -65,6 +66,7 @@ def global_counts(model: nn.Module, names: tuple[str, ...], x: torch.Tensor, tot
     """Per-layer counts from one global ranking of the OBS reconstruction saliencies of the model as given.
 
     Entries pruned in `prior` rank first (they count toward `total`); the others by their restricted saliency.
+    The `total` lowest are `topk.lowest_of`'s set (torch.topk's, ties included).
     """
     dense = grams(model, list(names), x)
     scores = []
@@ -73,10 +75,7 @@ def global_counts(model: nn.Module, names: tuple[str, ...], x: torch.Tensor, tot
         h = curvature(dense[name], len(x), damp)
         scores.append((saliency(weight, inverse(h, name)) if prior is None
                        else restricted_saliency(weight, h, prior[name].reshape(weight.shape), name)).reshape(-1))
-    chosen = torch.zeros(sum(len(s) for s in scores), dtype=torch.long)
-    if total:
-        chosen[torch.topk(torch.cat(scores), total, largest=False).indices] = 1
-    return {n: int(c.sum()) for n, c in zip(names, chosen.split([len(s) for s in scores]))}
+    return {n: int(c.sum()) for n, c in zip(names, topk.lowest_of(scores, total))}
 
 
 def prune_layers(model: nn.Module, names: list[str], x: torch.Tensor, method: str, groups: Groups, damp: float,

@@ -1,9 +1,13 @@
 """Exact greedy OBS on every row of a layer whose rows share one inverse Hessian (the solver inside OBC).
 
+This is the per-row specialisation of the greedy-OBS core `obs_core` (Frantar, Singh & Alistarh 2022):
+every row is a problem of its own with its own budget, each step removes one weight per row (batch 1),
+and the rows of a chunk take their steps in lockstep.
 Row r of W (rows x d) loses counts[r] weights, one at a time: each step removes the remaining weight q
-of least w_q^2 / [H_r^-1]_qq, moves the row by dw = -(w_q / [H_r^-1]_qq) H_r^-1 e_q and downdates
-H_r^-1 <- H_r^-1 - H_r^-1 e_q e_q^T H_r^-1 / [H_r^-1]_qq (Frantar, Singh & Alistarh 2022), where H_r^-1 starts
-as the shared H^-1 and is then row r's own.
+of least w_q^2 / [H_r^-1]_qq (`obs_core.row_choice`: an argmin per row, ties to the lowest index), moves
+the row by dw = -(w_q / [H_r^-1]_qq) H_r^-1 e_q and downdates H_r^-1 <- H_r^-1 - H_r^-1 e_q e_q^T H_r^-1 /
+[H_r^-1]_qq (`obs_core.remove_from_blocks` with one entry per block, written out here so that it can be
+delayed), where H_r^-1 starts as the shared H^-1 and is then row r's own.
 
 The arithmetic is arranged so that most of it is matrix-matrix products (float64 throughout):
 
@@ -27,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from ..util.parallel import one_thread
+from .obs_core import row_choice
 
 BLOCK = 32  # steps between updates of the working inverses
 COMPACT = 128  # steps between compactions (at most)
@@ -117,7 +122,7 @@ def prune_chunk(weight: torch.Tensor, h_inv: torch.Tensor, need: list[int]) -> t
 def steps(a: torch.Tensor, view: tuple, j: int, removed: torch.Tensor) -> None:
     """Step j of a block on every row of the chunk: choose, update weights and diagonal, record the column."""
     w, diag, barrier, pos, u = view
-    q = torch.addcdiv(barrier, w * w, diag).argmin(1)
+    q = row_choice(w, diag, barrier)
     q1 = q[:, None]
     at = torch.arange(len(q))
     col = a[at, q]  # row q of the (symmetric) inverse as of the block's start

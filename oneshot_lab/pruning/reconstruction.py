@@ -18,7 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from . import obc_rows
+from ..core import topk
+from . import obc_rows, obs_core
 
 CHUNK = 256  # calibration examples per forward pass
 
@@ -120,7 +121,7 @@ def inverse(h: torch.Tensor, name: str) -> torch.Tensor:
 
 def saliency(weight: torch.Tensor, h_inv: torch.Tensor) -> torch.Tensor:
     """OBS saliency w^2 / (2 [H^-1]_jj) of every entry: the predicted error of removing it alone."""
-    return weight**2 / (2.0 * torch.diagonal(h_inv))
+    return obs_core.saliency(weight, torch.diagonal(h_inv)) / 2.0
 
 
 def error(delta: torch.Tensor, gram: torch.Tensor, n_examples: int) -> float:
@@ -140,11 +141,8 @@ def spread(count: int, sizes: torch.Tensor) -> torch.Tensor:
 
 
 def row_counts(scores: torch.Tensor, count: int) -> torch.Tensor:
-    """How many of the `count` lowest entries of `scores` (rows x d) fall in each row."""
-    chosen = torch.zeros(scores.numel(), dtype=torch.long)
-    if count:
-        chosen[torch.topk(scores.reshape(-1), count, largest=False).indices] = 1
-    return chosen.reshape(scores.shape).sum(1)
+    """How many of the `count` lowest entries of `scores` (rows x d) fall in each row (`topk.lowest`'s set)."""
+    return topk.lowest(scores.reshape(-1), count).reshape(scores.shape).sum(1)
 
 
 def obc(weight: torch.Tensor, h_inv: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,7 +161,7 @@ def sparsegpt(weight: torch.Tensor, h: torch.Tensor, count: int, block_size: int
 
     With U the upper Cholesky factor of H^-1 (H^-1 = U^T U), block [i1, i2) prunes its share of the
     `count` entries (cumulative rounding over columns, so the layer prunes exactly `count`) chosen as the
-    lowest w^2 / U_cc^2 over the whole block, on the weights as already updated by earlier blocks
+    lowest w^2 / U_cc^2 over the whole block (`topk.lowest`), on the weights as already updated by earlier blocks
     (adaptive mask selection). Column c then sets its pruned entries to 0 and spreads the error
     (w_c - q_c) / U_cc over the later columns of the block along U[c, c:], and after the block the
     accumulated errors move the remaining columns by Err @ U[i1:i2, i2:].
@@ -186,10 +184,7 @@ def sparsegpt(weight: torch.Tensor, h: torch.Tensor, count: int, block_size: int
         if prior is not None:
             scores = scores.masked_fill(~alive[:, i1:i2], float("-inf"))
             k += int((~alive[:, i1:i2]).sum())
-        prune = torch.zeros(rows * (i2 - i1), dtype=torch.bool)
-        if k:
-            prune[torch.topk(scores.reshape(-1), k, largest=False).indices] = True
-        prune = prune.reshape(rows, i2 - i1)
+        prune = topk.lowest(scores.reshape(-1), k).reshape(rows, i2 - i1)
         err = torch.zeros_like(block)
         for i in range(i2 - i1):
             col = block[:, i]

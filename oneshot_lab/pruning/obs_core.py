@@ -1,0 +1,220 @@
+"""The one greedy Optimal Brain Surgeon core: saliency, the choice of the next removals, the group update.
+
+Greedy OBS (Hassibi & Stork 1993; formulas in REFERENCES.md, "Second order with weight updates") repeats
+one step until every group has met its budget: remove the weights Q of least saliency w_q^2 / [H^-1]_qq,
+move the survivors by dw = -H^-1[:, Q] (H^-1[Q, Q])^-1 w_Q and downdate
+H^-1 <- H^-1 - H^-1[:, Q] (H^-1[Q, Q])^-1 H^-1[Q, :]. For a quadratic objective the survivors are then
+the least-squares refit given the mask, whatever the sequence of removals.
+
+This module holds every piece of that step and the two drivers on an explicit inverse:
+
+- `saliency`, `lowest`, `choose`, `budgets`, `auto_batch`: which weights go next. The k lowest are the set
+  `torch.topk(largest=False)` returns (`oneshot_lab.core.topk.lowest`, ties included), taken in order
+  of saliency (ties: lowest index first).
+- `solve_group` and `remove_from_blocks`: the group update and downdate on a batch of independent blocks.
+- `remove` (a dense inverse: one block, compacted as removals accumulate) and `remove_blocks`
+  (block-diagonal, WoodFisher: many blocks, padded).
+
+The Woodbury (low-rank) form `obs_lowrank.remove_lowrank` takes its choice and `solve_group` from here.
+OBC's per-row solver (`obc_rows`) is the per-row specialisation: batch 1, one budget per row, rows in
+lockstep with their own inverses; its choice is `row_choice`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..core import topk
+
+Groups = list[tuple[tuple[str, ...], int]]  # (layers pruned together, entries pruned in them in the end)
+
+
+# ----------------------------------------------------------------------------------------------
+# Choice of the next removals
+
+
+def saliency(weights: torch.Tensor, diag: torch.Tensor, removed: torch.Tensor | None = None) -> torch.Tensor:
+    """OBS saliency w_q^2 / [H^-1]_qq of every entry (twice the increase of removing it alone); +inf where `removed`."""
+    sal = weights**2 / diag
+    return sal if removed is None else sal.masked_fill(removed, float("inf"))
+
+
+def row_choice(weights: torch.Tensor, diag: torch.Tensor, barrier: torch.Tensor) -> torch.Tensor:
+    """Column of least saliency in every row of `weights` (rows x d); `barrier` is 0, or +inf where removed.
+
+    The batch-1 choice of OBC's lockstep rows: one argmin per row, ties to the lowest index.
+    """
+    return torch.addcdiv(barrier, weights * weights, diag).argmin(1)
+
+
+def lowest(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k lowest finite entries of 1-D `values` (fewer if fewer are finite), lowest first.
+
+    The set is the one `torch.topk(values, k, largest=False)` returns (`core.topk.lowest`, ties included);
+    it is ordered by value, equal values by index.
+    """
+    k = min(k, int(torch.isfinite(values).sum()))
+    if k <= 0:
+        return torch.zeros(0, dtype=torch.long)
+    chosen = topk.lowest(values, k).nonzero()[:, 0]
+    return chosen[torch.argsort(values[chosen], stable=True)]
+
+
+def choose(sal: torch.Tensor, group: torch.Tensor, remaining: torch.Tensor, batch: int) -> torch.Tensor:
+    """Indices of the next removals: the min(batch, sum(remaining)) lowest saliencies a group's budget allows.
+
+    `group`: a group id per entry; `remaining`: removals left per group. A group with `batch` or more
+    left offers every entry (it cannot be over-drawn in one step), one with fewer its `remaining` lowest,
+    one with none nothing; the step takes the lowest of the offers (`lowest`: torch.topk's set, ordered).
+    """
+    total = min(batch, int(remaining.sum()))
+    short = remaining < batch
+    if not bool(short.any()):
+        return lowest(sal, total)
+    offered = sal.masked_fill(short[group], float("inf"))
+    for g, left in zip(short.nonzero()[:, 0].tolist(), remaining[short].tolist()):
+        if left > 0:
+            members = (group == g).nonzero()[:, 0]
+            offer = members[lowest(sal[members], left)]
+            offered[offer] = sal[offer]
+    return lowest(offered, total)
+
+
+def budgets(groups: Groups, names: list[str], sizes: list[int],
+            alive: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(group id of every flat weight, removals left to every group: its count less its entries not `alive`)."""
+    index = {name: i for i, (layers, _) in enumerate(groups) for name in layers}
+    group = torch.cat([torch.full((s,), index[n], dtype=torch.long) for n, s in zip(names, sizes)])
+    done = torch.bincount(group[~alive], minlength=len(groups))
+    return group, torch.tensor([count for _, count in groups]) - done
+
+
+def auto_batch(batch: int | None, count: int) -> int:
+    """`batch`, or ceil(count / 256) so a run takes about 256 greedy steps."""
+    return batch if batch is not None else max(1, -(-count // 256))
+
+
+# ----------------------------------------------------------------------------------------------
+# The group update
+
+
+def solve_group(square: torch.Tensor, wq: torch.Tensor,
+                extra: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """(Cholesky factor of H^-1[Q, Q], its solve of [w_Q, extra], increase 1/2 w_Q^T (H^-1[Q, Q])^-1 w_Q).
+
+    Batched over leading dims: square (..., k, k), wq (..., k), extra (..., k, c); the increase is summed
+    over the batch. Column 0 of the solve is (H^-1[Q, Q])^-1 w_Q, the next c the solve of `extra`.
+    """
+    factor = torch.linalg.cholesky(square)
+    rhs = wq.unsqueeze(-1) if extra is None else torch.cat([wq.unsqueeze(-1), extra], -1)
+    solved = torch.cholesky_solve(rhs, factor)
+    return factor, solved, 0.5 * float((wq * solved[..., 0]).sum())
+
+
+def remove_from_blocks(w: torch.Tensor, hinv: torch.Tensor, local: torch.Tensor,
+                       present: torch.Tensor | None = None) -> float:
+    """Group OBS removal of entries `local` (T x k) from T independent blocks, in place; returns the increase.
+
+    w: T x B weights, hinv: T x B x B inverse curvatures (a dense inverse is one block). Block t loses
+    Q = local[t]: w moves by -H^-1[:, Q] (H^-1[Q, Q])^-1 w_Q, w_Q becomes exactly 0 and H^-1 is downdated
+    by H^-1[:, Q] (H^-1[Q, Q])^-1 H^-1[Q, :]. A block that loses fewer than k marks its unused slots False
+    in `present`: its system is padded with identity rows and zero columns, which changes neither its
+    update nor its downdate. Returns 1/2 sum_t w_Q^T (H^-1[Q, Q])^-1 w_Q.
+    """
+    size, k = w.shape[1], local.shape[1]
+    cols = hinv.gather(2, local.unsqueeze(1).expand(-1, size, -1))  # T x B x k
+    wq = w.gather(1, local)
+    if present is not None:
+        cols = cols * present.unsqueeze(1)
+        wq = wq * present
+    square = cols.gather(1, local.unsqueeze(2).expand(-1, -1, k))  # T x k x k
+    if present is not None:
+        pair = present.unsqueeze(2) & present.unsqueeze(1)
+        square = torch.where(pair, square, torch.diag_embed(torch.ones_like(present, dtype=square.dtype)))
+    factor, solved, increase = solve_group(square, wq)
+    w -= (cols @ solved)[..., 0]
+    hinv.baddbmm_(cols, torch.cholesky_solve(cols.transpose(1, 2), factor), alpha=-1.0)
+    if present is None:
+        w.scatter_(1, local, 0.0)
+    else:
+        w[torch.arange(len(local)).unsqueeze(1).expand_as(local)[present], local[present]] = 0.0
+    return increase
+
+
+# ----------------------------------------------------------------------------------------------
+# Greedy drivers on an explicit inverse
+
+
+def remove(weights: torch.Tensor, h_inv: torch.Tensor, count: int, batch: int = 1, group: torch.Tensor | None = None,
+           budgets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Greedy OBS on a weight vector with a dense inverse curvature `h_inv` (n x n, float64): one block.
+
+    Each step removes the weights `choose` picks (at most `batch`) by `remove_from_blocks`. With `group` (a
+    group id per weight) and `budgets`, a weight can only go while its group has budget left; else `count`
+    weights go in all. Removed weights drop out of the working inverse as they accumulate. Returns (new
+    weights, keep mask, predicted increase of the quadratic model: the sum of the steps' increases).
+    """
+    n = weights.numel()
+    if group is None:
+        group, budgets = torch.zeros(n, dtype=torch.long), torch.tensor([count])
+    remaining = budgets.clone()
+    alive = torch.arange(n)
+    w, hinv = weights.clone().to(torch.float64), h_inv.clone().to(torch.float64)
+    gone = torch.zeros(n, dtype=torch.bool)  # removed since the last compaction
+    keep = torch.ones(n, dtype=torch.bool)
+    predicted = 0.0
+    while int(remaining.sum()) > 0:
+        q = choose(saliency(w, torch.diagonal(hinv), gone), group[alive], remaining, batch)
+        if not len(q):
+            raise RuntimeError("no weight left to remove")  # cannot happen: budgets never exceed group sizes
+        predicted += remove_from_blocks(w.unsqueeze(0), hinv.unsqueeze(0), q.unsqueeze(0))
+        gone[q] = True
+        keep[alive[q]] = False
+        remaining -= torch.bincount(group[alive[q]], minlength=len(remaining))
+        if int(gone.sum()) * 8 >= len(alive):
+            stay = ~gone
+            alive, w, hinv = alive[stay], w[stay], hinv[stay][:, stay]
+            gone = gone[stay]
+    out = torch.zeros(n, dtype=torch.float64)
+    out[alive] = w
+    out[~keep] = 0.0
+    return out, keep, predicted
+
+
+def slots(q: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(touched blocks, T x k entries each loses, T x k real-or-padding) for flat indices `q` into blocks of `size`."""
+    touched, row = torch.unique(q // size, return_inverse=True)
+    order = torch.argsort(row, stable=True)
+    counts = torch.bincount(row, minlength=len(touched))
+    slot = torch.arange(len(q)) - (torch.cumsum(counts, 0) - counts)[row[order]]
+    local = torch.zeros(len(touched), int(counts.max()), dtype=torch.long)
+    present = torch.zeros(local.shape, dtype=torch.bool)
+    local[row[order], slot] = q[order] % size
+    present[row[order], slot] = True
+    return touched, local, present
+
+
+def remove_blocks(w: torch.Tensor, hinv: torch.Tensor, valid: torch.Tensor, group: torch.Tensor,
+                  budgets: torch.Tensor, batch: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Greedy OBS on a block-diagonal inverse (WoodFisher): w (blocks x B), hinv (blocks x B x B), valid real entries.
+
+    `group`: a group id per flat entry, `budgets`: removals per group. Each step `choose`s over all blocks
+    and updates every touched block at once by `remove_from_blocks`. Returns (new weights, keep mask, predicted
+    increase).
+    """
+    w, hinv = w.clone(), hinv.clone()
+    size = w.shape[1]
+    removed = ~valid
+    remaining = budgets.clone()
+    predicted = 0.0
+    while int(remaining.sum()) > 0:
+        sal = saliency(w, torch.diagonal(hinv, dim1=1, dim2=2), removed).reshape(-1)
+        q = choose(sal, group, remaining, batch)
+        remaining -= torch.bincount(group[q], minlength=len(remaining))
+        touched, local, present = slots(q, size)
+        wt, ht = w[touched], hinv[touched]
+        predicted += remove_from_blocks(wt, ht, local, present)
+        w[touched], hinv[touched] = wt, ht
+        removed[touched[:, None].expand_as(local)[present], local[present]] = True
+    w[removed] = 0.0
+    return w, ~removed & valid, predicted
