@@ -13,8 +13,8 @@ Methods (formulas in REFERENCES.md, "Second order with weight updates"):
   w_q^2 / [F^-1]_qq together with the group OBS update dw = -F^-1[:, Q] (F^-1[Q, Q])^-1 w_Q and the
   matching downdate of F^-1 (batch=1: exact greedy OBS). scope="layer" only lets a layer's weights be
   chosen while the layer is short of its count. Refuses models above `max_weights` prunable weights.
-  With fewer examples than weights the inverse is held in Woodbury form (`fisher.remove_lowrank`: N x n
-  memory, no n x n matrix); the removals are the same as with the dense inverse (`fisher.remove`).
+  With fewer examples than weights the inverse is held in Woodbury form (`obs_lowrank.remove_lowrank`: N x n
+  memory, no n x n matrix); the removals are the same as with the dense inverse (`obs_core.remove`; both on the one greedy-OBS core of `obs_core`).
 - "woodfisher": WoodFisher (Singh & Alistarh 2020): the same greedy OBS on a block-diagonal Fisher,
   blocks of `block_size` consecutive weights of one layer (row-major); each block's inverse is built by
   N Woodbury rank-one updates from (1/lambda) I. Each step removes the `batch` weights of least saliency
