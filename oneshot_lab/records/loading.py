@@ -72,6 +72,14 @@ def _runs_dir(runs_dir: str | os.PathLike) -> Path:
     return path
 
 
+def in_parameter_order(record: tuple[Path, dict]) -> tuple[str, str]:
+    """A sort key of (run directory, manifest): the run's parameters, then its name, so that a table gathered from
+    many runs (and every sum over it) does not depend on the hash that names their directories."""
+    run_dir, manifest = record
+    params = manifest.get("params") if isinstance(manifest.get("params"), dict) else {}
+    return json.dumps(params, sort_keys=True, default=str), run_dir.name
+
+
 def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: bool = True) -> pd.DataFrame:
     """All rows of `<table>.csv` from every run under `runs_dir`, with each run's parameters as columns.
 
@@ -82,7 +90,7 @@ def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: boo
     """
     runs_dir = _runs_dir(runs_dir)
     frames, skipped = [], []
-    for run_dir, manifest in _records(runs_dir, skipped):
+    for run_dir, manifest in sorted(_records(runs_dir, skipped), key=in_parameter_order):
         if complete_only and manifest.get("status") != "complete":
             continue
         frame = _table(run_dir, manifest, table, runs_dir, skipped)
