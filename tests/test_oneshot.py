@@ -40,7 +40,7 @@ def test_metrics_row_has_one_shape_for_dense_and_pruned(synthetic, tiny_mlp):
 
 @pytest.mark.parametrize("changes,match", [
     (dict(methods=["magnitude"]), "bad method 'magnitude'"),
-    (dict(methods=["nosuch/global"]), "method in"),
+    (dict(methods=["nosuch/global"]), "unknown method .nosuch. in"),
     (dict(methods=["magnitude/local"]), "scope in"),
     (dict(methods=[]), "methods must not be empty"),
     (dict(methods="magnitude/global"), "methods must be a list"),

@@ -67,7 +67,7 @@ def test_every_module_and_export_resolves_lazily():
     modules = {m.name for m in pkgutil.iter_modules([str(ROOT / "oneshot_lab")]) if not m.name.startswith("_")}
     assert set(ol.LAYERS) <= modules
     exports = {"Dataset", "load", "build", "Masks", "masks_from_scores", "prunable", "History", "TrainConfig",
-               "evaluate", "fit", "prune", "Pruned", "Method", "Option", "METHODS", "register"}
+               "evaluate", "fit", "prune", "Pruned", "Method", "Option", "METHODS", "register", "Rule"}
     aliases = {"stats", "findings", "lottery", "results", "widgets"}
     assert set(ol.__all__) == modules | exports | aliases and ol.__version__
     assert set(ol.__all__) <= set(dir(ol))

@@ -126,7 +126,8 @@ def test_an_installed_plugin_is_in_every_fresh_process(site, tmp_path):
 
 def test_an_installed_plugin_runs_in_a_notebook_through_a_sweep(site, tmp_path):
     spec = {"notebook": "01", "runs_dir": str(tmp_path / "runs"),
-            "params": {"smoke": True, "methods": ["row_scaled/global", "magnitude/global", "random/layer"],
+            "params": {"smoke": True, "dataset": "synthetic", "model": "mlp", "model_options": {"widths": [16]},
+                       "methods": ["row_scaled/global", "magnitude/global", "random/layer"],
                        "control_methods": ["row_scaled/global"]},
             "grid": {"seed": [0, 1]}}
     (tmp_path / "plugin.json").write_text(json.dumps(spec))
