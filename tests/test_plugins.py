@@ -62,12 +62,13 @@ def fresh(site: Path, *args: str, cwd: Path = ROOT, timeout: int = 300) -> subpr
 def test_a_registered_method_prunes_like_any_other(synthetic, tiny_mlp):
     half = ol.Method("half_magnitude", "|w| / 2", score=lambda m, d, s: ol.pruning.criteria.magnitude(m))
     try:
-        assert ol.register(half) is half and ol.METHODS["half_magnitude"] is half
+        assert ol.register(half) == half and ol.METHODS["half_magnitude"].source == "test_plugins"
         mine = ol.prune(tiny_mlp, synthetic, 0.7, "half_magnitude", "layer")
         assert mine.masks.equal(ol.prune(tiny_mlp, synthetic, 0.7, "magnitude", "layer").masks)
         assert "half_magnitude/layer" in ol.studies.oneshot.OneShotConfig(methods=["half_magnitude/layer"]).methods
         again = ol.Method("half_magnitude", "re-run of the cell", score=half.score)
-        assert ol.register(again) is again and ol.METHODS["half_magnitude"] is again  # a re-run cell replaces it
+        assert ol.METHODS["half_magnitude"].help == "|w| / 2"
+        assert ol.register(again).help == ol.METHODS["half_magnitude"].help == "re-run of the cell"  # a re-run cell
     finally:
         registry.METHODS._methods.pop("half_magnitude", None)
 
@@ -99,12 +100,21 @@ def test_a_method_that_updates_weights_returns_its_masks(synthetic, tiny_mlp):
     (lambda: ol.Method("bad name", "x", score=print), "must be an identifier"),
     (lambda: ol.Method("both", "x", score=print, run=print), "exactly one of score= .* and run="),
     (lambda: ol.Method("neither", "x"), "exactly one of score="),
-    (lambda: ol.Method("needy", "x", score=print, needs=("gpu",)), "unknown need 'gpu'; needs are data, trained"),
-    (lambda: ol.Method("seeded", "x", score=print, options=(ol.Option("seed", 0, "x"),)), "not 'seed'"),
-    (lambda: ol.Method("up", "x", score=print, updates_weights=True), "a scoring method cannot update weights"),
+    (lambda: ol.Method("needy", "x", score=print, needs=("gpu",)), "needs must be a tuple of data, trained"),
+    (lambda: ol.Method("needy", "x", score=print, needs="data"), "needs must be a tuple of data, trained"),
+    (lambda: ol.Method("seeded", "x", score=print, options=(ol.Option("seed", 0, "x"),)), "none of seed, model"),
+    (lambda: ol.Method("scoped", "x", score=print, options=(ol.Option("scope", "a", "x", ol.Rule("str")),)),
+     "none of seed, model"),
+    (lambda: ol.Method("up", "x", score=print, updates_weights=True), "only a method with run= can update"),
+    (lambda: ol.Method("num", "x", score=123), "score= must be a function, got 123"),
+    (lambda: ol.Method("opts", "x", score=print, options=ol.Option("samples", 1, "x")), "options must be a tuple"),
+    (lambda: ol.Method("sig", "x", score=lambda m, d, s: {}, options=(ol.Option("samples", 1, "x"),)),
+     r"the registry calls score\(model, data, seed, \*\*options\), which this function cannot take"),
+    (lambda: ol.Method("sig", "x", run=lambda: {}), r"the registry calls run\(request\)"),
     (lambda: ol.Option("k", -1, "x", ol.Rule("int", 0)), "k must be an integer >= 0, got -1"),
-    (lambda: ol.register(ol.Method("magnitude", "mine", score=print)), "'magnitude' is built in"),
+    (lambda: ol.register(ol.Method("magnitude", "mine", score=print)), "method 'magnitude' exists .* another name"),
     (lambda: ol.register(print), "register takes a oneshot_lab Method"),
+    (lambda: ol.register(ol.Method("mine", "mine", score=print), replace="no"), "replace=True or False"),
 ])
 def test_bad_method_definitions_are_refused_when_made(make, message):
     with pytest.raises(ValueError, match=message):

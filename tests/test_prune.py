@@ -178,3 +178,58 @@ def test_a_scoring_method_must_score_every_weight_in_its_shape(tiny_mlp, scores,
             ol.prune(tiny_mlp, None, 0.5, "bad_scores")
     finally:
         registry.METHODS._methods.pop("bad_scores", None)
+
+
+def test_a_scoring_method_never_sees_the_callers_model(synthetic):
+    net = torch.nn.Sequential(torch.nn.Linear(20, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                              torch.nn.Linear(16, 4)).train()
+    before = copy.deepcopy(net.state_dict())
+
+    def meddling(model, data, seed):
+        """Runs the model in whatever mode it is in and scales its weights: harmless only on a copy."""
+        model(data.train.x[:64])
+        for name in ol.prunable(model):
+            model.get_parameter(name).data.mul_(2)
+        return {n: model.get_parameter(n).detach().abs() for n in ol.prunable(model)}
+
+    try:
+        ol.register(ol.Method("meddling", "touches its model", score=meddling, needs=("data",)))
+        a = ol.prune(net, synthetic, 0.5, "meddling")
+        b = ol.prune(net, synthetic, 0.5, "meddling")
+        assert all(torch.equal(before[k], v) for k, v in net.state_dict().items()) and net.training
+        assert a.masks.equal(b.masks) and not a.model.training  # eval-mode working copy: no dropout, same masks
+    finally:
+        registry.METHODS._methods.pop("meddling", None)
+
+
+def test_a_model_pruned_with_torch_prune_is_pruned_by_every_kind_of_method(synthetic, tiny_mlp):
+    torch_prune.l1_unstructured(tiny_mlp[1], "weight", amount=0.3)
+    for method, options in (("magnitude", {}), ("obc", {"samples": 64}), ("obs", {"samples": 64})):
+        result = ol.prune(tiny_mlp, synthetic, 0.6, method, **options)
+        assert result.masks.sparsity() == pytest.approx(0.6, abs=1e-3) and not result.model.training
+    assert ol.METHODS["obs"].unsupported(tiny_mlp) is None
+
+
+def test_a_run_method_returning_float_masks_is_a_clear_error(synthetic, tiny_mlp):
+    try:
+        ol.register(ol.Method("floaty", "float masks", run=lambda r: {n: m.float() for n, m in r.keep.items()}))
+        with pytest.raises(ValueError, match="method 'floaty' returned bad masks: mask '1.weight' must be a bool"):
+            ol.prune(tiny_mlp, synthetic, 0.5, "floaty")
+    finally:
+        registry.METHODS._methods.pop("floaty", None)
+
+
+def test_methods_registered_in_the_session_run_in_this_process_with_the_same_results(synthetic):
+    half = ol.Method("session_magnitude", "|w|", score=lambda m, d, s: ol.pruning.criteria.magnitude(m))
+    recipe = ol.TrainConfig(iterations=20, eval_every=10)
+    try:
+        ol.register(half)
+        study = ol.studies.oneshot.OneShotConfig(methods=["session_magnitude/global"], sparsities=[0.5])
+        with pytest.warns(UserWarning, match="session_magnitude registered with ol.register run in this process"):
+            spread = ol.studies.oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]},
+                                                  progress=False, workers=2)
+        here = ol.studies.oneshot.replicate("synthetic", "mlp", recipe, study, [0, 1], {"widths": [8]},
+                                            progress=False, workers=0)
+        assert spread.metrics.equals(here.metrics)
+    finally:
+        registry.METHODS._methods.pop("session_magnitude", None)

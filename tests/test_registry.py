@@ -101,4 +101,4 @@ def test_a_broken_plugin_warns_and_the_lab_goes_on(monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         assert "magnitude" in fresh and "broken" not in fresh
-    assert any("plug-in method 'broken' (nowhere:METHOD) could not be loaded" in str(w.message) for w in caught)
+    assert any("plug-in method 'broken' (nowhere:METHOD) not loaded" in str(w.message) for w in caught)

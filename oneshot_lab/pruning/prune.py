@@ -11,7 +11,7 @@ caller's model is never modified.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -123,9 +123,11 @@ def prune(model: nn.Module, data: Dataset | None, sparsity: float, method: str =
           layer_sparsities: Mapping[str, float] | None = None, scores: Scores | None = None, **options: Any) -> Pruned:
     """Prune a copy of `model` to `sparsity` with the registry method called `method` (see `ol.METHODS`).
 
-    `seed` draws the random scores and calibration samples. `scores`: a scoring method's scores from an earlier
-    call on the same model and options (`Pruned.scores`), so that many sparsities cost one scoring. Every
-    argument is checked before any work.
+    The method works on a working copy (eval mode, torch.nn.utils.prune masks folded in) of `model` under
+    `masks`; `Pruned.model` is such a copy, pruned. `seed` draws the random scores and calibration samples.
+    `scores`: a scoring method's scores from an earlier call with the same model, masks, options and seed
+    (`Pruned.scores`), so that many sparsities cost one scoring; they are not recomputed, so they must be that
+    call's. `Pruned.sparsity` is the target asked for. Every argument is checked before any work.
     """
     entry = get(method)
     sparsity = checks.fraction("sparsity", sparsity)
@@ -139,12 +141,11 @@ def prune(model: nn.Module, data: Dataset | None, sparsity: float, method: str =
     plan = targets(keep, sparsity, scope, check_layer_sparsities(model, layer_sparsities))
     if entry.run is not None:
         return run(entry, model, data, sparsity, scope, keep, plan, seed, options)
-    prior = None if all(bool(m.all()) for m in keep.values()) else keep
     if scores is None:
-        scores = entry.score(model if prior is None else prior.apply(working_copy(model)), data, seed, **options)
+        scores = entry.score(keep.apply(working_copy(model)), data, seed, **options)
     check_scores(entry.name, scores, keep)
     chosen = select(scores, keep, plan)
-    return Pruned(chosen, chosen.apply(copy.deepcopy(model)), entry.name, scope, sparsity, scores)
+    return Pruned(chosen, chosen.apply(working_copy(model)), entry.name, scope, sparsity, scores)
 
 
 def score(model: nn.Module, data: Dataset | None, method: str = "magnitude", seed: int = 0,
@@ -205,13 +206,14 @@ def run(entry: Method, model: nn.Module, data: Dataset | None, sparsity: float, 
     keep.apply(clone)
     request = Request(clone, data, plan, keep, scope, seed, options)
     outcome = entry.run(request)
-    if isinstance(outcome, Mapping) and not isinstance(outcome, Masks):
-        outcome = Outcome(Masks(outcome))
-    elif isinstance(outcome, Masks):
-        outcome = Outcome(outcome)
-    if not isinstance(outcome, Outcome):
-        raise ValueError(f"method {entry.name!r} returned {type(outcome).__name__}; run() must return Masks or an "
-                         f"Outcome")
+    outcome = outcome if isinstance(outcome, Outcome) else Outcome(outcome)
+    if not isinstance(outcome.masks, Mapping):
+        raise ValueError(f"method {entry.name!r} returned {type(outcome.masks).__name__}; run() must return its "
+                         f"masks (ol.Masks) or an Outcome")
+    try:
+        outcome = dataclasses.replace(outcome, masks=Masks(outcome.masks))
+    except TypeError as error:
+        raise ValueError(f"method {entry.name!r} returned bad masks: {error}") from None
     check_outcome(entry.name, outcome.masks, request)
     masks = Masks({n: outcome.masks[n] for n in keep})
     masks.apply(clone)

@@ -12,9 +12,12 @@ them), so that it is there in every fresh kernel and sweep worker.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
+import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -27,6 +30,7 @@ from ..util.rules import Rule
 BUILTIN = ("oneshot_lab.pruning.criteria", "oneshot_lab.pruning.updating")  # modules defining `METHODS`
 MISSING = ("a method of your own must be registered in this process (ol.register) or installed as a package "
            f"with an entry point in the group {GROUP!r}")
+RESERVED = ("seed", "model", "data", "sparsity", "method", "scope", "masks", "layer_sparsities", "scores")
 NEEDS = ("data", "trained")  # training examples; a trained network (the method's model assumes a minimum)
 
 
@@ -84,21 +88,39 @@ class Method:
     source: str = field(default="", compare=False)  # where it is defined: a module, or a distribution
 
     def __post_init__(self) -> None:
-        """Validate the entry itself (a plug-in's mistakes are reported when it is registered)."""
+        """Validate the entry itself (a plug-in's mistakes are reported when it is made, not when it runs)."""
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise ValueError(f"a method name must be an identifier (letters, digits, _), got {self.name!r}")
         if (self.score is None) == (self.run is None):
             raise ValueError(f"method {self.name!r}: give exactly one of score= (scores, masked by the registry) "
                              f"and run= (prunes and updates weights itself)")
-        unknown = sorted(set(self.needs) - set(NEEDS))
-        if unknown:
-            raise ValueError(f"method {self.name!r}: unknown need {unknown[0]!r}; needs are {', '.join(NEEDS)}")
-        if self.updates_weights and self.run is None:
-            raise ValueError(f"method {self.name!r}: a scoring method cannot update weights (give run=)")
+        for what in ("score", "run", "supports"):
+            if getattr(self, what) is not None and not callable(getattr(self, what)):
+                raise ValueError(f"method {self.name!r}: {what}= must be a function, got {getattr(self, what)!r}")
+        if not isinstance(self.needs, tuple) or set(self.needs) - set(NEEDS):
+            raise ValueError(f"method {self.name!r}: needs must be a tuple of {', '.join(NEEDS)}, got {self.needs!r}")
+        if not isinstance(self.updates_weights, bool) or (self.updates_weights and self.run is None):
+            raise ValueError(f"method {self.name!r}: updates_weights must be True or False, and only a method with "
+                             f"run= can update weights, got {self.updates_weights!r}")
+        if not isinstance(self.options, tuple) or not all(isinstance(o, Option) for o in self.options):
+            raise ValueError(f"method {self.name!r}: options must be a tuple of ol.Option, got {self.options!r}")
         names = [o.name for o in self.options]
-        if len(set(names)) != len(names) or "seed" in names:
-            raise ValueError(f"method {self.name!r}: option names must be distinct and not 'seed' (every "
-                             f"method gets seed= from prune), got {names}")
+        if len(set(names)) != len(names) or set(names) & set(RESERVED):
+            raise ValueError(f"method {self.name!r}: option names must be distinct and none of "
+                             f"{', '.join(RESERVED)} (prune's own arguments), got {names}")
+        self.check_signature()
+
+    def check_signature(self) -> None:
+        """Refuse a function that cannot take what the registry passes: (model, data, seed, **options) or (request)."""
+        function, args = (self.score, (None, None, 0)) if self.score is not None else (self.run, (None,))
+        try:
+            inspect.signature(function).bind(*args, **{o.name: o.default for o in self.options if self.score})
+        except TypeError as error:
+            call = "score(model, data, seed, **options)" if self.score is not None else "run(request)"
+            raise ValueError(f"method {self.name!r}: the registry calls {call}, which this function cannot "
+                             f"take ({error})") from None
+        except ValueError:  # a builtin without a signature: trusted
+            pass
 
     def check_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
         """Every option of this method with its value: `options` validated over the defaults."""
@@ -124,44 +146,63 @@ class Method:
 
 
 class Registry(Mapping[str, Method]):
-    """Name -> Method, filled on first use with the built-in methods and the installed plug-ins."""
+    """Name -> Method, filled on first use with the built-in methods and the installed plug-ins (thread-safe)."""
 
     def __init__(self) -> None:
         self._methods: dict[str, Method] = {}
-        self._builtin: set[str] = set()
+        self._session: set[str] = set()  # registered in this process only: unknown to a fresh worker process
+        self._lock = threading.RLock()
         self._loaded = False
 
     def _load(self) -> None:
         """Import the built-in modules and the entry points of `GROUP` (once per process)."""
         if self._loaded:
             return
-        builtin = [method for module in BUILTIN for method in importlib.import_module(module).METHODS]
-        self._loaded = True
-        for method in builtin:
-            self._methods[method.name] = method
-            self._builtin.add(method.name)
-        for point in metadata.entry_points(group=GROUP):
-            try:
-                loaded = point.load()
-                for method in (loaded if isinstance(loaded, (list, tuple)) else [loaded]):
-                    self.add(method, source=f"{point.value} (entry point {point.name!r})")
-            except Exception as error:  # a broken plug-in must not break the lab: say which and go on
-                warnings.warn(f"plug-in method {point.name!r} ({point.value}) could not be loaded: {error}",
-                              stacklevel=2)
+        with self._lock:
+            if self._loaded:
+                return
+            for method in [m for module in BUILTIN for m in importlib.import_module(module).METHODS]:
+                self._methods[method.name] = method
+            for point in metadata.entry_points(group=GROUP):
+                self._plug_in(point)
+            self._loaded = True
 
-    def add(self, method: Method, source: str = "", replace: bool = False) -> Method:
-        """Add `method`; a built-in name is only replaced with replace=True, a user's earlier entry always."""
-        if not isinstance(method, Method):
-            raise ValueError(f"register takes a oneshot_lab Method, got {type(method).__name__}")
+    def _plug_in(self, point: metadata.EntryPoint) -> None:
+        """Add the methods of one entry point, all of them or none (a broken plug-in warns, the lab goes on)."""
+        try:
+            loaded = point.load()
+            methods = list(loaded) if isinstance(loaded, (list, tuple)) else [loaded]
+            bad = [m for m in methods if not isinstance(m, Method)]
+            if bad:
+                raise ValueError(f"it holds {type(bad[0]).__name__}, not an ol.Method")
+            clash = [m.name for m in methods if m.name in self._methods]
+            if clash:
+                raise ValueError(f"method {clash[0]!r} exists already ({self._methods[clash[0]].source})")
+        except Exception as error:
+            warnings.warn(f"plug-in method {point.name!r} ({point.value}) not loaded: {error}", stacklevel=4)
+            return
+        for method in methods:
+            self._methods[method.name] = dataclasses.replace(
+                method, source=f"{point.value} (entry point {point.name!r}, {getattr(point.dist, 'name', '?')})")
+
+    def add(self, method: Method, replace: bool = False) -> Method:
+        """Add `method` for this process; a built-in or plug-in name only with replace=True, your earlier entry always."""
+        if not isinstance(method, Method) or not isinstance(replace, bool):
+            raise ValueError(f"register takes a oneshot_lab Method and replace=True or False, got "
+                             f"{type(method).__name__}, replace={replace!r}")
         self._load()
-        if method.name in self._builtin and not replace:
-            raise ValueError(f"method {method.name!r} is built in; give yours another name (ol.register(..., "
-                             f"replace=True) replaces it in this process only)")
-        if source and not method.source:
-            object.__setattr__(method, "source", source)
-        self._methods[method.name] = method
-        self._builtin.discard(method.name)
+        with self._lock:
+            if method.name in self._methods and method.name not in self._session and not replace:
+                raise ValueError(f"method {method.name!r} exists ({self._methods[method.name].source}); give yours "
+                                 f"another name (ol.register(..., replace=True) replaces it in this process only)")
+            self._methods[method.name] = method
+            self._session.add(method.name)
         return method
+
+    def session_only(self, names: Iterable[str]) -> list[str]:
+        """The `names` registered in this process only (`ol.register`), which a fresh worker process would not know."""
+        self._load()
+        return [name for name in names if name in self._session]
 
     def __getitem__(self, name: str) -> Method:
         self._load()
@@ -183,16 +224,34 @@ METHODS = Registry()
 
 
 def register(method: Method, replace: bool = False) -> Method:
-    """Add `method` to the registry of this process (re-running a notebook cell replaces its earlier entry)."""
-    if not isinstance(method, Method):
-        raise ValueError(f"register takes a oneshot_lab Method, got {type(method).__name__}")
-    return METHODS.add(method, source=method.source or getattr(method.score or method.run, "__module__", ""),
-                       replace=replace)
+    """Add `method` to the registry of this process (re-running a notebook cell replaces its earlier entry).
+
+    Studies run it in this process, not on worker processes, which would not know it: to have it everywhere,
+    ship it as a plug-in (see the module docstring).
+    """
+    if isinstance(method, Method) and not method.source:
+        method = dataclasses.replace(method, source=getattr(method.score or method.run, "__module__", "") or "session")
+    return METHODS.add(method, replace=replace)
+
+
+def workers_for(names: Iterable[str], workers: int | None) -> int | None:
+    """`workers`, or 0 (this process) with a warning when one of the methods `names` was registered in this session
+    only: a fresh worker process would not know it (results do not depend on the number of workers)."""
+    local = METHODS.session_only(names)
+    if local and workers != 0:
+        warnings.warn(f"method(s) {', '.join(local)} registered with ol.register run in this process, not on worker "
+                      f"processes (which would not know them); ship them as a plug-in (entry point group {GROUP!r}) "
+                      f"to use workers", stacklevel=3)
+        return 0
+    return workers
 
 
 def get(name: Any) -> Method:
     """The method called `name`; the error lists every registered name."""
-    if isinstance(name, str) and name not in METHODS and "/" not in name:
+    if isinstance(name, str) and "/" in name:
+        raise ValueError(f"method {name!r}: give the method's name alone ({name.partition('/')[0]!r}); its scope "
+                         f"is a separate argument here")
+    if isinstance(name, str) and name not in METHODS:
         raise ValueError(f"unknown method {name!r}; valid choices: {', '.join(METHODS)} ({MISSING})")
     return METHODS[checks.one_of("method", name, METHODS)]
 
@@ -200,7 +259,13 @@ def get(name: Any) -> Method:
 def check_options(options: Mapping[str, Mapping] | None) -> dict[str, dict]:
     """`{method: {option: value}}` with every method name and option checked, each completed with its defaults."""
     options = checks.mapping("score_options", options or {})
-    return {name: get(name).check_options(value) for name, value in options.items()}
+    out = {}
+    for name, value in options.items():
+        try:
+            out[name] = get(name).check_options(value)
+        except ValueError as error:
+            raise ValueError(f"score_options[{name!r}]: {error}") from None
+    return out
 
 
 def split_label(label: Any) -> tuple[str, str]:

@@ -56,7 +56,7 @@ from __future__ import annotations
 import torch
 
 from ..core.data import sample
-from ..core.masks import Masks, prunable
+from ..core.masks import Masks, parameter, prunable
 from . import fisher, layer_by_layer
 from .criteria import CALIBRATION, matrix_layers, wanda
 from .prune import Outcome, Request, select
@@ -70,7 +70,7 @@ BATCH = Option("batch", None, "weights removed per greedy step (1: exact greedy;
 
 def too_big(model: torch.nn.Module, options: dict) -> str | None:
     """Why 'obs' will not invert the full Fisher of `model` (more prunable weights than max_weights), or None."""
-    size = sum(model.get_parameter(n).numel() for n in prunable(model))
+    size = sum(parameter(model, n).numel() for n in prunable(model))
     if size <= options["max_weights"]:
         return None
     return (f"it inverts the full {size} x {size} Fisher; this model has {size} prunable weights, above "

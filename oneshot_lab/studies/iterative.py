@@ -108,5 +108,6 @@ def replicate(models: dict, dataset: str, config: IterativeConfig, criteria: lis
     configs = [config.replace(criterion=c) for c in criteria]  # every criterion checked before any work
     if not isinstance(models, dict) or not models:
         raise ValueError(f"models must map seeds to trained models, got {type(models).__name__}")
+    workers = registry.workers_for(criteria, workers)
     done = parallel.map_jobs(replicate_seed, [(m, dataset, configs, s, root) for s, m in models.items()], workers)
     return (pd.concat([d[0] for d in done], ignore_index=True), pd.concat([d[1] for d in done], ignore_index=True))

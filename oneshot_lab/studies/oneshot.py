@@ -15,7 +15,7 @@ from ..core.masks import Masks, check_sparsity, macs, masks_from_scores
 from ..core.models import build
 from ..pruning import registry
 from ..pruning.curvature import compare
-from ..pruning.prune import prune
+from ..pruning.prune import check_request, prune
 from ..training.fit_cache import cached_fit
 from ..training.train import TrainConfig, evaluate
 from ..util import checks, parallel
@@ -74,6 +74,13 @@ def global_and_layer(criteria: list[str], layer_criteria: list[str]) -> list[str
     return registry.labels(criteria, ("global",)) + (registry.labels(layer, ("layer",)) if layer else [])
 
 
+def check_methods(model: nn.Module, dataset: Dataset, config: OneShotConfig) -> None:
+    """Raise a ValueError if a method of `config` cannot prune `model` on `dataset` (before any work)."""
+    for method in config.methods:
+        entry = registry.get(registry.split_label(method)[0])
+        check_request(entry, model, dataset, entry.check_options(config.score_options.get(entry.name)))
+
+
 def split_metrics(model: nn.Module, dataset: Dataset) -> dict:
     """Validation and test loss / accuracy as flat columns."""
     out = {}
@@ -119,6 +126,7 @@ def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress
     if config.from_init is not None and not isinstance(initial, nn.Module):
         raise ValueError("config.from_init trains each mask from the initial weights: pass initial=<the model "
                          "before training>")
+    check_methods(model, dataset, config)
     total_macs = dense_macs(model, dataset)
     metric_rows, layer_tables = [metrics_row(model, dataset, None, total_macs, "dense")], []
     scores_by_criterion: dict[str, dict] = {}
@@ -237,7 +245,9 @@ def replicate(dataset: str, model: str, train: TrainConfig, study: OneShotConfig
     seeds = checks.listing("seeds", seeds, checks.seed, distinct=True)
     if not isinstance(train, TrainConfig) or not isinstance(study, OneShotConfig):
         raise ValueError("train must be a TrainConfig and study a OneShotConfig")
-    build(model, load(dataset, seed=seeds[0], root=root), **(model_options or {}))  # bad input fails here, not in a worker
+    first = load(dataset, seed=seeds[0], root=root)
+    check_methods(build(model, first, **(model_options or {})), first, study)  # bad input fails here, not in a worker
+    workers = registry.workers_for([registry.split_label(m)[0] for m in study.methods], workers)
     jobs = [(dataset, model, train, study, seed, model_options, root, progress and workers == 0) for seed in seeds]
     done = parallel.map_jobs(replicate_seed, jobs, workers, progress=progress)
     tables = {k: pd.concat([d[k] for d in done], ignore_index=True) for k in ("metrics", "layers", "histories", "costs")}

@@ -38,6 +38,8 @@ def fingerprint(point: metadata.EntryPoint) -> str:
 
 
 def installed(group: str = GROUP) -> dict[str, str]:
-    """{entry point name: fingerprint} of every installed plug-in of `group`, sorted by name."""
-    points = {point.name: point for point in metadata.entry_points(group=group)}
-    return {name: fingerprint(points[name]) for name in sorted(points)}
+    """{entry point name (and its distribution, where two share a name): fingerprint} of every installed plug-in."""
+    points = list(metadata.entry_points(group=group))
+    names = [p.name for p in points]
+    keys = [p.name if names.count(p.name) == 1 else f"{p.name} ({getattr(p.dist, 'name', p.value)})" for p in points]
+    return {key: fingerprint(point) for key, point in sorted(zip(keys, points), key=lambda pair: pair[0])}

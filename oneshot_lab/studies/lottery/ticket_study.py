@@ -9,6 +9,7 @@ from typing import Mapping
 import pandas as pd
 from torch import nn
 
+from ...pruning import registry
 from ...util import checks, parallel
 from . import stability
 from ...util.config import Config, option
@@ -108,6 +109,7 @@ def run(study: TicketStudy, experiment: str, model: str, dataset: Dataset, model
     modes = experiment == "retrain_modes"
     wanted = [(m, f"retrain_{m}") for m in study.retrain_modes] if modes else [(None, experiment)]
     keys = [(s, mode, name) for s in study.seeds for mode, name in wanted]
+    workers = registry.workers_for([study.imp.criterion], workers)
     jobs = [(configs[name], model, dataset, model_options, s, dense.get(s) if dense else None,
              progress and workers == 0) for s, mode, name in keys]
     done = parallel.map_jobs(run_seed, jobs, workers, progress=progress, desc=experiment)
