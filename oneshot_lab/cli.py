@@ -12,7 +12,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .runner import notebooks, spec, sweep
 from .interactive import offline_html
@@ -63,15 +63,19 @@ def _param_values(pairs: list[list[str]]) -> dict[str, Any]:
     return params
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a positive integer (workers, limits)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
+def positive_int(name: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [1, the maximum of the rule of `name` in `rules.RULES`] (workers, max_runs)."""
+    from .util import rules
+
+    def parse(text: str) -> int:
+        """`text` as such an integer."""
+        try:
+            return rules.RULES[name].but(minimum=1).check(name, int(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a positive integer (at most {rules.RULES[name].maximum}), "
+                                             f"got {text[:40]!r}") from None
+
+    return parse
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -130,11 +134,13 @@ def _outcome_code(outcome: dict) -> int:
 
 
 def check_methods(task: spec.Task) -> None:
-    """Refuse an unknown method before a kernel starts: the values of the parameters whose help names ol.METHODS
-    (labels 'name/scope' or names) must be in the registry, plug-ins included."""
+    """Refuse an unknown method or method option before a kernel starts: the values of the parameters whose help
+    names ol.METHODS (labels 'name/scope' or names) must be in the registry, plug-ins included, and those of
+    `method_options` ({method: {option: value}}) options of those methods, each accepted by its rule."""
     declared = notebooks.declared_parameters(task.notebook)
     named = {k: v for k, v in task.params.items() if "ol.METHODS" in declared.get(k, {}).get("help", "")}
-    if not named:
+    options = {k: v for k, v in task.params.items() if k == "method_options"}
+    if not named and not options:
         return
     from .pruning import registry  # imports torch and the installed plug-ins: only when a method is named
 
@@ -144,6 +150,11 @@ def check_methods(task: spec.Task) -> None:
                 registry.split_label(item) if "/" in str(item) else registry.get(item)
             except ValueError as error:
                 raise ValueError(f"parameter {name!r} of {Path(task.notebook).name}: {error}") from None
+    for name, value in options.items():
+        try:
+            registry.check_options(value)
+        except ValueError as error:
+            raise ValueError(f"parameter {name!r} of {Path(task.notebook).name}: {error}") from None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -271,9 +282,9 @@ def parser() -> argparse.ArgumentParser:
                      help="local processes (default) or a Dask cluster")
     swp.add_argument("--scheduler", metavar="ADDRESS",
                      help="Dask scheduler address such as tcp://host:8786 (default: start a LocalCluster)")
-    swp.add_argument("--workers", type=positive_int, metavar="N",
+    swp.add_argument("--workers", type=positive_int("workers"), metavar="N",
                      help="worker processes (default: the number of cores)")
-    swp.add_argument("--max-runs", type=positive_int, metavar="N", default=spec.MAX_RUNS,
+    swp.add_argument("--max-runs", type=positive_int("max_runs"), metavar="N", default=spec.MAX_RUNS,
                      help=f"refuse a spec that expands to more runs than this (default: {spec.MAX_RUNS})")
     swp.add_argument("--dry-run", action="store_true", help="list the runs and their state, run nothing")
     swp.set_defaults(func=_sweep)

@@ -86,7 +86,7 @@ def idx(root: Path, part: str, array: np.ndarray, code: int = 0x08) -> str:
     path = root / "idx" / part
     saved = path.read_bytes()
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    dtype = {0x08: np.uint8, 0x09: np.int8, 0x0D: ">f4"}[code]
+    dtype = {0x08: np.uint8, 0x09: np.int8, 0x0D: ">f4", 0x0E: ">f8"}[code]
     path.write_bytes(header + np.ascontiguousarray(array, dtype=dtype).tobytes())
     try:
         return api(lambda: ol.load("mnist", root=root / "idx"))
@@ -106,6 +106,27 @@ def bomb(root: Path, declared: tuple[int, ...], payload: int) -> str:
         return api(lambda: ol.core.data.read_idx(path))
     finally:
         path.unlink()
+
+
+def notebook_file(root: Path, change) -> str:
+    """`oneshot-lab run` on a copy of notebook 01 changed by `change` (a function of its JSON, or the file's text):
+    its one-line error (the notebook file is then removed)."""
+    path = root / "bad.ipynb"
+    if isinstance(change, (str, bytes)):
+        path.write_bytes(change.encode() if isinstance(change, str) else change)
+    else:
+        data = json.loads(ol.runner.notebooks.resolve_notebook(NB).read_text())
+        change(data)
+        path.write_text(json.dumps(data))
+    try:
+        return command("run", str(path))
+    finally:
+        path.unlink()
+
+
+def cell(data: dict, tag: str = "parameters") -> dict:
+    """The cell of notebook JSON `data` tagged `tag` (the parameters cell)."""
+    return next(c for c in data["cells"] if tag in c.get("metadata", {}).get("tags", []))
 
 
 NB = "01"
@@ -135,7 +156,7 @@ CASES = {
     "load seed overflow": (lambda r: api(lambda: ol.load("synthetic", seed=10**20)), "seed must be an integer"),
     "load unknown dataset": (lambda r: api(lambda: ol.load("cifar")), "unknown dataset 'cifar'"),
     "sweep workers 0": (lambda r: api(lambda: sweep.run_grid({"notebook": NB, "grid": {"seed": [0]}}, r / "runs",
-                                                             workers=0)), "workers must be a positive integer"),
+                                                             workers=0)), "workers must be an integer in [1, 1024]"),
     "sweep python grid cap": (lambda r: api(lambda: sweep.run_grid({"notebook": NB, "grid": {"seed": list(range(20))}},
                                                                    r / "runs", max_runs=5)), "more than the limit of 5"),
     "api seed parameter": (lambda r: api(lambda: spec.task(NB, {"seed": 2**40})), "must be an integer in [0,"),
@@ -162,7 +183,7 @@ CASES = {
     "spec number key": (lambda r: spec_file(r, "notebook: 01\ngrid: {1: [0]}\n"), "key 1 is not text"),
     "spec not utf8": (lambda r: spec_file(r, b"notebook: 01\ngrid: {seed: [0]}\n# \xff\xfe\n"), "not UTF-8"),
     "spec list": (lambda r: spec_file(r, "- notebook: 01\n"), "a sweep spec is a mapping"),
-    "spec timeout 0": (lambda r: spec_file(r, GRID + "timeout: 0\n"), "timeout (seconds per cell) must be an integer >= 1"),
+    "spec timeout 0": (lambda r: spec_file(r, GRID + "timeout: 0\n"), "timeout (seconds per cell) must be an integer in [1, 604800]"),
     "spec python object": (lambda r: spec_file(r, "notebook: !!python/name:os.system 01\n"), "not valid YAML"),
     # ---- the command line
     "cli seed 010": (lambda r: command("run", NB, "-p", "seed", "010"), "leading zeros are not read as a number"),
@@ -172,11 +193,11 @@ CASES = {
     "cli lr negative": (lambda r: command("run", NB, "-p", "lr", "-1"), "lr must be a number > 0.0, got -1.0"),
     "cli epochs negative": (lambda r: command("run", NB, "-p", "finetune_epochs", "-5"), "finetune_epochs must be an"),
     "cli sparsity 1.5": (lambda r: command("run", NB, "-p", "sparsities", "[0.5, 1.5]"), "sparsities[1] must be"),
-    "cli batch size 0": (lambda r: command("run", NB, "-p", "batch_size", "0"), "batch_size must be an integer >= 1"),
+    "cli batch size 0": (lambda r: command("run", NB, "-p", "batch_size", "0"), "batch_size must be an integer in [1, 1048576]"),
     "cli widths 1.7": (lambda r: command("run", "03", "-p", "widths", "[1.7]"), "widths[0] must be an integer"),
     "cli rate 1.5": (lambda r: command("run", "03", "-p", "rate", "1.5"), "rate must be a number in [0.0, 1.0]"),
-    "cli timeout 0": (lambda r: command("run", NB, "--timeout", "0"), "timeout (seconds per cell) must be an integer >= 1"),
-    "cli timeout -1": (lambda r: command("run", NB, "--timeout", "-1"), "must be an integer >= 1, got -1"),
+    "cli timeout 0": (lambda r: command("run", NB, "--timeout", "0"), "timeout (seconds per cell) must be an integer in [1, 604800]"),
+    "cli timeout -1": (lambda r: command("run", NB, "--timeout", "-1"), "must be an integer in [1, 604800], got -1"),
     "cli parameter twice": (lambda r: command("run", NB, "-p", "seed", "1", "-p", "seed", "2"), "given twice"),
     "cli binary value": (lambda r: command("run", NB, "-p", "dataset", "!!binary aGk="), "is a bytes"),
     "cli unknown notebook": (lambda r: command("run", "99"), "no notebook '99'"),
@@ -194,6 +215,81 @@ CASES = {
     "idx empty train": (lambda r: idx(r, "train-images-idx3-ubyte", np.zeros((0, 28, 28)), 0x08), "do not match"),
     "idx bomb declared": (lambda r: bomb(r, (2000, 1000, 1000), 0), "more than the limit of"),
     "idx bomb payload": (lambda r: bomb(r, (10, 28, 28), 64 << 20), "holds more than 7840 bytes"),
+}
+
+
+BIG = "9" * 400  # an integer no float holds
+CASES |= {
+    # ---- numbers beyond a float, counts beyond their limit, seeds derived beyond the seeds (issue 24)
+    "cli lr 400 digits": (lambda r: command("run", NB, "-p", "lr", BIG), "lr must be a finite number, got an integer "
+                                                                          "of 400 digits"),
+    "cli sparsity 400 digits in a list": (lambda r: command("run", NB, "-p", "sparsities", f"[0.5, {BIG}]"),
+                                          "sparsities[1] must be a finite number in [0.0, 1.0], got an integer of 400"),
+    "spec lr 400 digits": (lambda r: spec_file(r, f"notebook: 01\ngrid: {{lr: [{BIG}]}}\n"), "got an integer of 400"),
+    "spec 5000 digits": (lambda r: spec_file(r, f"notebook: 01\ngrid: {{seed: [{'9' * 5000}]}}\n"),
+                         "an integer of 5000 digits; at most 4000 are read"),
+    "api lr 400 digits": (lambda r: api(lambda: train.TrainConfig(lr=int(BIG))), "lr must be a finite number > 0.0"),
+    "cli iterations 10**30": (lambda r: command("run", NB, "-p", "iterations", str(10**30)),
+                              "iterations must be an integer in [0, 100000000], got 1" + "0" * 30),
+    "cli batch size 10**30": (lambda r: command("run", "03", "-p", "batch_size", str(10**30)),
+                              "batch_size must be an integer in [1, 1048576]"),
+    "cli levels 10**30": (lambda r: command("run", "03", "-p", "levels", str(10**30)), "levels must be an integer in "
+                                                                                       "[0, 100]"),
+    "cli timeout 10**20": (lambda r: command("run", NB, "--timeout", str(10**20)), "must be an integer in [1, 604800]"),
+    "cli workers 10**5": (lambda r: command("sweep", "sweeps/x.yaml", "--workers", "100000"), "(at most 1024)"),
+    "cli max runs 10**12": (lambda r: command("sweep", "sweeps/x.yaml", "--max-runs", str(10**12)), "at most 1000000"),
+    "api workers 10**5": (lambda r: api(lambda: sweep.run_grid({"notebook": NB, "grid": {"seed": [0]}}, r / "runs",
+                                                               workers=10**5)), "workers must be an integer in [1, 1024]"),
+    "api train iterations 10**30": (lambda r: api(lambda: train.TrainConfig(iterations=10**30)),
+                                    "iterations must be an integer in [0, 100000000]"),
+    "cli seed 2**32-1 with offsets": (lambda r: command("run", NB, "-p", "seed", "4294967295"),
+                                      "seed 4294967295 + replicate offset 4 = 4294967299 is more than 4294966295"),
+    "cli seeds beyond the base seed": (lambda r: command("run", "03", "-p", "seed", "4294966000", "-p", "seeds",
+                                                         "[0, 300]"), "replicate offset 300 = 4294966300 is more"),
+    "api ticket data-order seed": (lambda r: api(lambda: ticket_study.TicketStudy(seed=4294967294, seed_offsets=(0,))),
+                                   "data-order seed of replicate seed 4294967294"),
+    # ---- nested options checked like top-level ones
+    "cli model_options widths 1.5": (lambda r: command("run", NB, "-p", "model", "mlp", "-p", "model_options",
+                                                       "{widths: [1.5]}"),
+                                     "parameter 'model_options' of 01_magnitude_pruning.ipynb: widths[0] must be an "
+                                     "integer in [1, 100000], got 1.5"),
+    "cli model_options unknown": (lambda r: command("run", NB, "-p", "model_options", "{widths: [8]}"),
+                                  "model 'conv1d' has no option 'widths'; its options: channels, activation"),
+    "cli method_options samples 1.5": (lambda r: command("run", NB, "-p", "method_options", "{taylor: {samples: 1.5}}"),
+                                       "parameter 'method_options' of 01_magnitude_pruning.ipynb: score_options['taylor']"
+                                       ": samples must be an integer in [1, 10000000], got 1.5"),
+    "cli unknown model": (lambda r: command("run", NB, "-p", "model", "resnet"), "unknown model 'resnet'; valid choices"),
+    "api setting model_options": (lambda r: api(lambda: ol.studies.second_order.Setting(model_options={"widths": [0]})),
+                                  "widths[0] must be an integer in [1, 100000], got 0"),
+    # ---- malformed notebooks and specs: one line, exit 2, no staging directory left
+    "notebook cells 5": (lambda r: notebook_file(r, '{"cells": 5}'), "not a notebook ('cells' is int, not a list)"),
+    "notebook metadata a list": (lambda r: notebook_file(r, lambda d: d.update(metadata=[])),
+                                 "not a notebook ('metadata' is list, not a mapping)"),
+    "notebook cell metadata a list": (lambda r: notebook_file(r, lambda d: d["cells"][0].update(metadata=[])),
+                                      "cell 0 has metadata list, not a mapping"),
+    "notebook 100k deep": (lambda r: notebook_file(r, '{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+                           "its JSON nests too deeply"),
+    "notebook source 7": (lambda r: notebook_file(r, lambda d: cell(d).update(source=7)),
+                          "has source 7, not text or a list of lines"),
+    "notebook cell without cell_type": (lambda r: notebook_file(r, lambda d: d["cells"][-1].pop("cell_type")),
+                                        "has cell_type None, not one of code, markdown, raw"),
+    "notebook outputs [5]": (lambda r: notebook_file(r, lambda d: d["cells"][-1].update(outputs=[5])),
+                             "not a notebook (outputs/0: 5 is not of type 'object')"),
+    "notebook kernelspec a list": (lambda r: notebook_file(r, lambda d: d["metadata"].update(kernelspec=[])),
+                                   "metadata/kernelspec: [] is not of type 'object'"),
+    "notebook version 3": (lambda r: notebook_file(r, lambda d: d.update(nbformat=3)), "version 3.5: nbformat 4 notebooks only"),
+    "notebook not utf8": (lambda r: notebook_file(r, b'{"cells": "\xff"}'), "not a notebook (not JSON"),
+    "spec NUL byte": (lambda r: spec_file(r, b"notebook: 01\ngrid: {seed: [0]}\n# \x00\n"),
+                      "not valid YAML: unacceptable character #x0000"),
+    # ---- IDX content: finite as float32, real images, two classes; decompression within this machine's cap
+    "idx pixels 1e300": (lambda r: idx(r, "train-images-idx3-ubyte", np.full((20, 28, 28), 1e300), 0x0E),
+                         "train images hold 15680 pixels beyond float32 once scaled by 1/255 (largest 1e+300)"),
+    "idx images 0 x 0": (lambda r: idx(r, "train-images-idx3-ubyte", np.zeros((20, 0, 0)), 0x08),
+                         "train images are 0 x 0 pixels; an image needs at least one"),
+    "idx one class": (lambda r: idx(r, "train-labels-idx1-ubyte", np.zeros(20), 0x08),
+                      "every train label is 0; a classifier needs at least two classes"),
+    "idx bomb over this machine's cap": (lambda r: bomb(r, (ol.core.data.idx_cap() // 784 + 1, 28, 28), 0),
+                                         "bytes), more than the limit of"),
 }
 
 

@@ -1,5 +1,6 @@
 """Datasets: offline sources, splits, determinism, IDX parsing, clear errors."""
 
+import os
 import random
 
 import numpy as np
@@ -141,3 +142,38 @@ def test_idx_reads_no_more_than_the_header_declares(tmp_path):
     write_idx(tmp_path / "huge", np.zeros((2, 2), dtype=np.uint8))
     with pytest.raises(ValueError, match="more than the limit of 3 bytes"):
         ol.core.data.read_idx(tmp_path / "huge", max_bytes=3)
+
+
+def test_the_idx_cap_is_sized_to_the_machine(monkeypatch):
+    data = ol.core.data
+    for memory, cap in ((4 << 30, 64 << 20), (24 << 30, (24 << 30) // (17 * 8)), (1 << 40, 1 << 30)):
+        monkeypatch.setattr(data, "memory_bytes", lambda memory=memory: memory)
+        assert data.idx_cap() == cap  # loading peaks at 17x the payload: 1/8 of memory, in [64 MiB, 1 GiB]
+    monkeypatch.undo()
+    assert 0 < data.memory_bytes() <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_small_gzip_declaring_more_than_the_cap_is_refused_after_its_header(tmp_path, monkeypatch):
+    import gzip
+    import time
+
+    # issue 24: 2.3 MB of gzip declaring 512 MiB took 56 s and 8.7 GiB; on a 24 GiB machine the cap is 189 MB
+    monkeypatch.setattr(ol.core.data, "memory_bytes", lambda: 24 << 30)
+    with gzip.open(tmp_path / "bomb.gz", "wb") as fh:
+        fh.write(bytes([0, 0, 0x08, 3]) + b"".join(n.to_bytes(4, "big") for n in (684_784, 28, 28)) + bytes(1 << 20))
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match=r"\(684784, 28, 28\) \(536870656 bytes\), more than the limit of 189483851 bytes"):
+        ol.core.data.read_idx(tmp_path / "bomb.gz")
+    assert time.perf_counter() - started < 1.0
+
+
+def test_idx_pixels_that_overflow_float32_when_standardised_are_refused(tmp_path):
+    images = np.full((30, 2, 2), 8.5e40)  # finite as float32 once scaled (3.3e38), but x - mean overflows
+    images[0, 0, 0] = -8.5e40
+    for stem, array, code in (("train-images-idx3-ubyte", images, 0x0E), ("t10k-images-idx3-ubyte", images[:10], 0x0E),
+                              ("train-labels-idx1-ubyte", np.arange(30) % 10, 0x08),
+                              ("t10k-labels-idx1-ubyte", np.arange(10), 0x08)):
+        header = bytes([0, 0, code, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+        (tmp_path / stem).write_bytes(header + array.astype(">f8" if code == 0x0E else np.uint8).tobytes())
+    with pytest.raises(ValueError, match="mnist: inputs are not finite once standardised in float32"):
+        ol.load("mnist", root=tmp_path)

@@ -50,5 +50,5 @@ def test_bad_names_and_shapes_are_clear(synthetic):
         ol.build("conv1d", synthetic)
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         ol.build("mlp", synthetic, activation="gelu")
-    with pytest.raises(ValueError, match="bad options"):
+    with pytest.raises(ValueError, match="model 'conv1d' has no option 'widths'; its options: channels, activation"):
         ol.build("conv1d", ol.load("mnist1d"), widths=(3,))

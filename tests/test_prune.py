@@ -114,7 +114,7 @@ def test_a_weight_updating_method_is_asked_for_its_groups_and_keeps_its_updates(
     (dict(sparsity=1.5), "sparsity must be a number in [0.0, 1.0], got 1.5"),
     (dict(scope="row"), "unknown scope 'row'; valid choices: global, layer"),
     (dict(seed=-1), "seed must be an integer"),
-    (dict(method="taylor", samples=0), "samples must be an integer >= 1"),
+    (dict(method="taylor", samples=0), "samples must be an integer in [1, 10000000]"),
     (dict(method="magnitude", samples=10), "method 'magnitude' has no option 'samples'; its options: none"),
     (dict(method="taylor", data=None), "method 'taylor' needs training data"),
     (dict(model="net"), "prunes a torch nn.Module, got str"),

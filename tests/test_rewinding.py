@@ -236,7 +236,7 @@ def test_retrain_modes_share_budget_and_data_order(mlp, synthetic, calls):
     (dict(score_options={"obd": {"curvature": "exact"}}), "unknown curvature 'exact'; valid choices"),
     (dict(score_options={"taylor": {"negative": "clamp"}}), "has no option"),
     (dict(score_options={"obd": {"negative": "drop"}}), "valid choices: clamp"),
-    (dict(score_options={"obd": {"samples": 0}}), "samples must be an integer >= 1"),
+    (dict(score_options={"obd": {"samples": 0}}), r"samples must be an integer in \[1, 10000000\]"),
     (dict(score_options={"nosuch": {}}), "unknown method 'nosuch'"),
     (dict(score_options=["names"]), "must be a mapping"),
     (dict(finetune_lr=float("nan")), "finetune_lr must be a finite number"),

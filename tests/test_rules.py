@@ -15,6 +15,7 @@ import oneshot_lab.studies.lottery.ticket_study
 import oneshot_lab.studies.second_order  # noqa: F401 (imported for their Config subclasses)
 from oneshot_lab.runner import notebooks
 from oneshot_lab.runner.spec import task
+from oneshot_lab.studies.lottery.rewinding import IMPConfig
 from oneshot_lab.studies.oneshot import OneShotConfig
 from oneshot_lab.training.train import TrainConfig
 from oneshot_lab.util import checks, rules
@@ -68,7 +69,9 @@ BASE = {"Claim": dict(claim="a claim", a="a", b="b")}
 CONTEXT = {("OneShotConfig", "budgets"): dict(finetune=TrainConfig()),
            ("OneShotConfig", "control_sparsities"): dict(sparsities=(0.0, 0.5, 1.0)),
            ("OneShotConfig", "report_sparsity"): dict(sparsities=(0.0, 0.5, 1.0)),
-           ("TicketStudy", "seed"): dict(seed_offsets=(0,))}  # seed + every offset must be a seed
+           ("TicketStudy", "seed"): dict(seed_offsets=(0,)),  # seed + every offset must be a seed
+           ("TicketStudy", "budget_levels"): dict(imp=IMPConfig(levels=rules.MAX_LEVELS)),  # levels IMP reaches
+           ("TicketStudy", "instability_level"): dict(imp=IMPConfig(levels=rules.MAX_LEVELS))}
 
 
 def config_accepts(cls: type, field: str, value: object) -> bool:
@@ -90,6 +93,19 @@ def cli_accepts(notebook: Path, name: str, value: object) -> bool:
     return True
 
 
+# seeds derived from a base seed need room above it: the command line's `seed` + max(`seeds`) for the offsets the
+# lab adds (rules.LAB_SEED_OFFSET), a TicketStudy's replicate seeds for its instability data seeds (2 by default)
+ROOM = {("cli", "seed"): rules.LAB_SEED_OFFSET, ("cli", "seeds"): rules.LAB_SEED_OFFSET,
+        ("TicketStudy", "seed"): 2, ("TicketStudy", "seed_offsets"): 2}
+
+
+def room_ok(where: str, name: str, value: object) -> bool:
+    """Whether `value` leaves the room for derived seeds that `where` ('cli' or a config class) checks for `name`."""
+    room = ROOM.get((where, name))
+    top = max(value) if isinstance(value, list) and value and all(isinstance(v, int) for v in value) else value
+    return room is None or not isinstance(top, int) or top <= checks.SEED_MAX - room
+
+
 PARAMETERS = [(path, name) for path in notebooks.notebooks() for name in notebooks.declared_parameters(path)
               if rules.for_name(name) is not None]
 FIELDS = [(cls, name, rule) for cls in config_classes() for name, rule in field_rules(cls).items()]
@@ -105,9 +121,11 @@ def test_the_command_line_and_every_config_field_of_the_rule_agree_at_its_bounda
     for value, inside in cases:
         if declared == "float" and isinstance(value, int):
             continue  # the CLI makes ints floats: the int boundaries belong to int rules
-        assert cli_accepts(path, name, value) is inside, f"-p {name} {value!r} ({rule.text()})"
+        assert cli_accepts(path, name, value) is (inside and room_ok("cli", name, value)), \
+            f"-p {name} {value!r} ({rule.text()})"
         for cls, field in fields:
-            assert config_accepts(cls, field, value) is inside, f"{cls.__name__}({field}={value!r}) ({rule.text()})"
+            assert config_accepts(cls, field, value) is (inside and room_ok(cls.__name__, field, value)), \
+                f"{cls.__name__}({field}={value!r}) ({rule.text()})"
 
 
 def test_the_agreement_covers_the_conventional_names():
@@ -136,7 +154,10 @@ def test_check_normalises_and_rejects_in_one_line():
     assert RULES["batch_size"].check("batch_size", 3.0) == 3 and RULES["lr"].check("lr", 1) == 1.0
     assert RULES["sparsities"].check("s", (0, 0.5)) == [0.0, 0.5]
     for name, value, message in [
-        ("batch_size", True, "batch_size must be an integer >= 1, got True"),
+        ("batch_size", True, "batch_size must be an integer in [1, 1048576], got True"),
+        ("iterations", 10**30, "iterations must be an integer in [0, 100000000], got 1000000000000000000000000000000"),
+        ("lr", 10**400, "lr must be a finite number > 0.0, got an integer of 401 digits"),
+        ("sparsities", [0.5, 10**400], "sparsities[1] must be a finite number in [0.0, 1.0], got an integer of 401"),
         ("lr", 0.0, "lr must be a number > 0.0, got 0.0"),
         ("sparsity", 1.5, "sparsity must be a number in [0.0, 1.0], got 1.5"),
         ("seed", -1, "seed must be an integer in [0, 4294967295], got -1"),
@@ -146,7 +167,7 @@ def test_check_normalises_and_rejects_in_one_line():
         ("schedule", "linear", "unknown schedule 'linear'; valid choices: constant, cosine, step"),
         ("lower_is_better", 1, "lower_is_better must be True or False, got 1"),
         ("label", " ", "label must be a non-empty text, got ' '"),
-        ("samples", None, "samples must be an integer >= 1, got None"),
+        ("samples", None, "samples must be an integer in [1, 10000000], got None"),
     ]:
         with pytest.raises(ValueError) as err:
             RULES[name].check(name, value)
@@ -155,12 +176,12 @@ def test_check_normalises_and_rejects_in_one_line():
 
 
 def test_text_says_what_is_accepted():
-    assert RULES["batch_size"].text() == "an integer >= 1"
+    assert RULES["batch_size"].text() == "an integer in [1, 1048576]"
     assert RULES["lr"].text() == "a number > 0.0"
     assert RULES["rate"].text() == "a number in [0.0, 1.0]"
     assert RULES["seeds"].text() == "a non-empty list of distinct values, each an integer in [0, 4294967295]"
     assert RULES["control_sparsities"].text() == "a list, each a number in [0.0, 1.0] (empty: all)"
-    assert RULES["timeout"].text() == "an integer >= 1 or None (seconds per cell)"
+    assert RULES["timeout"].text() == "an integer in [1, 604800] or None (seconds per cell)"
     assert RULES["optimizer"].text() == "one of sgd, adam" and RULES["lower_is_better"].text() == "True or False"
     with pytest.raises(ValueError, match="unknown rule kind 'dict'"):
         Rule("dict")
@@ -203,7 +224,7 @@ def test_the_config_base_checks_fields_by_rule_and_nested_configs():
                             (dict(train=None), "train must be a TrainConfig, got None"),
                             (dict(train={"lr": 1}), "train must be a TrainConfig, got a dict"),
                             (dict(finetune=5), "finetune must be a TrainConfig or None, got 5"),
-                            (dict(samples=0), "samples must be an integer >= 1, got 0"),
+                            (dict(samples=0), "samples must be an integer in [1, 10000000], got 0"),
                             (dict(sparsities=[2]), r"sparsities[0] must be a number in [0.0, 1.0], got 2")]:
         with pytest.raises(ValueError) as err:
             Recipe(**change)
@@ -217,15 +238,71 @@ def test_the_config_base_checks_fields_by_rule_and_nested_configs():
 def test_one_timeout_check_and_one_fraction_match():
     assert notebooks.check_timeout(None) is None and notebooks.check_timeout(2.0) == 2
     for bad in (0, -1, True, "60"):
-        with pytest.raises(ValueError, match="timeout \\(seconds per cell\\) must be an integer >= 1"):
+        with pytest.raises(ValueError, match=r"timeout \(seconds per cell\) must be an integer in \[1, 604800\]"):
             task("01", {}, timeout=bad)
     assert checks.among(0.3, [0.1 + 0.2]) and not checks.among(0.3, [0.31]) and not checks.among(0.5, [])
 
 
 def test_the_cli_rejects_a_rule_without_importing_torch_or_pandas():
     code = ("import json, sys; from oneshot_lab import cli; rc = cli.main(sys.argv[1:]); "
-            "print(json.dumps([rc, [m for m in ('torch', 'pandas', 'papermill') if m in sys.modules]]))")
+            "print(json.dumps([rc, [m for m in ('torch', 'pandas', 'papermill', 'nbformat') if m in sys.modules]]))")
     probe = subprocess.run([sys.executable, "-c", code, "run", "01", "-p", "lr", "0"], capture_output=True,
                            text=True, cwd=ROOT)
     assert probe.stdout.strip().splitlines()[-1] == "[2, []]", probe.stderr
     assert "lr must be a number > 0.0, got 0.0" in probe.stderr
+
+
+# ---------------------------------------------------------------- limits, derived seeds, nested options (issue 24)
+
+def test_every_count_has_an_upper_bound_that_its_message_states():
+    counts = {name: rule for name, rule in RULES.items() if rule.kind == "int" and name not in ("seed",)}
+    counts |= {name: rule.item for name, rule in RULES.items() if rule.kind == "list" and rule.item is not None
+               and rule.item.kind == "int" and rule.item is not rules.SEED}
+    assert {"iterations", "batch_size", "levels", "workers", "epochs", "samples", "timeout", "max_runs"} <= set(counts)
+    for name, rule in counts.items():
+        assert rule.maximum is not None, name
+        with pytest.raises(ValueError, match=rf"in \[{int(rule.minimum)}, {int(rule.maximum)}\], got "):
+            rule.check(name, 10**30)
+
+
+def test_seeds_derived_from_the_base_seed_are_checked_with_it_at_their_boundary():
+    top = checks.SEED_MAX - rules.LAB_SEED_OFFSET  # room for the offsets the lab adds to a replicate seed
+    nb01, nb03 = notebooks.resolve_notebook("01"), notebooks.resolve_notebook("03")
+    assert cli_accepts(nb01, "seed", top - 4) and not cli_accepts(nb01, "seed", top - 3)  # default seeds [0, ..., 4]
+    assert cli_accepts(nb03, "seeds", [0, top]) and not cli_accepts(nb03, "seeds", [0, top + 1])
+    assert notebooks.check_parameters(nb01, {"seed": 7, "seeds": [0, 2]}) == {"seed": 7, "seeds": [0, 2]}
+    with pytest.raises(ValueError, match=f"seed {top} \\+ replicate offset 1 = {top + 1} is more than {top}"):
+        notebooks.check_parameters(nb03, {"seed": top, "seeds": [0, 1]})
+    from oneshot_lab.studies.lottery.ticket_study import TicketStudy
+
+    assert TicketStudy(seed=checks.SEED_MAX - 3, seed_offsets=(0, 1)).seeds == [checks.SEED_MAX - 3, checks.SEED_MAX - 2]
+    with pytest.raises(ValueError, match="data-order seed of replicate seed 4294967294"):
+        TicketStudy(seed=checks.SEED_MAX - 3, seed_offsets=(0, 1, 2))  # its data orders are seed + (1, 2)
+
+
+def test_model_options_are_checked_by_the_rules_of_each_builder():
+    import inspect
+
+    from oneshot_lab.core.models import ACTIVATIONS, BUILDERS
+
+    assert set(rules.MODEL_OPTIONS) == set(BUILDERS) == set(RULES["model"].choices)
+    assert set(RULES["activation"].choices) == set(ACTIVATIONS)
+    for name, builder in BUILDERS.items():
+        assert set(inspect.signature(builder).parameters) - {"dataset"} == set(rules.MODEL_OPTIONS[name])
+    assert rules.model_options("mlp", {"widths": [8.0, 4]}) == {"widths": [8, 4]}
+    for model, options, message in [("mlp", {"widths": [1.5]}, "widths[0] must be an integer in [1, 100000], got 1.5"),
+                                    ("conv1d", {"channels": 0}, "channels must be an integer in [1, 100000], got 0"),
+                                    ("lenet5", {"widths": [8]}, "model 'lenet5' has no option 'widths'; its options: "
+                                                                "activation"),
+                                    ("mlp", {"activation": "gelu"}, "unknown activation 'gelu'"),
+                                    ("mlp", [1], "model_options must be a mapping of names to values, got [1]")]:
+        with pytest.raises(ValueError) as err:
+            rules.model_options(model, options)
+        assert message in str(err.value)
+        if isinstance(options, dict):  # the command line, with notebook 01's parameters model and model_options
+            with pytest.raises(ValueError) as err:
+                notebooks.check_parameters(notebooks.resolve_notebook("01"), {"model": model, "model_options": options})
+            assert message in str(err.value)
+    nb01 = notebooks.resolve_notebook("01")
+    assert notebooks.check_parameters(nb01, {"model": "mlp", "model_options": {"widths": [8]}})
+    assert not cli_accepts(nb01, "model_options", {"widths": [8]})  # the default model, conv1d, has no widths

@@ -15,7 +15,7 @@ from oneshot_lab.runner import notebooks, spec
     ({"notebook": "01", "grid": {"seed": [0]}, "params": {"out_dir": "x"}}, "do not set out_dir"),
     ({"notebook": "01", "grdi": {"seed": [0]}}, "unknown key(s) 'grdi'; valid keys: notebook"),
     ({"grid": {"seed": [0]}}, "no 'notebook'"),
-    ({"notebook": "01", "grid": {"seed": [0]}, "timeout": 0}, "timeout (seconds per cell) must be an integer >= 1"),
+    ({"notebook": "01", "grid": {"seed": [0]}, "timeout": 0}, "timeout (seconds per cell) must be an integer in [1, 604800]"),
     ({"notebook": "01", "list": [3]}, "every 'list' entry must be a mapping"),
     ({"sweeps": []}, "'sweeps' must be a non-empty list"),
     ({"sweeps": [{"notebook": "01", "grid": {"seed": [0]}}, {"notebook": "01", "list": [{"epoch": 1}]}]},

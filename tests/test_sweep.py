@@ -48,7 +48,7 @@ def test_bad_executor_workers_and_runs_dir(tmp_path):
     good = {"notebook": "01", "grid": {"seed": [0]}}
     with pytest.raises(spec.SpecError, match="unknown executor 'slurm'; valid executors: local, dask"):
         sweep.run_grid(good, tmp_path, executor="slurm")
-    with pytest.raises(spec.SpecError, match="workers must be a positive integer"):
+    with pytest.raises(spec.SpecError, match=r"workers must be an integer in \[1, 1024\]"):
         sweep.run_grid(good, tmp_path, workers=0)
     with pytest.raises(spec.SpecError, match="needs executor='dask'"):
         sweep.run_grid(good, tmp_path, scheduler="tcp://localhost:8786")

@@ -17,6 +17,7 @@ import torch
 from ..util import checks
 
 VAL_FRACTION = 0.1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 class Split(NamedTuple):
@@ -67,7 +68,11 @@ def _finish(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndar
     fit = x_train[train_idx]
     mean, std = float(fit.mean(dtype=np.float64)), float(fit.std(dtype=np.float64))
     std = std if std > 0 else 1.0  # constant inputs: centre only, never divide by zero
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    if not (np.isfinite(x_train).all() and np.isfinite(x_test).all()):
+        raise ValueError(f"{name}: inputs are not finite once standardised in float32 (mean {mean:.3g}, std "
+                         f"{std:.3g}): their values span more than float32 holds")
     xt, yt = torch.from_numpy(x_train), torch.from_numpy(np.asarray(y_train, dtype=np.int64))
     return Dataset(
         name=name,
@@ -144,16 +149,39 @@ IDX_FILES = {
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-IDX_MAX_BYTES = 1 << 30  # the largest IDX payload read (MNIST's training images are 47 MB)
+IDX_MAX_BYTES = 1 << 30  # the largest IDX payload read on any machine (MNIST's training images are 47 MB)
+IDX_MIN_BYTES = 64 << 20  # ... and the least the cap allows on a small one (so MNIST loads everywhere)
+IDX_PEAK_FACTOR = 17  # bytes of memory at the peak of `load` per byte of uint8 IDX payload (measured: 66 MB -> 1.1 GB)
+IDX_MEMORY_SHARE = 8  # the payload that makes that peak 1/8 of this machine's memory is the default cap
 IDX_CLASSES = 10  # mnist and fashion_mnist labels are 0..9
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
 
 
-def read_idx(path: str | os.PathLike, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
+def memory_bytes() -> int:
+    """This machine's memory: the physical memory, or a smaller limit of the control group this process runs in."""
+    found = [os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")]
+    for limit in CGROUP_LIMITS:
+        try:
+            found.append(int(Path(limit).read_text().strip()))
+        except (OSError, ValueError):  # no such file, or 'max'
+            pass
+    return min(found)
+
+
+def idx_cap() -> int:
+    """The largest IDX payload `read_idx` reads by default: the one whose loading peaks at 1/IDX_MEMORY_SHARE of
+    this machine's memory (a payload takes IDX_PEAK_FACTOR times its size), within [IDX_MIN_BYTES, IDX_MAX_BYTES]."""
+    return max(IDX_MIN_BYTES, min(IDX_MAX_BYTES, memory_bytes() // (IDX_PEAK_FACTOR * IDX_MEMORY_SHARE)))
+
+
+def read_idx(path: str | os.PathLike, max_bytes: int | None = None) -> np.ndarray:
     """Read one IDX file (optionally gzipped) into a numpy array, validating its header.
 
-    Reads (and decompresses) no more than the header declares, which may not exceed `max_bytes`.
+    Reads (and decompresses) no more than the header declares, which may not exceed `max_bytes` (default
+    `idx_cap()`, sized to this machine's memory).
     """
     path = Path(path)
+    max_bytes = idx_cap() if max_bytes is None else max_bytes
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
@@ -181,12 +209,16 @@ def read_idx(path: str | os.PathLike, max_bytes: int = IDX_MAX_BYTES) -> np.ndar
 
 
 def _check_idx_content(root: Path, part: str, images: np.ndarray, labels: np.ndarray) -> None:
-    """ValueError unless the images are N x H x W finite pixels and the labels N integers in [0, 10), N >= 2."""
+    """ValueError unless the images are N x H x W pixels (H, W >= 1) finite as float32 after scaling, and the labels
+    N integers in [0, 10), N >= 2, of at least two classes in the training split."""
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise ValueError(f"{root}: {part} images {images.shape} and labels {labels.shape} "
                          "do not match (want N x H x W images and N labels)")
     if len(labels) < 2:
         raise ValueError(f"{root}: the {part} split has {len(labels)} example(s); at least 2 are needed")
+    if min(images.shape[1:]) < 1:
+        raise ValueError(f"{root}: {part} images are {images.shape[1]} x {images.shape[2]} pixels; an image needs at "
+                         f"least one")
     if not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"{root}: {part} labels are {labels.dtype}, not integers")
     bad = labels[(labels < 0) | (labels >= IDX_CLASSES)]
@@ -195,6 +227,14 @@ def _check_idx_content(root: Path, part: str, images: np.ndarray, labels: np.nda
                          f"(e.g. {int(bad[0])})")
     if np.issubdtype(images.dtype, np.floating) and not np.isfinite(images).all():
         raise ValueError(f"{root}: {part} images contain {int((~np.isfinite(images)).sum())} NaN or infinite pixels")
+    if np.issubdtype(images.dtype, np.floating):
+        with np.errstate(over="ignore"):
+            large = int((~np.isfinite(np.asarray(images / 255.0, dtype=np.float32))).sum())
+        if large:
+            raise ValueError(f"{root}: {part} images hold {large} pixels beyond float32 once scaled by 1/255 (largest "
+                             f"{float(np.abs(images).max()):.3g}); pixels must be at most {FLOAT32_MAX * 255:.3g}")
+    if part == "train" and len(np.unique(labels)) < 2:
+        raise ValueError(f"{root}: every train label is {int(labels[0])}; a classifier needs at least two classes")
 
 
 def _find_idx(root: Path, stem: str) -> Path:

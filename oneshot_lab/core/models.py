@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from ..util import checks
+from ..util import checks, rules
 
 from .data import Dataset
 
@@ -32,7 +32,7 @@ def _dense_stack(in_features: int, widths: Sequence[int], out_features: int, act
 
 def mlp(dataset: Dataset, widths: Sequence[int] = (100,), activation: str = "relu") -> nn.Sequential:
     """Fully connected network with the given hidden widths."""
-    widths = checks.listing("widths", widths, lambda n, v: checks.integer(n, v, 1))
+    widths = rules.RULES["widths"].check("widths", widths)
     in_features = math.prod(dataset.input_shape)
     return nn.Sequential(nn.Flatten(), *_dense_stack(in_features, widths, dataset.num_classes, activation))
 
@@ -94,6 +94,7 @@ def build(name: str, dataset: Dataset, seed: int = 0, **options) -> nn.Sequentia
     """Build model `name` for `dataset`, initialised from `seed` without touching global RNG state."""
     checks.one_of("model", name, BUILDERS)
     seed = checks.seed("seed", seed)
+    options = rules.model_options(name, options, f"options of model {name!r}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..util import checks
+from ..util import checks, rules
 from ..core.data import Dataset, sample
 from ..core.masks import working_copy
 
@@ -79,11 +79,9 @@ def preferred(curvatures: Sequence[str]) -> str:
 
 def check_options(samples: int | None, batch_size: int, probes: int, seed: int) -> None:
     """Raise a ValueError for a bad sample count, batch size, probe count or seed."""
-    if samples is not None:
-        checks.integer("samples", samples, 1)
-    checks.integer("batch_size", batch_size, 1)
-    checks.integer("probes", probes, 1)
-    checks.seed("seed", seed)
+    for name, value in (("samples", samples), ("batch_size", batch_size), ("probes", probes), ("seed", seed)):
+        if value is not None or name != "samples":
+            rules.RULES[name].check(name, value)
 
 
 def supported_curvatures(model: nn.Module) -> list[str]:

@@ -60,12 +60,12 @@ from ..core.masks import Masks, parameter, prunable
 from . import fisher, layer_by_layer
 from .criteria import CALIBRATION, matrix_layers, wanda
 from .prune import Outcome, Request, select
-from ..util.rules import Rule
+from ..util.rules import MAX_WEIGHTS, Rule
 from .registry import Method, Option
 
 DAMP = Option("damp", 0.01, "damping lambda relative to the mean curvature diagonal")
 BATCH = Option("batch", None, "weights removed per greedy step (1: exact greedy; None: ceil(count / 256))",
-               Rule("int", 1))
+               Rule("int", 1, MAX_WEIGHTS))
 
 
 def too_big(model: torch.nn.Module, options: dict) -> str | None:

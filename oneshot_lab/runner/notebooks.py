@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..util import checks, plugins, rules, strict_yaml
+from .notebook_json import read_notebook
 from ..util.progress import HEADLESS_ENV
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -55,14 +56,13 @@ def resolve_notebook(name: str | os.PathLike) -> Path:
 def parameters_source(notebook: str | os.PathLike) -> str:
     """The source of the notebook's one cell tagged `parameters`; ValueError if it has none or several."""
     path = resolve_notebook(notebook)
-    try:
-        cells = json.loads(path.read_text())["cells"]
-    except (ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"{path}: not a notebook ({type(err).__name__}: {err})") from None
-    tagged = [c for c in cells if PARAMETERS_TAG in c.get("metadata", {}).get("tags", [])]
+    cells = read_notebook(path)["cells"]
+    tagged = [c for c in cells if PARAMETERS_TAG in c["metadata"].get("tags", [])]
     if len(tagged) != 1:
         raise ValueError(f"{path} has {len(tagged) or 'no'} cell(s) tagged {PARAMETERS_TAG!r}; it needs exactly one")
-    source = tagged[0].get("source", "")
+    if tagged[0]["cell_type"] != "code":
+        raise ValueError(f"{path}: the cell tagged {PARAMETERS_TAG!r} is a {tagged[0]['cell_type']} cell, not code")
+    source = tagged[0]["source"]
     return source if isinstance(source, str) else "".join(source)
 
 
@@ -163,7 +163,12 @@ def _check_value(notebook: Path, name: str, type_name: str, value: Any) -> None:
     check = _TYPE_CHECKS.get(type_name)
     if check is not None and not check(value):
         raise ValueError(f"parameter {name!r} of {notebook.name} must be {type_name}, "
-                         f"got {value!r} ({type(value).__name__}){strict_yaml.hint(value, type_name)}")
+                         f"got {checks.shown(value)} ({type(value).__name__}){strict_yaml.hint(value, type_name)}")
+    if type_name == "float":
+        try:
+            checks.number(name, value)  # an int too large for a float
+        except ValueError as err:
+            raise ValueError(f"parameter {name!r} of {notebook.name}: {err}") from None
     rule = rules.for_name(name)
     if rule is None or not (type_name in (rule.kind, "list") or {type_name, rule.kind} <= {"int", "float"}):
         return
@@ -188,7 +193,26 @@ def check_parameters(notebook: str | os.PathLike, params: Mapping[str, Any]) -> 
     params = {k: _as_float(v) if known[k]["inferred_type_name"] == "float" else v for k, v in params.items()}
     for name, value in params.items():
         _check_value(path, name, known[name]["inferred_type_name"], value)
+    _check_together(path, known, params)
     return params
+
+
+def _check_together(notebook: Path, known: Mapping[str, dict], params: Mapping[str, Any]) -> None:
+    """Raise ValueError for values that are bad together with others (given or default): the seeds derived from
+    `seed` and `seeds`, and `model_options` by the rules of `model`'s builder."""
+    given = set(params) & {"seed", "seeds", "model", "model_options"}
+    if not given:
+        return
+    effective = {name: params[name] if name in params else ast.literal_eval(known[name]["default"])
+                 for name in ("seed", "seeds", "model", "model_options") if name in known}
+    checked = [("seed", lambda: rules.derived_seeds(effective["seed"], effective.get("seeds") or [0])),
+               ("model_options", lambda: rules.model_options(effective["model"], effective["model_options"]))]
+    for name, check in checked:
+        if name in effective and (name != "model_options" or "model" in effective):
+            try:
+                check()
+            except ValueError as err:
+                raise ValueError(f"parameter {name!r} of {notebook.name}: {err}") from None
 
 
 def defaults(notebook: str | os.PathLike) -> dict[str, Any]:
@@ -206,11 +230,7 @@ def identity(notebook: str | os.PathLike) -> dict[str, Any]:
         name = path.relative_to(PROJECT_DIR).as_posix()
     except ValueError:
         name = path.as_posix()
-    try:
-        cells = json.loads(path.read_text())["cells"]
-        code = [c.get("source", "") for c in cells if c.get("cell_type") == "code"]
-    except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path}: not a notebook ({type(err).__name__}: {err})") from None
+    code = [c["source"] for c in read_notebook(path)["cells"] if c["cell_type"] == "code"]
     text = json.dumps(["".join(c) if isinstance(c, list) else c for c in code])
     identified = {"path": name, "code_hash": hashlib.sha256(text.encode()).hexdigest()[:16]}
     found = plugins.installed()

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..util import checks, strict_yaml
+from ..util import rules, strict_yaml
+from .notebook_json import check_schema
 from .notebooks import NOTEBOOK_DIR, check_parameters, check_timeout, defaults, identity, resolve_notebook
 
 FORMAT = """Run a notebook over a grid of parameters, one record directory per run.
@@ -86,6 +87,7 @@ def task(notebook: str | os.PathLike, params: Mapping[str, Any], timeout: int | 
     path = resolve_notebook(notebook).resolve()
     params = check_parameters(path, params)
     timeout = check_timeout(timeout)
+    check_schema(path)
     ident = identity(path)
     return Task(str(path), params, _hash_id(path.stem, ident, {**defaults(path), **params}), timeout, ident)
 
@@ -179,6 +181,7 @@ def _block_tasks(where: str, block: Mapping, base: Path | None, timeout: Any, ma
         path = _notebook_path(name, base)
         try:
             ident, base_params = identity(path), defaults(path)
+            check_schema(path)
         except ValueError as err:
             raise SpecError(f"{where}: {err}") from None
         for params in settings:
@@ -198,7 +201,7 @@ def expand(spec_or_path: Mapping | str | os.PathLike, max_runs: int = MAX_RUNS) 
     """Every task of a spec, validated (notebooks exist, parameters known and typed) and de-duplicated;
     SpecError if the spec expands to more than `max_runs` runs."""
     try:
-        max_runs = checks.integer("max_runs", max_runs, 1)
+        max_runs = rules.RULES["max_runs"].check("max_runs", max_runs)
     except ValueError as err:
         raise SpecError(str(err)) from None
     spec, path = load_spec(spec_or_path)

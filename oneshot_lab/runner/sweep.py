@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
-from ..util import parallel
+from ..util import parallel, rules
 from .notebooks import THREAD_ENV
 from ..util.progress import HEADLESS_ENV, bar
 from .staged_run import SWEEP_DIR, error_outcome, execute
@@ -202,8 +202,10 @@ def _check_options(executor: str, workers: int | None, scheduler: str | None) ->
     """SpecError for an unknown executor, a bad number of workers or a scheduler without Dask."""
     if executor not in EXECUTORS:
         raise SpecError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-        raise SpecError(f"workers must be a positive integer, got {workers!r}")
+    try:
+        rules.RULES["workers"].but(minimum=1, optional=True).check("workers", workers)
+    except ValueError as err:
+        raise SpecError(str(err)) from None
     if scheduler and executor != "dask":
         raise SpecError(f"a scheduler address ({scheduler}) needs executor='dask', got {executor!r}")
 

@@ -38,7 +38,7 @@ class Setting(Config):
         """Validate every field and store it normalised (name, train and sparsities by their rules)."""
         super().__post_init__()
         checks.one_of("model", self.model, BUILDERS)
-        self.store("model_options", dict(checks.mapping("model_options", self.model_options)))
+        self.store("model_options", rules.model_options(self.model, self.model_options))
 
 
 # name -> (dataset, model, model options, which sparsity list of `standard` applies)

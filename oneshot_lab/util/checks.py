@@ -8,6 +8,14 @@ from typing import Any
 
 SEED_MAX = 2**32 - 1  # seeds are mixed as 1_000_003 * seed + ... before torch.Generator.manual_seed (int64)
 FRACTION_TOLERANCE = 1e-9  # two fractions (sparsities) this close are the same one
+SHOWN_DIGITS = 40  # an integer with about this many digits or more is shown by its length in messages
+
+
+def shown(value: Any) -> str:
+    """`value` for a message: its repr, but an integer too long to read as 'an integer of N digits'."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > 3.33 * SHOWN_DIGITS:
+        return f"an integer of {len(str(abs(value))) if abs(value).bit_length() < 14_000 else 'over 4000'} digits"
+    return repr(value)
 
 
 def integer(name: str, value: Any, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -16,9 +24,9 @@ def integer(name: str, value: Any, minimum: int | None = None, maximum: int | No
         if isinstance(value, float) and value.is_integer() and math.isfinite(value):
             value = int(value)
         else:
-            raise ValueError(f"{name} must be an integer{bound_text(minimum, maximum)}, got {value!r}")
+            raise ValueError(f"{name} must be an integer{bound_text(minimum, maximum)}, got {shown(value)}")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{name} must be an integer{bound_text(minimum, maximum)}, got {value!r}")
+        raise ValueError(f"{name} must be an integer{bound_text(minimum, maximum)}, got {shown(value)}")
     return int(value)
 
 
@@ -35,8 +43,12 @@ def number(name: str, value: Any, minimum: float | None = None, maximum: float |
            open_minimum: bool = False) -> float:
     """`value` as a finite float (ints accepted, bools and text not), within the bounds where given."""
     bound = f" > {minimum}" if open_minimum and maximum is None else bound_text(minimum, maximum)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    try:
+        finite = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    except OverflowError:  # an int beyond the largest float
+        finite = False
+    if not finite:
+        raise ValueError(f"{name} must be a finite number{bound}, got {shown(value)}")
     value = float(value)
     low_bad = minimum is not None and (value <= minimum if open_minimum else value < minimum)
     if low_bad or (maximum is not None and value > maximum):

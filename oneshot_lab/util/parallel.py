@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from multiprocessing import get_context
 from typing import Any, Callable, Iterator, Sequence
 
-from . import checks
+from . import rules
 from .progress import bar
 
 
@@ -40,8 +40,9 @@ def default_workers(jobs: int) -> int:
     when jobs do not split evenly over the cores (up to 4 per core): 5 seeds on 2 cores then share the
     cores and finish together after 2.5 job-times instead of 3 rounds."""
     text = os.environ.get("ONESHOT_LAB_WORKERS", "")
-    if text and not (text.isdigit() and int(text) >= 1):
-        raise ValueError(f"ONESHOT_LAB_WORKERS must be a whole number >= 1 (worker processes), got {text!r}")
+    if text and not (text.isdigit() and len(text) < 10 and 1 <= int(text) <= rules.MAX_WORKERS):
+        raise ValueError(f"ONESHOT_LAB_WORKERS must be a whole number in [1, {rules.MAX_WORKERS}] (worker processes), "
+                         f"got {text[:40]!r}")
     return max(1, min(jobs, int(text))) if text else balanced(jobs, os.cpu_count() or 1)
 
 
@@ -87,7 +88,7 @@ def map_jobs(function: Callable, arguments: Sequence[tuple], workers: int | None
     one bar over the calls, advanced as each finishes. The worker processes are kept for the next call
     (no second start-up); an interrupt or a dead worker stops them.
     """
-    workers = default_workers(len(arguments)) if workers is None else checks.integer("workers", workers, 0)
+    workers = default_workers(len(arguments)) if workers is None else rules.RULES["workers"].check("workers", workers)
     jobs = [(function, tuple(args)) for args in arguments]
     with bar(total=len(jobs), desc=desc, disable=not progress) as meter:
         if workers <= 1 or len(jobs) <= 1:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 MAX_NODES = 100_000  # nodes of a document after alias expansion; a real spec has a few hundred
+MAX_DIGITS = 4000  # digits of an integer (Python converts at most 4300 by default)
 
 INT = re.compile(r"^[-+]?(0|[1-9][0-9]*)$")
 FLOAT = re.compile(r"^[-+]?((0|[1-9][0-9]*)(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$")
@@ -56,6 +57,9 @@ def _plain_scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
     if text in BOOL:
         return BOOL[text]
     if INT.match(text):
+        if len(text) > MAX_DIGITS:
+            raise YAMLValueError(f"line {node.start_mark.line + 1}: an integer of {len(text)} digits; at most "
+                                 f"{MAX_DIGITS} are read")
         return int(text)
     if FLOAT.match(text):
         return float(text)
@@ -116,8 +120,9 @@ def check_json_like(value: Any, where: str = "") -> None:
 
 def loads(text: str, limit: int = MAX_NODES) -> Any:
     """The JSON-like data of one YAML document `text`; YAMLValueError (one line) for anything else."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # reads the stream at once: a NUL byte or other control character fails here
         node = loader.get_single_node()
         if node is None:
             return None
@@ -128,7 +133,8 @@ def loads(text: str, limit: int = MAX_NODES) -> Any:
     except RecursionError:
         raise YAMLValueError("the document nests too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     check_json_like(value)
     return value
 

@@ -18,7 +18,7 @@ from ...pruning import registry
 from ...pruning.prune import check_request
 from ...training import train
 from ...training.train import History, TrainConfig
-from ...util import checks
+from ...util import checks, rules
 from ...util.config import Config, option
 from ...util.progress import bar
 from .level import level_masks, next_masks  # noqa: F401 (rewinding.level_masks stays a public name)
@@ -237,7 +237,7 @@ def budget_controls(model: nn.Module, dataset: Dataset, config: IMPConfig, resul
     evaluation cadence scaled too). Rows are `imp`'s metrics rows with condition '<control>_x<factor>' and
     a `budget` column (= factor).
     """
-    factor = checks.integer("budget factor", factor, 1)
+    factor = rules.RULES["budget"].check("budget factor", factor)
     levels = checks.listing("budget levels", levels, lambda n, v: checks.integer(n, v, 1, len(result.masks) - 1),
                             distinct=True, nonempty=False)
     recipe, k = config.train, config.rewind_iteration

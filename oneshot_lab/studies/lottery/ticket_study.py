@@ -49,6 +49,8 @@ class TicketStudy(Config):
                        nonempty=False)
         for s in self.seeds:
             checks.seed("replicate seed", s)
+            checks.seed(f"data-order seed of replicate seed {s} (seed + instability.data_seeds)",
+                        s + max(self.instability.data_seeds))
 
     @property
     def seeds(self) -> list[int]:
