@@ -233,3 +233,108 @@ def test_methods_registered_in_the_session_run_in_this_process_with_the_same_res
         assert spread.metrics.equals(here.metrics)
     finally:
         registry.METHODS._methods.pop("session_magnitude", None)
+
+
+class Twice(torch.nn.Module):
+    """One Linear applied twice in forward (registered once)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.out = torch.nn.Linear(20, 20), torch.nn.Linear(20, 4)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.lin(torch.relu(self.lin(x)))))
+
+
+class Slicer(torch.nn.Module):
+    """A model without parameters."""
+
+    def forward(self, x):
+        return x[:, :4]
+
+
+def shared_module():
+    lin = torch.nn.Linear(20, 20)
+    return torch.nn.Sequential(lin, torch.nn.ReLU(), lin, torch.nn.ReLU(), torch.nn.Linear(20, 4))
+
+
+def tied_weights():
+    model = torch.nn.Sequential(torch.nn.Linear(20, 20), torch.nn.ReLU(), torch.nn.Linear(20, 20), torch.nn.ReLU(),
+                                torch.nn.Linear(20, 4))
+    model[2].weight = model[0].weight
+    return model
+
+
+def weight_not_a_parameter():
+    model = torch.nn.Sequential(torch.nn.Linear(20, 4))
+    weight = model[0].weight.detach().clone()
+    del model[0].weight
+    model[0].weight = weight
+    return model
+
+
+def mlp(inputs: int = 20, classes: int = 4, dtype=torch.float32):
+    return torch.nn.Sequential(torch.nn.Linear(inputs, 8), torch.nn.ReLU(), torch.nn.Linear(8, classes)).to(dtype)
+
+
+SHAPES = {  # model -> the one-line ValueError every entry point gives (issue 24: raw AttributeError, KeyError ...)
+    "shared module": (shared_module, "layer '0' is also layer '2' (one module in two places)"),
+    "module applied twice": (Twice, "layer 'lin' is applied 2 times in one forward pass (a shared module)"),
+    "tied weights": (tied_weights, "parameters '0.weight' and '2.weight' are one tensor (tied weights)"),
+    "no parameters": (Slicer, "model has no prunable layers"),
+    "weight not a parameter": (weight_not_a_parameter, "prunable weight '0.weight' is a Tensor of torch.float32, not a "
+                                                       "floating-point parameter"),
+    "input shape": (lambda: mlp(inputs=30), "the model cannot take the data: one example of synthetic (shape (1, 20)) "
+                                            "raised RuntimeError: mat1 and mat2 shapes cannot be multiplied"),
+    "dtype": (lambda: mlp(dtype=torch.float64), "the model's parameters are torch.float64 but the data (synthetic) is "
+                                                "torch.float32"),
+    "too few outputs": (lambda: mlp(classes=3), "the model maps one example of synthetic to (1, 3); the pruners need "
+                                                "logits of shape (1, 4)"),
+}
+
+
+def entry_points(data):
+    """Every entry point that prunes a model the user gives, with the least work each."""
+    from oneshot_lab.studies import iterative, obd_calibration, oneshot
+    from oneshot_lab.studies.lottery import rewinding, stability
+
+    study = oneshot.OneShotConfig(methods=("magnitude/global", "obs/global"), sparsities=(0.5,), finetune=None,
+                                  from_init=None, budgets=(), control_sparsities=())
+    return {
+        "prune magnitude": lambda m: ol.prune(m, data, 0.5, "magnitude"),
+        "prune obs": lambda m: ol.prune(m, data, 0.5, "obs"),
+        "prune obc": lambda m: ol.prune(m, data, 0.5, "obc", "layer"),
+        "score obd": lambda m: score(m, data, "obd"),
+        "one_shot": lambda m: oneshot.one_shot(m, data, study, progress=False),
+        "iterative": lambda m: iterative.prune(m, data, iterative.IterativeConfig(
+            criterion="taylor", sparsities=(0.5,), retrain=ol.TrainConfig(epochs=0)), progress=False),
+        "imp": lambda m: rewinding.imp(m, data, rewinding.IMPConfig(levels=1, train=ol.TrainConfig(iterations=2),
+                                                                    criterion="taylor"), progress=False),
+        "iterative replicate": lambda m: iterative.replicate({0: m}, "synthetic", iterative.IterativeConfig(
+            sparsities=(0.5,), retrain=ol.TrainConfig(epochs=0)), ["magnitude"], workers=0),
+        "obd calibration": lambda m: obd_calibration.calibration(m, data, "ggn", [0.5], samples=8),
+        "instability": lambda m: stability.instability(m, data, stability.InstabilityConfig(
+            train=ol.TrainConfig(iterations=2), points=2), progress=False),
+    }
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_a_model_the_pruners_cannot_take_is_one_value_error_before_any_work_from_every_entry_point(synthetic, shape):
+    make, message = SHAPES[shape]
+    for entry, call in entry_points(synthetic).items():
+        model = make()
+        before = bits(model)
+        with pytest.raises(ValueError) as error:
+            call(model)
+        assert message in str(error.value) and "\n" not in str(error.value), (entry, str(error.value))
+        assert same(before, bits(model)), entry
+
+
+def test_the_fit_check_is_one_forward_pass_on_a_copy_and_leaves_the_model_and_the_rng_alone(synthetic):
+    from oneshot_lab.core.model_checks import check_model
+
+    model = torch.nn.Sequential(torch.nn.Linear(20, 8), torch.nn.Dropout(0.5), torch.nn.Linear(8, 4)).train()
+    before, state = bits(model), torch.random.get_rng_state()
+    assert check_model(model, synthetic) == ["0.weight", "2.weight"]
+    assert model.training and same(before, bits(model)) and torch.equal(state, torch.random.get_rng_state())
+    assert not model._forward_hooks and not model[0]._forward_hooks

@@ -144,6 +144,16 @@ def test_bad_input_is_a_clear_error_before_any_work(trained, synthetic):
         widgets.explore(trained, synthetic, finetune=3)
 
 
+def test_a_model_the_pruners_cannot_take_is_one_value_error_before_the_explorer_starts(synthetic, monkeypatch):
+    from test_prune import SHAPES  # the same models as ol.prune and the studies refuse, with the same messages
+
+    monkeypatch.setattr(explorer.PruningState, "_measure", lambda *a: pytest.fail("evaluation started"))
+    for make, message in SHAPES.values():
+        with pytest.raises(ValueError) as error:
+            widgets.explore(make(), synthetic, finetune=None)
+        assert message in str(error.value) and "\n" not in str(error.value)
+
+
 def test_headless_display_shows_the_numbers_and_the_figure_not_a_widget(pruner, monkeypatch):
     import IPython.display
 

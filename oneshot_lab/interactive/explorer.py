@@ -14,6 +14,7 @@ from torch import nn
 
 from ..core.data import Dataset
 from ..core.masks import SCOPES, Masks, check_scope, check_sparsity, prunable
+from ..core.model_checks import check_model
 from ..pruning import registry
 from ..pruning.prune import Pruned, prune
 from ..studies.lottery.rewinding import IMPResult
@@ -71,6 +72,7 @@ class PruningState:
             raise ValueError(f"the explorer needs a trained torch model, got {type(model).__name__}")
         if not isinstance(dataset, Dataset):
             raise ValueError(f"the explorer needs a Dataset (oneshot_lab.load), got {type(dataset).__name__}")
+        check_model(model, dataset)  # a model the pruners can take, and data it can take, before any work
         if finetune is not None and not isinstance(finetune, TrainConfig):
             raise ValueError(f"finetune must be a TrainConfig or None, got {finetune!r}")
         self.dataset, self.seed, self.finetune_config = dataset, checks.seed("seed", seed), finetune

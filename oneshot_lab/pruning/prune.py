@@ -22,6 +22,7 @@ from torch import nn
 
 from ..core.data import Dataset
 from ..core.masks import Masks, as_masks, masks_from_scores, prunable, working_copy
+from ..core.model_checks import check_model
 from ..util import checks
 from .registry import METHODS, Method, check_scope, get
 
@@ -105,14 +106,16 @@ def targets(keep: Masks, sparsity: float, scope: str, own: Mapping[str, float]) 
     return [((n,), own.get(n, sparsity)) for n in alone] + ([(pool, sparsity)] if pool else [])
 
 
-def check_request(entry: Method, model: Any, data: Any, options: dict) -> None:
-    """Raise a ValueError if `entry` cannot prune `model` on `data` with its checked `options`."""
+def check_request(entry: Method, model: Any, data: Any, options: dict, fits: bool = True) -> None:
+    """Raise a ValueError if `entry` cannot prune `model` on `data` with its checked `options`: the model's shape
+    (`core.model_checks`: shared layers, tied weights, ...), with `fits` one example of `data` through the model
+    (callers checking many methods on one model and data pass it once), then what the method needs and supports."""
     if not isinstance(model, nn.Module):
         raise ValueError(f"method {entry.name!r} prunes a torch nn.Module, got {type(model).__name__}")
     if "data" in entry.needs and not isinstance(data, Dataset):
         raise ValueError(f"method {entry.name!r} needs training data: pass data= a Dataset (oneshot_lab.load), "
                          f"got {type(data).__name__}")
-    prunable(model)
+    check_model(model, data if fits and isinstance(data, Dataset) else None)
     reason = entry.unsupported(model, options)
     if reason:
         raise ValueError(f"method {entry.name!r} cannot prune this model: {reason}")

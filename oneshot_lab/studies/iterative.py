@@ -17,6 +17,7 @@ from ..util.config import Config, option
 from ..core.data import Dataset, load
 from .oneshot import dense_macs, metrics_row
 from ..core.masks import Masks
+from ..core.model_checks import check_model
 from ..training.train import TrainConfig, fit
 
 
@@ -68,13 +69,13 @@ def prune(model: nn.Module, dataset: Dataset, config: IterativeConfig, progress:
     if not isinstance(config, IterativeConfig):
         raise ValueError(f"config must be an IterativeConfig, got {type(config).__name__}")
     label = f"iterative {config.method}"
+    options = config.score_options.get(config.criterion, {})
+    check_request(registry.get(config.criterion), model, dataset, options)  # refused before any work
     current = copy.deepcopy(model)
     total_macs = dense_macs(current, dataset)
     masks = Masks.ones(current)
     rows = [{**metrics_row(current, dataset, None, total_macs, "dense"), "round": 0}]
     layer_tables = []
-    options = config.score_options.get(config.criterion, {})
-    check_request(registry.get(config.criterion), current, dataset, options)  # refused before any work
     for round_, target in enumerate(config.sparsities, start=1):
         pruned = prune_once(current, dataset, target, config.criterion, config.scope, masks=masks, seed=config.seed,
                             **options)
@@ -108,6 +109,8 @@ def replicate(models: dict, dataset: str, config: IterativeConfig, criteria: lis
     configs = [config.replace(criterion=c) for c in criteria]  # every criterion checked before any work
     if not isinstance(models, dict) or not models:
         raise ValueError(f"models must map seeds to trained models, got {type(models).__name__}")
+    for model in models.values():
+        check_model(model)  # its shape here; each worker's prune checks it against its seed's data
     workers = registry.workers_for(criteria, workers)
     done = parallel.map_jobs(replicate_seed, [(m, dataset, configs, s, root) for s, m in models.items()], workers)
     return (pd.concat([d[0] for d in done], ignore_index=True), pd.concat([d[1] for d in done], ignore_index=True))

@@ -18,6 +18,7 @@ from ..pruning.curvature import check_options, gradient
 from ..pruning.curvature import diagonal as curvature_diagonal
 from ..core.data import Dataset, Split
 from ..core.masks import masks_from_scores, parameter
+from ..core.model_checks import check_model
 from ..training.train import evaluate
 
 
@@ -34,6 +35,7 @@ def calibration(model: nn.Module, dataset: Dataset, curvature: str, fractions: S
     """
     fractions = checks.listing("fractions", fractions, checks.fraction)
     check_options(samples, 256, probes, seed)
+    check_model(model, dataset)  # shared layers, tied weights, data the model cannot take: before any work
     x, y = sample(dataset, samples, seed)
     same = dataclasses.replace(dataset, train=Split(x, y))
     diagonal = curvature_diagonal(model, same, curvature, samples=None, probes=probes, seed=seed)

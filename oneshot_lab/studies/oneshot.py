@@ -12,6 +12,7 @@ from torch import nn
 
 from ..core.data import Dataset, load
 from ..core.masks import Masks, check_sparsity, macs, masks_from_scores
+from ..core.model_checks import check_model
 from ..core.models import build
 from ..pruning import registry
 from ..pruning.curvature import compare
@@ -76,9 +77,10 @@ def global_and_layer(criteria: list[str], layer_criteria: list[str]) -> list[str
 
 def check_methods(model: nn.Module, dataset: Dataset, config: OneShotConfig) -> None:
     """Raise a ValueError if a method of `config` cannot prune `model` on `dataset` (before any work)."""
+    check_model(model, dataset)  # the model's shape and one example through it, once for every method
     for method in config.methods:
         entry = registry.get(registry.split_label(method)[0])
-        check_request(entry, model, dataset, entry.check_options(config.score_options.get(entry.name)))
+        check_request(entry, model, dataset, entry.check_options(config.score_options.get(entry.name)), fits=False)
 
 
 def split_metrics(model: nn.Module, dataset: Dataset) -> dict:

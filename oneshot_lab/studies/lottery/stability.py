@@ -15,6 +15,7 @@ from ...util.config import Config, option
 from ...core.data import Dataset
 from .rewinding import State, rewind
 from ...core.masks import Masks, as_masks
+from ...core.model_checks import check_model
 from ...training.train import TrainConfig
 
 
@@ -87,6 +88,7 @@ def instability(model: nn.Module, dataset: Dataset, config: InstabilityConfig, m
     `parent` reuses a dense run of `model` with `config.train` that holds a snapshot at every k.
     """
     InstabilityConfig.checked("config", config).check(dataset)
+    check_model(model, dataset)  # before the parent run trains
     masks = as_masks(model, masks)
     recipe = config.train
     if parent is None:
