@@ -16,6 +16,7 @@ from typing import Any
 
 from .runner import notebooks, spec, sweep
 from .interactive import offline_html
+from .training import fit_store
 
 REPORT_NOTEBOOK = "04"
 RUNS = "runs"  # where `run` puts a record by default: RUNS/<run id>
@@ -228,6 +229,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _cache(args: argparse.Namespace) -> int:
+    """Show the fit cache (directory, entries, size, cap) or delete its entries."""
+    print("\n".join(fit_store.clear_lines() if args.action == "clear" else fit_store.summary()))
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     """Run the benchmark suite (`python -m oneshot_lab.bench`)."""
     from .bench.__main__ import main as bench_main
@@ -287,6 +294,10 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     rep.set_defaults(func=_report)
 
+    cache = sub.add_parser("cache", help="the fit cache: directory, entries, size, cap (info); delete entries (clear)")
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.set_defaults(func=_cache)
+
     bench = sub.add_parser("bench", help="benchmarks against the peers (`oneshot-lab bench --help`)", add_help=False)
     bench.add_argument("options", nargs=argparse.REMAINDER, help="options of python -m oneshot_lab.bench")
     bench.set_defaults(func=_bench)
@@ -322,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            if args.command in ("run", "demo", "sweep", "report"):  # a kernel would find a bad setting late
+                fit_store.check_environment()
             return args.func(args)
     except KeyboardInterrupt:
         return _error("interrupted; complete runs are kept, re-run the same command to resume",

@@ -118,3 +118,38 @@ def test_an_unknown_method_is_refused_before_a_kernel_starts(tmp_path):
                               str(tmp_path / "x")], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
         assert "ol.register" in out.stderr and not (tmp_path / "x").exists()
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
+    """Issue 24: `cache info` shows the directory, entries, size and cap; `cache clear` deletes the entries and
+    temporary files of the cache, nothing else in its directory."""
+    from oneshot_lab.training import fit_store
+
+    monkeypatch.setenv(fit_store.ENV, str(tmp_path))
+    monkeypatch.setenv(fit_store.ENV_MAX, "500MB")
+    (tmp_path / f"{'a' * 64}.pt").write_bytes(b"x" * 1500)
+    (tmp_path / f".{'a' * 64}.{'b' * 16}.partial").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert f"directory: {tmp_path}\nentries: 1\nsize: 1.5 kB\ncap: 500.0 MB (ONESHOT_LAB_CACHE_MAX)" in out
+    assert cli.main(["cache", "clear"]) == 0
+    assert f"deleted 1 entries (1.5 kB) from {tmp_path}" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    monkeypatch.setenv(fit_store.ENV, "off")
+    assert cli.main(["cache", "clear"]) == 0 and "the fit cache is off" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,value,args,match", [
+    ("ONESHOT_LAB_CACHE", "yes", ["run", "01"], "ONESHOT_LAB_CACHE='yes' looks like a switch"),
+    ("ONESHOT_LAB_CACHE", "on", ["cache", "info"], "one of off, no, false, 0, none, disable, disabled"),
+    ("ONESHOT_LAB_CACHE_MAX", "lots", ["sweep", "sweeps/compare_criteria.yaml"], "ONESHOT_LAB_CACHE_MAX='lots'"),
+])
+def test_bad_cache_settings_are_exit_2_before_any_kernel(name, value, args, match, monkeypatch, capsys):
+    """Issue 24: ONESHOT_LAB_CACHE=no made a directory called 'no'; switch-like words that do not mean off, and a
+    bad size cap, are one line and exit 2 before any kernel."""
+    monkeypatch.setenv(name, value)
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1
