@@ -367,7 +367,7 @@ def test_a_read_only_or_full_cache_only_slows_down(monkeypatch, tmp_path, synthe
         check_degrades(mount, synthetic, tiny_mlp, "could not write in .*(Read-only|No space)")
 
 
-@pytest.mark.parametrize("fault", ["denied", "write_denied", "rename_fails"])
+@pytest.mark.parametrize("fault", ["denied", "write_denied", "rename_fails", "save_fails"])
 def test_permission_denied_or_a_failed_write_only_slows_down(monkeypatch, tmp_path, synthetic, tiny_mlp, fault):
     """Issue 24: permission denied on every access or on writing (simulated: the tests run as root) and a write
     failing once its temporary file exists (a full disk) train without the cache, with one warning, and leave no
@@ -385,11 +385,16 @@ def test_permission_denied_or_a_failed_write_only_slows_down(monkeypatch, tmp_pa
     def full(source, target):
         raise OSError(errno.ENOSPC, "No space left on device", str(source))
 
+    def torch_save(*args, **kwargs):
+        raise RuntimeError("PytorchStreamWriter failed writing file data/0: file write failed")
+
     if fault == "rename_fails":
         monkeypatch.setattr(os, "replace", full)
+    elif fault == "save_fails":  # what a full disk raised from torch.save before
+        monkeypatch.setattr(torch, "save", torch_save)
     else:
         monkeypatch.setattr(os, "open", denied)
-    match = "could not read .*could not write" if fault == "denied" else "could not write in .*(Permission|No space)"
+    match = "could not read .*could not write" if fault == "denied" else "could not write in .*(Permission|No space|fail)"
     check_degrades(tmp_path, synthetic, tiny_mlp, match)
 
 
@@ -505,3 +510,12 @@ def test_plain_attributes_are_in_the_key_and_what_it_cannot_describe_is_never_ke
         for _ in range(2):
             fit_cache.cached_fit(copy.deepcopy(model), synthetic, CONFIG)
     assert len(calls) == 4 and not list(root.iterdir())
+
+
+def test_an_entry_above_the_cap_is_not_written(cache, synthetic, tiny_mlp, monkeypatch, recwarn):
+    """An entry larger than ONESHOT_LAB_CACHE_MAX is not kept (and nothing is evicted for it); no warning."""
+    root, calls = cache
+    monkeypatch.setenv(fit_store.ENV_MAX, "1000")
+    for _ in range(2):
+        fit_cache.cached_fit(copy.deepcopy(tiny_mlp), synthetic, CONFIG)
+    assert len(calls) == 2 and not list(root.iterdir()) and not recwarn.list

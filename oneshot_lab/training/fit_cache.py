@@ -66,16 +66,16 @@ def cached_fit(model: nn.Module, dataset: Dataset, config: TrainConfig,
 
 def store(root: Path, path: Path, name: str, entry: dict, cap: int) -> list[str]:
     """Write `entry` for key `name` at `path` and evict down to `cap`; the problems met (none: an empty list)."""
-    buffer = io.BytesIO()
-    torch.save(entry, buffer)
-    data = fit_store.pack(name, buffer.getvalue())
-    if len(data) > cap:
-        return []
     try:
+        buffer = io.BytesIO()
+        torch.save(entry, buffer)
+        data = fit_store.pack(name, buffer.getvalue())
+        if len(data) > cap:
+            return []
         fit_store.write(path, data)
         fit_store.written(root, len(data), cap)
-    except OSError as error:
-        return [f"could not write in {root} ({error.strerror or error}); continuing without it"]
+    except Exception as error:  # OSError from the disk; whatever else, the cache only saves time
+        return [f"could not write in {root} ({getattr(error, 'strerror', None) or error}); continuing without it"]
     return []
 
 
