@@ -27,7 +27,7 @@ EPILOG = """examples:
   oneshot-lab run 01 -p sparsities '[0.5, 0.9]' -p seed 1 --out runs/try1
   oneshot-lab sweep sweeps/compare_criteria.yaml          run (or resume) a sweep into the spec's runs_dir
   oneshot-lab sweep my.yaml --runs runs/my --dry-run      list its runs and which are already complete
-  oneshot-lab sweep my.yaml --executor dask --scheduler tcp://scheduler-host:8786
+  oneshot-lab sweep my.yaml --executor dask --scheduler tls://scheduler-host:8786
   oneshot-lab report runs/compare_criteria                means with Student-t intervals, figures (notebook 04)
 
 A sweep is resumable: re-run the same command and complete runs are skipped, failed or missing
@@ -197,7 +197,7 @@ def _sweep(args: argparse.Namespace) -> int:
     for task in spec.expand(args.spec, max_runs=args.max_runs):
         check_methods(task)
     outcome = sweep.run_grid(args.spec, args.runs, executor=args.executor, workers=args.workers,
-                             scheduler=args.scheduler, max_runs=args.max_runs)
+                             scheduler=args.scheduler, max_runs=args.max_runs, dashboard=args.dashboard)
     print(outcome)
     return 0 if outcome.ok else EXIT_FAILED
 
@@ -277,7 +277,11 @@ def parser() -> argparse.ArgumentParser:
     swp.add_argument("--executor", choices=sweep.EXECUTORS, default="local",
                      help="local processes (default) or a Dask cluster")
     swp.add_argument("--scheduler", metavar="ADDRESS",
-                     help="Dask scheduler address such as tcp://host:8786 (default: start a LocalCluster)")
+                     help="Dask scheduler address such as tls://host:8786, reached with the TLS settings of Dask's "
+                          "configuration (default: start a LocalCluster on 127.0.0.1 that only this sweep can reach)")
+    swp.add_argument("--dashboard", metavar="ADDRESS",
+                     help="serve the LocalCluster's Dask dashboard at ADDRESS (a port, or host:port; default host "
+                          "127.0.0.1; plain HTTP, no login); default: no dashboard")
     swp.add_argument("--workers", type=positive_int, metavar="N",
                      help="worker processes (default: the number of cores)")
     swp.add_argument("--max-runs", type=positive_int, metavar="N", default=spec.MAX_RUNS,
