@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_lab import cli
+from oneshot_lab import cli, commands
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "pandas", "seaborn", "papermill")
@@ -34,13 +34,13 @@ def test_bad_input_is_rejected_before_any_kernel(args, match, capsys, monkeypatc
 
 
 def test_values_are_read_as_yaml_1_2_json_like_data():
-    assert cli.parse_value("0.9") == 0.9 and cli.parse_value("[0.5, 0.9]") == [0.5, 0.9]
-    assert cli.parse_value("true") is True and cli.parse_value("mnist1d") == "mnist1d"
-    assert cli.parse_value("1e-3") == 0.001 and cli.parse_value("10") == 10 and cli.parse_value("null") is None
+    assert commands.parse_value("0.9") == 0.9 and commands.parse_value("[0.5, 0.9]") == [0.5, 0.9]
+    assert commands.parse_value("true") is True and commands.parse_value("mnist1d") == "mnist1d"
+    assert commands.parse_value("1e-3") == 0.001 and commands.parse_value("10") == 10 and commands.parse_value("null") is None
     for text in ("010", "0o17", "0x1F", "yes", "off", "2024-01-01", ".inf", ".nan", "[0.5, 0.9"):
-        assert cli.parse_value(text) == text  # text, not octal, booleans, dates or infinities
+        assert commands.parse_value(text) == text  # text, not octal, booleans, dates or infinities
     with pytest.raises(ValueError, match="duplicate key 'a'"):
-        cli.parse_value("{a: 1, a: 2}")
+        commands.parse_value("{a: 1, a: 2}")
 
 
 def test_debug_shows_the_traceback_and_internal_errors_are_one_line(capsys, monkeypatch):
@@ -50,7 +50,7 @@ def test_debug_shows_the_traceback_and_internal_errors_are_one_line(capsys, monk
 
     def bug(*_a, **_k):
         raise KeyError("oops")
-    monkeypatch.setattr(cli.notebooks, "declared_parameters", bug)
+    monkeypatch.setattr(commands.notebooks, "declared_parameters", bug)
     assert cli.main(["params", "01"]) == 70
     err = capsys.readouterr().err
     assert err.strip() == "oneshot-lab: internal error: KeyError: 'oops' (run again with --debug for the traceback)"

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from oneshot_lab import cli
+from oneshot_lab import cli, commands
 from oneshot_lab.interactive import offline_html
 
 WIDGET_STATE = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "version_minor": 0, "state": {
@@ -218,7 +218,7 @@ def test_report_html_exports_the_report_notebook(tmp_path, monkeypatch, capsys):
         shutil.copy(executed, out / Path(task.notebook).name)
         return {"status": "done", "out_dir": str(out), "wall_s": 0.0}
     monkeypatch.setattr("oneshot_lab.records.loading.manifests", lambda runs: pd.DataFrame({"status": ["complete"]}))
-    monkeypatch.setattr(cli, "_execute", execute)
+    monkeypatch.setattr(commands, "execute", execute)
     assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "report"), "--html"]) == 0
     page = tmp_path / "report" / "04_sweep_report.html"
     assert f"offline HTML: {page}" in capsys.readouterr().out
