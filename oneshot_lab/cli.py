@@ -36,8 +36,8 @@ ones run again. See `oneshot-lab sweep --help` for the spec format.
 EXIT_CODES = """exit status: 0 done (or already complete); 1 a run failed (a cell raised, the kernel died, a cell
 timed out: the failed record is kept); 2 bad input, nothing was run or written; 3 a file-system error
 (read-only, full, permission, name too long) or the output is locked by another run; 70 an internal error
-(run again with --debug for the traceback); 130 interrupted."""
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 70, 130
+(run again with --debug for the traceback); 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM)."""
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 70, 130, 143
 
 
 def parse_value(text: str) -> Any:
@@ -320,9 +320,12 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(argparse.Namespace(options=argv[1:]))
     args = parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), notebooks.ending_on_signals():
             warnings.showwarning = _show_warning
             return args.func(args)
+    except notebooks.Terminated:
+        return _error("terminated (SIGTERM); complete runs are kept, re-run the same command to resume",
+                      EXIT_TERMINATED, args.debug)
     except KeyboardInterrupt:
         return _error("interrupted; complete runs are kept, re-run the same command to resume",
                       EXIT_INTERRUPTED, args.debug)

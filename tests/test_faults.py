@@ -1,6 +1,7 @@
 """Faults around single runs and sweeps: kill and resume, concurrent runs into one directory, a read-only runs
 directory, a full disk (a real small tmpfs where this machine lets us mount one, simulated otherwise), and a
-killed sweep leaving no worker behind that holds a lock."""
+killed sweep leaving no worker behind that holds a lock, SIGINT and SIGTERM ending a command in one line, and
+SIGKILL of a run's process group leaving no seed worker or resource tracker running."""
 
 from __future__ import annotations
 
@@ -210,3 +211,124 @@ def test_a_forced_rerun_that_fails_keeps_the_complete_record(tiny_notebook, tmp_
     assert files(out) == kept
     failed = list((tmp_path / ".sweep" / "failed").iterdir())
     assert len(failed) == 1 and writing.read_manifest(failed[0])["status"] == "failed"
+
+
+SLOW_JOB = """\
+import os, pathlib, time
+
+def nap(pid_file: str, seconds: float) -> None:
+    pathlib.Path(pid_file + ".partial").write_text(str(os.getpid()))
+    os.replace(pid_file + ".partial", pid_file)
+    for _ in range(int(seconds / 0.05)):
+        time.sleep(0.05)
+"""
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process (from /proc)."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, ppid = stat.read_text().rpartition(")")[2].split()[:2]
+            table[int(stat.parent.name)] = (int(ppid), state)
+    return table
+
+
+def descendants(root: int) -> set[int]:
+    """The processes started by `root`, by its children, and so on."""
+    table, found, todo = process_table(), set(), [root]
+    while todo:
+        parent = todo.pop()
+        children = {pid for pid, (ppid, _) in table.items() if ppid == parent} - found
+        found |= children
+        todo += children
+    return found
+
+
+def running(pids: set[int], within_s: float) -> set[int]:
+    """Those of `pids` still running (zombies count as ended) after waiting up to `within_s` for them to end."""
+    deadline = time.monotonic() + within_s
+    while True:
+        table = process_table()
+        alive = {pid for pid in pids if pid in table and table[pid][1] != "Z"}
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+SEEDED_PARAMETERS = """\
+jobs_dir: str = ""  # where slow_job.py is, and the files naming each seed worker's pid
+out_dir: str = "out"  # where the record goes"""
+SEEDED_WORK = """\
+import sys
+sys.path.insert(0, jobs_dir)
+import slow_job
+from oneshot_lab.util import parallel
+parallel.map_jobs(slow_job.nap, [(f"{jobs_dir}/{name}", 60) for name in "ab"], workers=2)"""
+
+
+def test_sigkill_of_a_runs_process_group_leaves_no_seed_worker_or_resource_tracker_running(
+        notebook_factory, tmp_path):
+    (tmp_path / "slow_job.py").write_text(SLOW_JOB)
+    notebook = notebook_factory("seeded.ipynb", SEEDED_PARAMETERS, SEEDED_WORK)
+    pid_files = [tmp_path / "a", tmp_path / "b"]
+    proc = oneshot_lab("run", str(notebook), "-p", "jobs_dir", str(tmp_path), "--out", str(tmp_path / "r"))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not all(f.exists() for f in pid_files) and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.2)
+    started = descendants(proc.pid)  # the kernel, its two seed workers and multiprocessing's resource tracker
+    try:
+        assert all(f.exists() for f in pid_files), proc.communicate()
+        workers = {int(f.read_text()) for f in pid_files}
+        trackers = {pid for pid in started if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+        assert workers <= started and len(trackers) == 1 and len(started) == 4, (workers, trackers, started)
+        os.killpg(proc.pid, signal.SIGKILL)  # the kernel leads a session of its own: it is not in the group
+        proc.wait(timeout=10)
+        assert not running(started, within_s=5), "the kernel, a seed worker or the resource tracker outlived the run"
+    finally:
+        proc.kill()
+        for pid in running(started, within_s=0):
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate(timeout=10)  # the pipes close once every process holding them has ended
+
+
+SIGNALLED_PARAMETERS = """\
+x: int = 0  # a number the run would record
+marker: str = ""  # a file the running cell creates
+out_dir: str = "out"  # where the record goes"""
+
+
+@pytest.mark.parametrize("command, signum", [("run", signal.SIGINT), ("run", signal.SIGTERM),
+                                             ("sweep", signal.SIGTERM)])
+def test_an_interrupted_or_terminated_command_says_one_line_and_leaves_nothing_running(
+        notebook_factory, tmp_path, command, signum):
+    notebook = notebook_factory("signalled.ipynb", SIGNALLED_PARAMETERS,
+                                "import pathlib, time\npathlib.Path(marker).touch()\ntime.sleep(60)")
+    marker = tmp_path / "running"
+    if command == "run":
+        args = ["run", str(notebook), "-p", "marker", str(marker), "--out", str(tmp_path / "r")]
+    else:
+        (tmp_path / "s.yaml").write_text(f"notebook: {notebook}\nparams: {{marker: {marker}}}\ngrid: {{x: [1]}}\n")
+        args = ["sweep", str(tmp_path / "s.yaml"), "--runs", str(tmp_path / "runs"), "--workers", "1"]
+    proc = oneshot_lab(*args)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not marker.exists() and proc.poll() is None:
+        time.sleep(0.1)
+    started = descendants(proc.pid)  # the kernel (and the sweep's worker process)
+    try:
+        assert marker.exists(), proc.communicate()
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)  # Ctrl-C: the terminal signals the foreground process group
+        else:
+            proc.send_signal(signum)  # kill PID, a batch system or a service manager
+        _, err = proc.communicate(timeout=60)
+        said = [line for line in err.splitlines() if line.strip() and not line.startswith("sweep:")]  # its bar
+        ending = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        assert said == [f"oneshot-lab: {ending}; complete runs are kept, re-run the same command to resume"], err
+        assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
+        assert not running(started, within_s=5), "a kernel or a worker outlived the command"
+    finally:
+        proc.kill()
+        for pid in running(started, within_s=0):
+            os.kill(pid, signal.SIGKILL)
