@@ -7,6 +7,7 @@ so that bad input is rejected in a fraction of a second.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -19,6 +20,7 @@ from .interactive import offline_html
 
 REPORT_NOTEBOOK = "04"
 RUNS = "runs"  # where `run` puts a record by default: RUNS/<run id>
+DEMO_OUT, DEMO_SMOKE_OUT = "runs/demo", "runs/demo-smoke"  # where `demo` (and `demo --smoke`) write by default
 
 EPILOG = """examples:
   oneshot-lab demo                          run every notebook with its defaults into runs/demo/
@@ -88,18 +90,18 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
-def _execute(task: spec.Task, out: Path, force: bool) -> dict:
-    """Run `task` into the record directory `out` (locked, staged, published by one rename)."""
+def _execute(task: spec.Task, out: Path, force: bool, refresh: bool = False) -> dict:
+    """Run `task` into the record directory `out` (locked, staged, published by one rename); `refresh` runs it
+    again over its own complete record, `force` over anyone's."""
     from .runner import staged_run
 
-    reason = staged_run.conflict(out, task.run_id, force)
-    if reason:
-        raise ValueError(reason)
+    out = Path(os.path.abspath(out))  # `--out .` names a directory; its lock goes beside it
+    staged_run.refuse_conflicts([(task, out)], force)
     with notebooks.kernel_environment():
-        outcome = staged_run.execute(task, out.parent, out, force=force)
+        outcome = staged_run.execute(task, out.parent, out, force=force, refresh=refresh)
         if outcome["status"] == "locked":  # then it ends complete (same run), in conflict, or ours to run
             print(f"oneshot-lab: {outcome['error']}; waiting for it to finish", file=sys.stderr, flush=True)
-            outcome = staged_run.execute(task, out.parent, out, force=force, wait=True)
+            outcome = staged_run.execute(task, out.parent, out, force=force, wait=True, refresh=refresh)
         return outcome
 
 
@@ -162,18 +164,23 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Execute every notebook with its default parameters (or smoke=True), replacing the demo's records."""
+    """Execute every notebook with its default parameters (or smoke=True) into OUT/<notebook>, as `run` would
+    (complete records are kept), after checking that no record there is another run's."""
+    from .runner import staged_run
+
     paths = notebooks.notebooks()
     if not paths:
         raise FileNotFoundError(f"no notebooks found in {notebooks.NOTEBOOK_DIR}")
     t_all = time.monotonic()
-    tasks = [spec.task(path, {"smoke": True} if args.smoke else {}) for path in paths]
-    for path, task in zip(paths, tasks):
+    root = Path(args.out or (DEMO_SMOKE_OUT if args.smoke else DEMO_OUT))
+    runs = [(spec.task(path, {"smoke": True} if args.smoke else {}), root / path.stem) for path in paths]
+    staged_run.refuse_conflicts(runs, args.force)
+    for path, (task, out) in zip(paths, runs):
         print(f"running {path.name} ...", flush=True)
-        code = _outcome_code(_execute(task, Path(args.out) / path.stem, force=True))
+        code = _outcome_code(_execute(task, out, force=args.force))
         if code:
             return code
-    print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {args.out}/")
+    print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {root}/")
     return 0
 
 
@@ -202,8 +209,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    """Execute notebook 04 on a runs directory (its report replaces an earlier one atomically)."""
-    from .records import loading
+    """Execute notebook 04 on a runs directory, replacing its own earlier report (another run's only with --force)."""
+    from .records import gathered, loading
+    from .runner import staged_run
 
     runs_dir = Path(args.runs_dir)
     if loading.manifests(runs_dir).query("status == 'complete'").empty:
@@ -212,7 +220,10 @@ def _report(args: argparse.Namespace) -> int:
     params = _param_values(args.param)
     params.update(runs_dir=str(runs_dir.resolve()))
     task = spec.task(REPORT_NOTEBOOK, params, args.timeout)
-    code = _outcome_code(_execute(task, out, force=True))
+    staged_run.refuse_conflicts([(task, out)], args.force)
+    settings = {**notebooks.defaults(task.notebook), **task.params}
+    gathered.gather(runs_dir, settings["notebook"], settings["metric"])  # a warning per record it cannot use
+    code = _outcome_code(_execute(task, out, force=args.force, refresh=True))
     if not code:
         print(f"tables and figures: {out}/")
     if args.html and not code:
@@ -243,8 +254,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run every notebook with default parameters (the lab's main job)")
-    demo.add_argument("--out", default="runs/demo", help="where executed notebooks and results go (default: runs/demo)")
+    demo.add_argument("--out", help=f"where the records go (default: {DEMO_OUT}, with --smoke {DEMO_SMOKE_OUT})")
     demo.add_argument("--smoke", action="store_true", help="shrink every run to seconds (smoke=True)")
+    demo.add_argument("--force", action="store_true", help="run again, replacing any complete record atomically")
     demo.set_defaults(func=_demo)
 
     params = sub.add_parser("params", help="list a notebook's parameters with types, defaults and help")
@@ -281,6 +293,7 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="means with Student-t intervals and figures over a runs directory (runs notebook 04)")
     rep.add_argument("runs_dir", help="a sweep's runs directory")
     rep.add_argument("--out", help="where the report goes (default: RUNS_DIR_report next to RUNS_DIR)")
+    rep.add_argument("--force", action="store_true", help="replace another run's record in --out (atomically)")
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a parameter of notebook 04, e.g. -p stage one_shot")
     rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (an integer >= 1)")
