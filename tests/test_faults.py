@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_RECORD
-from oneshot_lab import cli
+from oneshot_lab import cli, commands
 from oneshot_lab.records import atomic, loading, writing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -236,7 +236,7 @@ def report_lab(notebook_factory, tiny_notebook, tmp_path, monkeypatch):
     from test_gathered import write_runs
 
     write_runs(tmp_path / "runs", [0.02, 0.03, 0.01, 0.04])
-    monkeypatch.setattr(cli, "REPORT_NOTEBOOK", str(notebook_factory("report.ipynb", REPORT_PARAMETERS, REPORT_WORK)))
+    monkeypatch.setattr(commands, "REPORT_NOTEBOOK", str(notebook_factory("report.ipynb", REPORT_PARAMETERS, REPORT_WORK)))
     return tmp_path
 
 
@@ -262,7 +262,7 @@ def test_report_refuses_an_out_holding_another_runs_record_and_only_force_replac
 def test_demo_refuses_a_record_it_did_not_make_and_says_complete_the_second_time(notebook_factory, tmp_path,
                                                                                  capsys, monkeypatch):
     demo_nb = notebook_factory("demo.ipynb", DEMO_PARAMETERS, "import pathlib", TINY_RECORD)
-    monkeypatch.setattr(cli.notebooks, "notebooks", lambda: [demo_nb])
+    monkeypatch.setattr(commands.notebooks, "notebooks", lambda: [demo_nb])
     out = tmp_path / "X"
     assert cli.main(["run", str(demo_nb), "-p", "x", "5", "--out", str(out / "demo")]) == 0
     kept = files(out)
@@ -302,7 +302,8 @@ def test_report_names_each_record_it_cannot_use_and_exits_2_when_none_is_left(re
 
     runs = report_lab / "runs"
     rewrite(runs / "seed0" / "metrics.csv", drop_sparsity)
-    assert cli.main(["report", str(runs), "--out", str(report_lab / "rep")]) == 0
+    assert cli.main(["report", str(runs)]) == 0  # by default into RUNS_DIR_report
+    assert (report_lab / "runs_report" / "metrics.csv").read_text() == "report\nyes\n"
     named = f"oneshot-lab: warning: skipping run record {runs / 'seed0' / 'metrics.csv'}: no column 'sparsity'"
     assert capsys.readouterr().err.strip().splitlines() == [named]
     monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
