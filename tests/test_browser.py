@@ -250,3 +250,29 @@ def test_offline_html_report_shows_its_figures_and_tables_with_the_network_off(b
     assert page.get_by_text(offline_html.WIDGET_NOTE).is_visible()
     assert requested == [], f"the page asked the network for {requested}"
     context.close()
+
+
+def test_planted_script_does_not_run_and_nothing_is_fetched_in_the_offline_report(browser, tmp_path):
+    import warnings
+
+    from test_offline_html import planted_notebook
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the remote references removed (tests/test_offline_html.py checks it)
+        page_path = offline_html.export(planted_notebook(tmp_path))
+    context = browser.new_context(offline=True)
+    requested, dialogs = [], []
+    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "data:"))
+                  else (requested.append(route.request.url), route.abort()))
+    page = context.new_page()
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(page_path.as_uri())
+    page.wait_for_load_state("load")
+    page.wait_for_timeout(300)  # an onerror of a broken image fires after load
+    assert page.evaluate("window.pwned") is None, f"a planted script ran (pwned = {page.evaluate('window.pwned')})"
+    page.locator("details summary").first.click(timeout=5000)  # ontoggle, were it kept; hidden if a style sheet ran
+    assert page.evaluate("window.pwned") is None, "a planted event handler ran"
+    assert requested == [] and dialogs == []
+    assert page.get_by_text("<script>window.pwned = 1</script>").first.is_visible()
+    assert page.locator("table").count() == 1 and "0.42" in page.locator("table").inner_text()
+    context.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_lab import cli
+from oneshot_lab import cli, commands
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAVY = ("torch", "pandas", "seaborn", "papermill")
@@ -34,13 +34,13 @@ def test_bad_input_is_rejected_before_any_kernel(args, match, capsys, monkeypatc
 
 
 def test_values_are_read_as_yaml_1_2_json_like_data():
-    assert cli.parse_value("0.9") == 0.9 and cli.parse_value("[0.5, 0.9]") == [0.5, 0.9]
-    assert cli.parse_value("true") is True and cli.parse_value("mnist1d") == "mnist1d"
-    assert cli.parse_value("1e-3") == 0.001 and cli.parse_value("10") == 10 and cli.parse_value("null") is None
+    assert commands.parse_value("0.9") == 0.9 and commands.parse_value("[0.5, 0.9]") == [0.5, 0.9]
+    assert commands.parse_value("true") is True and commands.parse_value("mnist1d") == "mnist1d"
+    assert commands.parse_value("1e-3") == 0.001 and commands.parse_value("10") == 10 and commands.parse_value("null") is None
     for text in ("010", "0o17", "0x1F", "yes", "off", "2024-01-01", ".inf", ".nan", "[0.5, 0.9"):
-        assert cli.parse_value(text) == text  # text, not octal, booleans, dates or infinities
+        assert commands.parse_value(text) == text  # text, not octal, booleans, dates or infinities
     with pytest.raises(ValueError, match="duplicate key 'a'"):
-        cli.parse_value("{a: 1, a: 2}")
+        commands.parse_value("{a: 1, a: 2}")
 
 
 def test_debug_shows_the_traceback_and_internal_errors_are_one_line(capsys, monkeypatch):
@@ -50,7 +50,7 @@ def test_debug_shows_the_traceback_and_internal_errors_are_one_line(capsys, monk
 
     def bug(*_a, **_k):
         raise KeyError("oops")
-    monkeypatch.setattr(cli.notebooks, "declared_parameters", bug)
+    monkeypatch.setattr(commands.notebooks, "declared_parameters", bug)
     assert cli.main(["params", "01"]) == 70
     err = capsys.readouterr().err
     assert err.strip() == "oneshot-lab: internal error: KeyError: 'oops' (run again with --debug for the traceback)"
@@ -118,3 +118,38 @@ def test_an_unknown_method_is_refused_before_a_kernel_starts(tmp_path):
                               str(tmp_path / "x")], capture_output=True, text=True, cwd=ROOT)
         assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1 and message in out.stderr
         assert "ol.register" in out.stderr and not (tmp_path / "x").exists()
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
+    """Issue 24: `cache info` shows the directory, entries, size and cap; `cache clear` deletes the entries and
+    temporary files of the cache, nothing else in its directory."""
+    from oneshot_lab.training import fit_store
+
+    monkeypatch.setenv(fit_store.ENV, str(tmp_path))
+    monkeypatch.setenv(fit_store.ENV_MAX, "500MB")
+    (tmp_path / f"{'a' * 64}.pt").write_bytes(b"x" * 1500)
+    (tmp_path / f".{'a' * 64}.{'b' * 16}.partial").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("mine")
+    assert cli.main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert f"directory: {tmp_path}\nentries: 1\nsize: 1.5 kB\ncap: 500.0 MB (ONESHOT_LAB_CACHE_MAX)" in out
+    assert cli.main(["cache", "clear"]) == 0
+    assert f"deleted 1 entries (1.5 kB) from {tmp_path}" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    monkeypatch.setenv(fit_store.ENV, "off")
+    assert cli.main(["cache", "clear"]) == 0 and "the fit cache is off" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,value,args,match", [
+    ("ONESHOT_LAB_CACHE", "yes", ["run", "01"], "ONESHOT_LAB_CACHE='yes' looks like a switch"),
+    ("ONESHOT_LAB_CACHE", "on", ["cache", "info"], "one of off, no, false, 0, none, disable, disabled"),
+    ("ONESHOT_LAB_CACHE_MAX", "lots", ["sweep", "sweeps/compare_criteria.yaml"], "ONESHOT_LAB_CACHE_MAX='lots'"),
+])
+def test_bad_cache_settings_are_exit_2_before_any_kernel(name, value, args, match, monkeypatch, capsys):
+    """Issue 24: ONESHOT_LAB_CACHE=no made a directory called 'no'; switch-like words that do not mean off, and a
+    bad size cap, are one line and exit 2 before any kernel."""
+    monkeypatch.setenv(name, value)
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1

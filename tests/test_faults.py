@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_lab import cli
+from conftest import TINY_RECORD
+from oneshot_lab import cli, commands
 from oneshot_lab.records import atomic, loading, writing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -211,6 +212,110 @@ def test_a_forced_rerun_that_fails_keeps_the_complete_record(tiny_notebook, tmp_
     assert files(out) == kept
     failed = list((tmp_path / ".sweep" / "failed").iterdir())
     assert len(failed) == 1 and writing.read_manifest(failed[0])["status"] == "failed"
+
+
+# ---------------------------------------------------------------- writers that may not replace what they did not make
+
+REPORT_PARAMETERS = """\
+runs_dir: str = ""  # the runs directory reported on
+notebook: str = "01_magnitude_pruning"  # whose runs are reported
+metric: str = "test_accuracy"  # the metric reported
+out_dir: str = "out"  # where the report goes"""
+REPORT_WORK = """\
+import pathlib
+pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
+pathlib.Path(out_dir, "metrics.csv").write_text("report\\nyes\\n")"""
+DEMO_PARAMETERS = """\
+x: int = 0  # a number the run records
+smoke: bool = False  # shrink the run
+out_dir: str = "out"  # where metrics.csv goes"""
+
+
+@pytest.fixture()
+def report_lab(notebook_factory, tiny_notebook, tmp_path, monkeypatch):
+    """Complete records a report can read under tmp_path/runs, and `report` running a tiny stand-in for notebook 04."""
+    from test_gathered import write_runs
+
+    write_runs(tmp_path / "runs", [0.02, 0.03, 0.01, 0.04])
+    monkeypatch.setattr(commands, "REPORT_NOTEBOOK", str(notebook_factory("report.ipynb", REPORT_PARAMETERS, REPORT_WORK)))
+    return tmp_path
+
+
+def test_report_refuses_an_out_holding_another_runs_record_and_only_force_replaces_it(report_lab, tiny_notebook,
+                                                                                     capsys, monkeypatch):
+    other = report_lab / "other"
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "2", "--out", str(other)]) == 0
+    kept = files(other)
+    with monkeypatch.context() as m:
+        m.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+        assert cli.main(["report", str(report_lab / "runs"), "--out", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("oneshot-lab: error: ") and len(err.splitlines()) == 1, err
+    assert "holds a complete record of another run" in err and "--force" in err
+    assert files(other) == kept
+    assert cli.main(["report", str(report_lab / "runs"), "--out", str(other), "--force"]) == 0
+    assert (other / "metrics.csv").read_text() == "report\nyes\n"
+    report = writing.read_manifest(other)["run_id"]
+    assert cli.main(["report", str(report_lab / "runs"), "--out", str(other)]) == 0  # its own report: refreshed
+    assert writing.read_manifest(other)["run_id"] == report
+
+
+def test_demo_refuses_a_record_it_did_not_make_and_says_complete_the_second_time(notebook_factory, tmp_path,
+                                                                                 capsys, monkeypatch):
+    demo_nb = notebook_factory("demo.ipynb", DEMO_PARAMETERS, "import pathlib", TINY_RECORD)
+    monkeypatch.setattr(commands.notebooks, "notebooks", lambda: [demo_nb])
+    out = tmp_path / "X"
+    assert cli.main(["run", str(demo_nb), "-p", "x", "5", "--out", str(out / "demo")]) == 0
+    kept = files(out)
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        m.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+        assert cli.main(["demo", "--smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a complete record of another run" in err and len(err.splitlines()) == 1, err
+    assert files(out) == kept
+    fresh = tmp_path / "Y"
+    assert cli.main(["demo", "--smoke", "--out", str(fresh)]) == 0
+    made = files(fresh)
+    capsys.readouterr()
+    assert cli.main(["demo", "--smoke", "--out", str(fresh)]) == 0  # make demo twice: nothing recomputed
+    assert "already complete" in capsys.readouterr().out and files(fresh) == made
+    assert cli.main(["demo", "--smoke", "--out", str(out), "--force"]) == 0  # --force alone replaces
+    assert writing.read_manifest(out / "demo")["params"]["smoke"] is True
+
+
+def test_out_dot_in_an_empty_directory_writes_the_record_there(tiny_notebook, tmp_path, capsys, monkeypatch):
+    here = tmp_path / "empty"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    inode = os.stat(".").st_ino
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "6", "--out", "."]) == 0, capsys.readouterr().err
+    assert os.stat(here).st_ino == inode and os.path.samefile(os.getcwd(), here)  # the same directory, filled
+    consistent(here)
+    assert not (here / ".sweep").exists()
+    capsys.readouterr()
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "6", "--out", "."]) == 0
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_report_names_each_record_it_cannot_use_and_exits_2_when_none_is_left(report_lab, capsys, monkeypatch):
+    from test_gathered import drop_sparsity, rewrite
+
+    runs = report_lab / "runs"
+    rewrite(runs / "seed0" / "metrics.csv", drop_sparsity)
+    assert cli.main(["report", str(runs)]) == 0  # by default into RUNS_DIR_report
+    assert (report_lab / "runs_report" / "metrics.csv").read_text() == "report\nyes\n"
+    named = f"oneshot-lab: warning: skipping run record {runs / 'seed0' / 'metrics.csv'}: no column 'sparsity'"
+    assert capsys.readouterr().err.strip().splitlines() == [named]
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    for seed in (1, 2, 3):
+        rewrite(runs / f"seed{seed}" / "metrics.csv", drop_sparsity)
+    assert cli.main(["report", str(runs), "--out", str(report_lab / "rep2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 5 and all("no column 'sparsity'" in line for line in err[:4]), err
+    assert err[-1] == (f"oneshot-lab: error: no complete runs of 01_magnitude_pruning under {runs} "
+                       f"(4 records skipped: see the warnings)")
+    assert not (report_lab / "rep2").exists()
 
 
 SLOW_JOB = """\

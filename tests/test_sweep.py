@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from oneshot_lab.records import atomic, loading, writing
-from oneshot_lab.runner import spec, sweep
+from oneshot_lab.runner import dask_cluster, spec, sweep
 
 
 @pytest.fixture()
@@ -55,6 +55,101 @@ def test_bad_executor_workers_and_runs_dir(tmp_path):
     with pytest.raises(spec.SpecError, match="no runs directory"):
         sweep.run_grid(good)
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("options,match", [
+    ({"dashboard": "8787"}, r"a dashboard \(8787\) needs executor='dask'"),
+    ({"executor": "dask", "dashboard": "abc"}, "dashboard must be a port or host:port such as 127.0.0.1:8787"),
+    ({"executor": "dask", "scheduler": "tcp://127.0.0.1:1", "dashboard": "8787"},
+     "dashboard applies to a LocalCluster"),
+    ({"executor": "dask", "security": object()}, "security= is for a scheduler of your own"),
+    ({"executor": "dask", "scheduler": "tcp://127.0.0.1:1", "security": "tls"},
+     "security must be a distributed.Security"),
+    ({"executor": "dask", "scheduler": "tls://127.0.0.1:1"}, "speaks TLS, but no client certificate is configured: "
+                                                             "set distributed.comm.tls.ca-file"),
+])
+def test_dask_options_are_checked_before_anything_runs(options, match, tmp_path):
+    with pytest.raises(spec.SpecError, match=match):
+        sweep.run_grid({"notebook": "01", "grid": {"seed": [0]}}, tmp_path, **options)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_local_dask_cluster_without_a_way_to_make_tls_credentials_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(dask_cluster.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(dask_cluster.shutil, "which", lambda name: None)
+    with pytest.raises(spec.SpecError, match="neither is installed \\(pip install cryptography\\)"):
+        sweep.run_grid({"notebook": "01", "grid": {"seed": [0]}}, tmp_path, executor="dask")
+    assert not any(tmp_path.iterdir())
+
+
+OUTSIDER = """
+import os, sys
+from distributed import Client
+from oneshot_lab.runner import dask_cluster
+for address, security in ((sys.argv[1].replace("tls://", "tcp://"), None),
+                          (sys.argv[1], dask_cluster.temporary_security())):
+    try:
+        client = Client(address, security=security, timeout=5)
+    except Exception as err:
+        print("refused", type(err).__name__)
+    else:
+        print("ran code in", client.run(os.getpid))
+"""
+
+
+def _http_status(port: int, path: str) -> int:
+    """The HTTP status of GET http://127.0.0.1:port/path."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5).status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_the_sweeps_dask_cluster_refuses_other_clients_and_serves_nothing_over_http(recwarn):
+    """Before: a plain Client('tcp://127.0.0.1:PORT') from another process ran code in the sweep's worker, and the
+    scheduler served /info, /json and metrics on port 8787. A user's scheduler gets their TLS settings."""
+    import dask
+    from distributed import LocalCluster
+
+    with dask_cluster.client(1) as own:
+        cluster = own.cluster
+        outsider = subprocess.run([sys.executable, "-c", OUTSIDER, cluster.scheduler.address], capture_output=True,
+                                  text=True, timeout=120)
+        assert outsider.stdout.count("refused") == 2, outsider.stdout + outsider.stderr[-2000:]
+        nodes = [cluster.scheduler.address, *own.scheduler_info()["workers"],
+                 *(w["nanny"] for w in own.scheduler_info()["workers"].values())]
+        assert all(n.startswith("tls://127.0.0.1:") for n in nodes), nodes
+        http_ports = [cluster.scheduler.http_server.port,
+                      *own.run(lambda dask_worker: dask_worker.http_server.port).values()]
+        assert 8787 not in http_ports
+        for port in http_ports:
+            for path in ("/health", "/info/main/workers.html", "/json/identity.json", "/metrics", "/status"):
+                assert _http_status(port, path) == 404, (port, path)
+        # a scheduler of the user's own: their Security in Python, or the TLS settings of Dask's configuration
+        security = own.security
+        with dask_cluster.client(1, cluster.scheduler.address, security) as theirs:
+            assert set(theirs.run(os.getpid).values()) == set(own.run(os.getpid).values())
+        with dask.config.set({"distributed.comm.tls.ca-file": security.tls_ca_file,
+                              "distributed.comm.tls.client.cert": security.tls_client_cert,
+                              "distributed.comm.tls.client.key": security.tls_client_key}):
+            with dask_cluster.client(1, cluster.scheduler.address) as theirs:
+                assert theirs.run(os.getpid)
+    assert not [w for w in recwarn if "unencrypted" in str(w.message)]
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as plain:
+        with pytest.warns(UserWarning, match="at tcp://127.0.0.1:.* takes unencrypted connections from anyone"):
+            with dask_cluster.client(1, plain.scheduler.address):
+                pass
+
+
+def test_dask_serves_its_http_pages_only_when_a_dashboard_is_asked_for():
+    assert dask_cluster.dashboard_address(8787) == dask_cluster.dashboard_address(":8787") == "127.0.0.1:8787"
+    with dask_cluster.client(1, dashboard="0") as own:
+        server = own.cluster.scheduler.http_server
+        assert server.address == "127.0.0.1" and _http_status(server.port, "/health") == 200
 
 
 # ---------------------------------------------------------------- records, failures, resume

@@ -152,7 +152,7 @@ def package() -> str:
         for path in sorted((source / layer).rglob("*.py")):
             if not path.name.startswith("_"):
                 rows.append(f"| `{path.relative_to(source / layer).with_suffix('').as_posix()}` | {summary(path)} |")
-    rows.append(f"| **`cli`** | {summary(source / 'cli.py')} |")
+    rows += [f"| **`{name}`** | {summary(source / f'{name}.py')} |" for name in ("commands", "cli")]
     return "| module | what it holds |\n|---|---|\n" + "\n".join(rows) + "\n"
 
 

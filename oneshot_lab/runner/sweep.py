@@ -20,9 +20,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..util import parallel
+from . import dask_cluster
 from .notebooks import THREAD_ENV
 from ..util.progress import HEADLESS_ENV, bar
 from .staged_run import SWEEP_DIR, error_outcome, execute
@@ -174,17 +175,12 @@ def _run_local(tasks: list[Task], runs_dir: str, workers: int, done: Callable[[d
 
 
 def _run_dask(tasks: list[Task], runs_dir: str, workers: int | None, scheduler: str | None,
-              done: Callable[[dict], None], wait: bool = False) -> None:
-    """Run tasks on a Dask cluster: the scheduler at `scheduler`, or a LocalCluster of `workers` processes."""
-    from distributed import Client, LocalCluster, as_completed
+              done: Callable[[dict], None], wait: bool = False, security: Any = None,
+              dashboard: str | int | None = None) -> None:
+    """Run tasks on Dask: the scheduler at `scheduler`, or a LocalCluster of `workers` processes (`dask_cluster`)."""
+    from distributed import as_completed
 
-    if scheduler:
-        client, cluster = Client(scheduler), None
-    else:
-        cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                               host="127.0.0.1", dashboard_address=None)
-        client = Client(cluster)
-    try:
+    with dask_cluster.client(workers or os.cpu_count() or 1, scheduler, security, dashboard) as client:
         futures = {client.submit(execute, task, runs_dir, None, False, wait, pure=False): task for task in tasks}
         for future in as_completed(futures):
             try:
@@ -192,33 +188,36 @@ def _run_dask(tasks: list[Task], runs_dir: str, workers: int | None, scheduler: 
             except Exception as err:  # KilledWorker: the worker died more often than distributed allows
                 status = "died" if type(err).__name__ == "KilledWorker" else "error"
                 done(error_outcome(futures[future], status, f"{type(err).__name__}: {err}", 1))
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
 
 
-def _check_options(executor: str, workers: int | None, scheduler: str | None) -> None:
-    """SpecError for an unknown executor, a bad number of workers or a scheduler without Dask."""
+def _check_options(executor: str, workers: int | None, scheduler: str | None, security: Any = None,
+                   dashboard: str | int | None = None) -> None:
+    """SpecError for an unknown executor, a bad number of workers, or Dask settings without Dask or unusable."""
     if executor not in EXECUTORS:
         raise SpecError(f"unknown executor {executor!r}; valid executors: {', '.join(EXECUTORS)}")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise SpecError(f"workers must be a positive integer, got {workers!r}")
-    if scheduler and executor != "dask":
-        raise SpecError(f"a scheduler address ({scheduler}) needs executor='dask', got {executor!r}")
+    for name, value in (("a scheduler address", scheduler), ("security", security), ("a dashboard", dashboard)):
+        if value is not None and executor != "dask":
+            raise SpecError(f"{name} ({value}) needs executor='dask', got {executor!r}")
+    if executor == "dask":
+        dask_cluster.check(scheduler, security, dashboard)
 
 
 def run_grid(spec_or_path: Mapping | str | os.PathLike, runs_dir: str | os.PathLike | None = None,
              executor: str = "local", workers: int | None = None, scheduler: str | None = None,
-             progress: bool = True, max_runs: int = MAX_RUNS) -> SweepResult:
+             progress: bool = True, max_runs: int = MAX_RUNS, security: Any = None,
+             dashboard: str | int | None = None) -> SweepResult:
     """Run every task of a sweep spec into `runs_dir`, skipping complete records; see the module docstring.
 
     Everything is validated before anything runs or is written (at most `max_runs` runs). `executor` is
-    'local' (`workers` processes, default: `parallel.balanced` over the cores) or 'dask' (the scheduler at
-    address `scheduler`, or a LocalCluster of `workers` processes on 127.0.0.1). A task locked by another sweep is
-    waited for at the end, so a sweep whose runs all end complete is `ok`, whoever completed them.
+    'local' (`workers` processes, default: `parallel.balanced` over the cores) or 'dask': the scheduler at
+    address `scheduler` (with `security`, a `distributed.Security`, else Dask's configured settings), or a
+    LocalCluster of `workers` processes on 127.0.0.1 that only this sweep can reach (TLS with credentials made for
+    it; Dask's HTTP endpoints only with `dashboard`, an address such as 127.0.0.1:8787). A task locked by another
+    sweep is waited for at the end, so a sweep whose runs all end complete is `ok`, whoever completed them.
     """
-    _check_options(executor, workers, scheduler)
+    _check_options(executor, workers, scheduler, security, dashboard)
     tasks = expand(spec_or_path, max_runs=max_runs)
     runs_dir = runs_dir or spec_runs_dir(spec_or_path)
     if not runs_dir:
@@ -256,7 +255,7 @@ def run_grid(spec_or_path: Mapping | str | os.PathLike, runs_dir: str | os.PathL
                 _run_local(batch, str(runs_dir), min(workers, len(batch)) if workers else
                            parallel.balanced(len(batch), os.cpu_count() or 1), done, wait)
             elif batch:
-                _run_dask(batch, str(runs_dir), workers, scheduler, done, wait)
+                _run_dask(batch, str(runs_dir), workers, scheduler, done, wait, security, dashboard)
     order = {t.run_id: i for i, t in enumerate(tasks)}
     result.outcomes.sort(key=lambda o: order[o["run_id"]])
     result.wall_s = round(time.monotonic() - t0, 3)

@@ -2,122 +2,114 @@
 the first one's training instead of repeating it (notebook 04's sweep repeats notebook 01's dense runs and
 the fine-tunes of the methods they share).
 
-The key is a digest of everything that determines the trained weights and the history: the network's
-architecture and starting weights, the binding masks, every split of the data, the training config, the
-torch thread count, the torch version and the source of this package. Changing any of them is a miss, never a stale hit.
-Entries are written atomically (a temporary file, then one rename); an unreadable entry is recomputed.
+The cache is only ever an accelerator: a hit gives the weights and history a fresh `train.fit` would (the key,
+`fit_key.key`, covers everything that can change them), and anything else trains. An entry that is corrupt,
+foreign, another key's or does not fit the model is a miss with one warning and is replaced; a cache that cannot
+be read or written (read-only, full, permission denied) trains without it, with one warning. A run that draws
+from a global random number generator (dropout, say) depends on the generator's state and is never kept.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
-import json
-import os
+import io
+import pickle
+import random
 import warnings
-from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
-from typing import Mapping
-
 from ..core.data import Dataset
+from . import fit_store
+from .fit_key import Uncacheable, key
 from .train import History, TrainConfig, fit
 
-PACKAGE = Path(__file__).resolve().parent.parent  # the whole package source is part of every key
-ENV = "ONESHOT_LAB_CACHE"  # a directory, or "off" to train every time
-OFF = ("off", "0", "none", "false")
-
-
-def directory() -> Path | None:
-    """Where finished runs are kept: $ONESHOT_LAB_CACHE ('off' disables), else the user's cache directory."""
-    text = os.environ.get(ENV, "").strip()
-    if text.lower() in OFF:
-        return None
-    if text:
-        return Path(text).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "oneshot_lab" / "fits"
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Digest of this package's source files and the torch version (a code change is a cache miss)."""
-    digest = hashlib.sha256(torch.__version__.encode())
-    for path in sorted(PACKAGE.rglob("*.py")):
-        digest.update(path.relative_to(PACKAGE).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _tensor_bytes(digest: "hashlib._Hash", tensor: torch.Tensor) -> None:
-    """Feed a tensor's dtype, shape and values to `digest`."""
-    digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
-    digest.update(tensor.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
-
-
-def key(model: nn.Module, dataset: Dataset, config: TrainConfig,
-        masks: Mapping[str, torch.Tensor] | None = None) -> str:
-    """Hex digest identifying the run `fit(model, dataset, config, masks)` would do from the model's current state."""
-    digest = hashlib.sha256(code_version().encode())
-    digest.update(json.dumps({"config": config.as_dict(), "threads": torch.get_num_threads(),
-                              "model": repr(model), "dataset": dataset.name}, sort_keys=True, default=str).encode())
-    for module in model.modules():  # a user-defined forward() is part of the run
-        if not type(module).__module__.startswith("torch."):
-            digest.update(inspect.getsource(type(module)).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        _tensor_bytes(digest, tensor)
-    for name, mask in sorted((masks or {}).items()):
-        digest.update(f"mask:{name}".encode())
-        _tensor_bytes(digest, mask)
-    for split in ("train", "val", "test"):
-        for tensor in dataset.split(split):
-            _tensor_bytes(digest, tensor)
-    return digest.hexdigest()
+ROW = {"iteration", "epoch", "split", "loss", "accuracy"}
+WARNED: set[str] = set()  # a failure of the whole cache (read-only, full) is said once per process
 
 
 def cached_fit(model: nn.Module, dataset: Dataset, config: TrainConfig,
                masks: Mapping[str, torch.Tensor] | None = None, progress: bool = False) -> History:
     """`train.fit(model, dataset, config, masks)`: trained in place, or loaded when this exact run is on disk."""
-    root = directory()
-    if root is None:
-        return fit(model, dataset, config, masks=masks, progress=progress)
+    root = fit_store.directory()
     try:
-        path = root / f"{key(model, dataset, config, masks)}.pt"
-    except (OSError, TypeError):  # a module class whose source cannot be read: never cached
+        name = None if root is None else key(model, dataset, config, masks)
+    except Uncacheable:
+        name = None
+    if name is None:
         return fit(model, dataset, config, masks=masks, progress=progress)
-    stored = load(path)
-    if stored is not None:
-        model.load_state_dict(stored["state"])
-        return History(rows=stored["rows"])
+    path, cap, problems = root / f"{name}.pt", fit_store.max_bytes(), []
+    try:
+        payload = fit_store.read(path, name, cap)
+        if payload is not None:
+            entry = decode(payload, model)
+            model.load_state_dict(entry["state"])
+            model.train()  # as fit leaves it
+            fit_store.touch(path)
+            return History(rows=entry["rows"])
+    except fit_store.EntryProblem as problem:
+        problems.append(f"entry {path} {problem}; trained again and replaced")
+    except OSError as error:
+        problems.append(f"could not read {path} ({error.strerror or error}); trained without it")
+    before = rng_state()
     history = fit(model, dataset, config, masks=masks, progress=progress)
-    save(path, {"state": model.state_dict(), "rows": history.rows})
+    if rng_state() == before:  # else the run depends on the generators' state, which is not in the key
+        problems += store(root, path, name, {"state": model.state_dict(), "rows": history.rows}, cap)
+    if problems:
+        warn("fit cache: " + "; ".join(problems))
     return history
 
 
-def load(path: Path) -> dict | None:
-    """The entry at `path`, or None when it is missing or unreadable (then it is recomputed)."""
+def store(root: Path, path: Path, name: str, entry: dict, cap: int) -> list[str]:
+    """Write `entry` for key `name` at `path` and evict down to `cap`; the problems met (none: an empty list)."""
     try:
-        return torch.load(path, weights_only=True)
-    except Exception:  # missing, truncated by a crash elsewhere, or written by another torch
-        return None
+        buffer = io.BytesIO()
+        torch.save(entry, buffer)
+        data = fit_store.pack(name, buffer.getvalue())
+        if len(data) > cap:
+            return []
+        fit_store.write(path, data)
+        fit_store.written(root, len(data), cap)
+    except Exception as error:  # OSError from the disk; whatever else, the cache only saves time
+        return [f"could not write in {root} ({getattr(error, 'strerror', None) or error}); continuing without it"]
+    return []
 
 
-def save(path: Path, entry: dict) -> None:
-    """Write `entry` to `path` atomically: a reader sees the old file, or the whole new one."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+def decode(payload: bytes, model: nn.Module) -> dict:
+    """The entry in `payload` checked against `model` (names, shapes, dtypes) and the history's rows."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(entry, partial)
-        os.replace(partial, path)
-    except OSError as error:  # the cache only saves time: a failed write never fails the study
-        warnings.warn(f"fit cache: could not write {path} ({error}); continuing without it", stacklevel=3)
-        try:
-            partial.unlink(missing_ok=True)
-        except OSError:
-            pass
+        entry = torch.load(io.BytesIO(payload), weights_only=True)
+    except Exception as error:  # a checksum guards the bytes; this guards a torch that cannot read them
+        raise fit_store.EntryProblem(f"cannot be loaded by this torch ({type(error).__name__})") from None
+    expected = model.state_dict()
+    state = entry.get("state") if isinstance(entry, dict) else None
+    rows = entry.get("rows") if isinstance(entry, dict) else None
+    if not isinstance(state, dict) or set(state) != set(expected) or any(
+            not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape or state[k].dtype != v.dtype
+            for k, v in expected.items()):
+        raise fit_store.EntryProblem("does not hold this model's weights")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and set(r) == ROW for r in rows):
+        raise fit_store.EntryProblem("does not hold a training history")
+    return entry
 
 
-code_version()  # the source as imported, not as it may be on disk later
+def rng_state() -> str:
+    """Digest of the global random number generators' states (torch, CUDA when in use, numpy, random)."""
+    digest = hashlib.sha256(torch.get_rng_state().numpy().tobytes())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for state in torch.cuda.get_rng_state_all():
+            digest.update(state.numpy().tobytes())
+    digest.update(pickle.dumps(np.random.get_state()))
+    digest.update(pickle.dumps(random.getstate()))
+    return digest.hexdigest()
+
+
+def warn(message: str) -> None:
+    """Warn once per process about `message`."""
+    if message not in WARNED:
+        WARNED.add(message)
+        warnings.warn(message, stacklevel=3)
