@@ -23,7 +23,7 @@ from .training import fit_store
 REPORT_NOTEBOOK = "04"
 RUNS = "runs"  # where `run` puts a record by default: RUNS/<run id>
 DEMO_OUT, DEMO_SMOKE_OUT = "runs/demo", "runs/demo-smoke"  # where `demo` (and `demo --smoke`) write by default
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 70, 130
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 70, 130, 143
 
 
 def parse_value(text: str) -> Any:
