@@ -14,8 +14,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
+# A second `make demo` keeps the complete records; `make demo FORCE=1` runs every notebook again.
 demo: $(STAMP)
-	$(VENV)/bin/oneshot-lab demo --out runs/demo
+	$(VENV)/bin/oneshot-lab demo --out runs/demo $(if $(FORCE),--force)
 
 # The browser tests drive Debian's chromium (never a browser download): installed once, as root, if it is missing.
 # Failing to install does not stop the suite: tests/test_browser.py then fails and says why.

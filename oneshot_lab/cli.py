@@ -8,8 +8,8 @@ import traceback
 import warnings
 
 from . import commands
-from .commands import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OS
-from .runner import spec, sweep
+from .commands import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OS, EXIT_TERMINATED
+from .runner import notebooks, spec, sweep
 from .training import fit_store
 
 EPILOG = """examples:
@@ -28,7 +28,7 @@ ones run again. See `oneshot-lab sweep --help` for the spec format.
 EXIT_CODES = """exit status: 0 done (or already complete); 1 a run failed (a cell raised, the kernel died, a cell
 timed out: the failed record is kept); 2 bad input, nothing was run or written; 3 a file-system error
 (read-only, full, permission, name too long) or the output is locked by another run; 70 an internal error
-(run again with --debug for the traceback); 130 interrupted."""
+(run again with --debug for the traceback); 130 interrupted (SIGINT, Ctrl-C); 143 terminated (SIGTERM)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,8 +47,10 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="run every notebook with default parameters (the lab's main job)")
-    demo.add_argument("--out", default="runs/demo", help="where executed notebooks and results go (default: runs/demo)")
+    demo.add_argument("--out", help=f"where the records go (default: {commands.DEMO_OUT}, with --smoke "
+                      f"{commands.DEMO_SMOKE_OUT})")
     demo.add_argument("--smoke", action="store_true", help="shrink every run to seconds (smoke=True)")
+    demo.add_argument("--force", action="store_true", help="run again, replacing any complete record atomically")
     demo.set_defaults(func=commands.demo_command)
 
     params = sub.add_parser("params", help="list a notebook's parameters with types, defaults and help")
@@ -89,6 +91,7 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="means with Student-t intervals and figures over a runs directory (runs notebook 04)")
     rep.add_argument("runs_dir", help="a sweep's runs directory")
     rep.add_argument("--out", help="where the report goes (default: RUNS_DIR_report next to RUNS_DIR)")
+    rep.add_argument("--force", action="store_true", help="replace another run's record in --out (atomically)")
     rep.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a parameter of notebook 04, e.g. -p stage one_shot")
     rep.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (an integer >= 1)")
@@ -132,11 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         return commands.bench_command(argparse.Namespace(options=argv[1:]))
     args = parser().parse_args(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), notebooks.ending_on_signals():
             warnings.showwarning = _show_warning
             if args.command in ("run", "demo", "sweep", "report"):  # a kernel would find a bad setting late
                 fit_store.check_environment()
             return args.func(args)
+    except notebooks.Terminated:
+        return _error("terminated (SIGTERM); complete runs are kept, re-run the same command to resume",
+                      EXIT_TERMINATED, args.debug)
     except KeyboardInterrupt:
         return _error("interrupted; complete runs are kept, re-run the same command to resume",
                       EXIT_INTERRUPTED, args.debug)

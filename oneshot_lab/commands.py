@@ -10,6 +10,7 @@ so that bad input is rejected in a fraction of a second.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,8 @@ from .training import fit_store
 
 REPORT_NOTEBOOK = "04"
 RUNS = "runs"  # where `run` puts a record by default: RUNS/<run id>
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 3, 70, 130
+DEMO_OUT, DEMO_SMOKE_OUT = "runs/demo", "runs/demo-smoke"  # where `demo` (and `demo --smoke`) write by default
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 70, 130, 143
 
 
 def parse_value(text: str) -> Any:
@@ -76,18 +78,18 @@ def params_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def execute(task: spec.Task, out: Path, force: bool) -> dict:
-    """Run `task` into the record directory `out` (locked, staged, published by one rename)."""
+def execute(task: spec.Task, out: Path, force: bool, refresh: bool = False) -> dict:
+    """Run `task` into the record directory `out` (locked, staged, published by one rename); `refresh` runs it
+    again over its own complete record, `force` over anyone's."""
     from .runner import staged_run
 
-    reason = staged_run.conflict(out, task.run_id, force)
-    if reason:
-        raise ValueError(reason)
+    out = Path(os.path.abspath(out))  # `--out .` names a directory; its lock goes beside it
+    staged_run.refuse_conflicts([(task, out)], force)
     with notebooks.kernel_environment():
-        outcome = staged_run.execute(task, out.parent, out, force=force)
+        outcome = staged_run.execute(task, out.parent, out, force=force, refresh=refresh)
         if outcome["status"] == "locked":  # then it ends complete (same run), in conflict, or ours to run
             print(f"oneshot-lab: {outcome['error']}; waiting for it to finish", file=sys.stderr, flush=True)
-            outcome = staged_run.execute(task, out.parent, out, force=force, wait=True)
+            outcome = staged_run.execute(task, out.parent, out, force=force, wait=True, refresh=refresh)
         return outcome
 
 
@@ -157,18 +159,23 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    """Execute every notebook with its default parameters (or smoke=True), replacing the demo's records."""
+    """Execute every notebook with its default parameters (or smoke=True) into OUT/<notebook>, as `run` would
+    (complete records are kept), after checking that no record there is another run's."""
+    from .runner import staged_run
+
     paths = notebooks.notebooks()
     if not paths:
         raise FileNotFoundError(f"no notebooks found in {notebooks.NOTEBOOK_DIR}")
     t_all = time.monotonic()
-    tasks = [spec.task(path, {"smoke": True} if args.smoke else {}) for path in paths]
-    for path, task in zip(paths, tasks):
+    root = Path(args.out or (DEMO_SMOKE_OUT if args.smoke else DEMO_OUT))
+    runs = [(spec.task(path, {"smoke": True} if args.smoke else {}), root / path.stem) for path in paths]
+    staged_run.refuse_conflicts(runs, args.force)
+    for path, (task, out) in zip(paths, runs):
         print(f"running {path.name} ...", flush=True)
-        code = outcome_code(execute(task, Path(args.out) / path.stem, force=True))
+        code = outcome_code(execute(task, out, force=args.force))
         if code:
             return code
-    print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {args.out}/")
+    print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {root}/")
     return 0
 
 
@@ -197,17 +204,21 @@ def sweep_command(args: argparse.Namespace) -> int:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    """Execute notebook 04 on a runs directory (its report replaces an earlier one atomically)."""
-    from .records import loading
+    """Execute notebook 04 on a runs directory, replacing its own earlier report (another run's only with --force)."""
+    from .records import gathered, loading
+    from .runner import staged_run
 
     runs_dir = Path(args.runs_dir)
     if loading.manifests(runs_dir).query("status == 'complete'").empty:
         raise ValueError(f"no complete run records under {runs_dir}")
-    out = Path(args.out or f"{runs_dir.resolve()}report")
+    out = Path(args.out or f"{runs_dir.resolve()}_report")
     params = param_values(args.param)
     params.update(runs_dir=str(runs_dir.resolve()))
     task = spec.task(REPORT_NOTEBOOK, params, args.timeout)
-    code = outcome_code(execute(task, out, force=True))
+    staged_run.refuse_conflicts([(task, out)], args.force)
+    settings = {**notebooks.defaults(task.notebook), **task.params}
+    gathered.gather(runs_dir, settings["notebook"], settings["metric"])  # a warning per record it cannot use
+    code = outcome_code(execute(task, out, force=args.force, refresh=True))
     if not code:
         print(f"tables and figures: {out}/")
     if args.html and not code:

@@ -9,6 +9,8 @@ import gzip
 import io
 import json
 import math
+import os
+import signal
 import struct
 import warnings
 from pathlib import Path
@@ -40,6 +42,10 @@ def lab(tmp_path, monkeypatch):
     run = writing.start(tmp_path / "runs" / "good", {"seed": 0})
     run.record("metrics", [{"sparsity": 0.5, "acc": 0.9}])
     run.finish()
+    writing.start(tmp_path / "demo" / "01_magnitude_pruning", {"seed": 4}).finish()  # another run's, in demo's way
+    writing.start(tmp_path / "failed", {"seed": 5}).finish("failed", error="boom")
+    (tmp_path / "webapp").mkdir()
+    (tmp_path / "webapp" / "manifest.json").write_text('{"name": "not a run"}')
     (tmp_path / "idx").mkdir()
     n = 20
     write_idx(tmp_path / "idx" / "train-images-idx3-ubyte", np.full((n, 28, 28), 7, dtype=np.uint8))
@@ -204,6 +210,16 @@ CASES = {
     "cli out not a record": (lambda r: command("run", NB, "--out", str(r / "idx")), "is not a run record"),
     "cli out holds another run": (lambda r: command("run", NB, "--out", str(r / "runs" / "good")),
                                   "holds a complete record of another run"),
+    "cli out holds a failed run": (lambda r: command("run", NB, "--out", str(r / "failed")),
+                                   "holds a failed or unfinished record of another run"),
+    "cli out another manifest.json": (lambda r: command("run", NB, "--out", str(r / "webapp"), "--force"),
+                                      "is not a run record"),
+    "cli report out holds another run": (lambda r: command("report", str(r / "runs"), "--out", str(r / "failed")),
+                                         "holds a failed or unfinished record of another run"),
+    "cli report out not a record": (lambda r: command("report", str(r / "runs"), "--out", str(r / "idx"),
+                                                      "--force"), "is not a run record"),
+    "cli demo over another run": (lambda r: command("demo", "--smoke", "--out", str(r / "demo")),
+                                  "demo/01_magnitude_pruning holds a complete record of another run"),
     "cli name too long": (lambda r: command("run", NB, "--out", str(r / ("x" * 300)), code=3), "File name too long"),
     "cli sweep workers 0": (lambda r: command("sweep", "sweeps/x.yaml", "--workers", "0"), "--workers: must be"),
     "cli report nothing": (lambda r: command("report", str(r / "idx")), "no complete run records"),
@@ -309,6 +325,7 @@ def test_the_battery_is_large_enough():
 
 # ---------------------------------------------------------------- records that cannot be read
 
+FIFO, DIRECTORY = "a FIFO", "a directory"  # put in place of a record's file
 RECORDS = {
     "manifest is a list": ({"manifest.json": b"[]"}, "the manifest is list, not a mapping"),
     "manifest is null": ({"manifest.json": b"null"}, "the manifest is null"),
@@ -321,7 +338,26 @@ RECORDS = {
     "ragged csv": ({"metrics.csv": b"sparsity,acc\n0.5,0.9,7\n0.9\n"}, "ragged: line 2 has 3 fields"),
     "cut csv": ({"metrics.csv": b"sparsity,acc\n0.5,0.9\n0.9,0.8"}, "cut short"),
     "missing csv": ({"metrics.csv": None}, "the manifest lists this table but the file is missing"),
+    "csv header repeats a column": ({"metrics.csv": b"sparsity,sparsity\n0.5,0.1\n"},
+                                    "the header repeats column 'sparsity'"),
+    "manifest is a FIFO": ({"manifest.json": FIFO}, "not a regular file (a FIFO), left unopened"),
+    "csv is a FIFO": ({"metrics.csv": FIFO}, "not a regular file (a FIFO), left unopened"),
+    "csv is a directory": ({"metrics.csv": DIRECTORY}, "not a regular file (a directory), left unopened"),
 }
+
+
+@contextlib.contextmanager
+def deadline(seconds: int):
+    """Fail (instead of hanging) if the block takes longer than `seconds`."""
+    def expired(*_):
+        raise TimeoutError(f"still blocked after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.mark.parametrize("name", list(RECORDS))
@@ -333,10 +369,16 @@ def test_an_unreadable_record_is_skipped_with_one_warning_and_nothing_else_is_lo
     for file, content in files.items():
         if content is None:
             (lab / "runs" / "bad" / file).unlink()
+        elif content == FIFO:
+            (lab / "runs" / "bad" / file).unlink()
+            os.mkfifo(lab / "runs" / "bad" / file)
+        elif content == DIRECTORY:
+            (lab / "runs" / "bad" / file).unlink()
+            (lab / "runs" / "bad" / file).mkdir()
         else:
             (lab / "runs" / "bad" / file).write_bytes(content)
     before = snapshot(lab)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, deadline(20):
         warnings.simplefilter("always")
         table = loading.load(lab / "runs")
     ours = [w for w in caught if issubclass(w.category, integrity.RecordWarning)]
@@ -344,7 +386,7 @@ def test_an_unreadable_record_is_skipped_with_one_warning_and_nothing_else_is_lo
     assert len(ours) == 1 and f"{named}: {reason}" in str(ours[0].message)
     assert list(table.acc) == [0.9] and list(table.run) == ["good"]  # the good record, no invented rows
     assert [s["run"] for s in table.attrs["skipped"]] == ["bad"] and reason in table.attrs["skipped"][0]["reason"]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), deadline(20):
         warnings.simplefilter("ignore")
         listed = loading.manifests(lab / "runs")
         assert command("sweep", "sweeps/compare_criteria.yaml", "--runs", str(lab / "runs"), "--dry-run",

@@ -1,6 +1,7 @@
 """Faults around single runs and sweeps: kill and resume, concurrent runs into one directory, a read-only runs
 directory, a full disk (a real small tmpfs where this machine lets us mount one, simulated otherwise), and a
-killed sweep leaving no worker behind that holds a lock."""
+killed sweep leaving no worker behind that holds a lock, SIGINT and SIGTERM ending a command in one line, and
+SIGKILL of a run's process group leaving no seed worker or resource tracker running."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from oneshot_lab import cli
+from conftest import TINY_RECORD
+from oneshot_lab import cli, commands
 from oneshot_lab.records import atomic, loading, writing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,3 +212,228 @@ def test_a_forced_rerun_that_fails_keeps_the_complete_record(tiny_notebook, tmp_
     assert files(out) == kept
     failed = list((tmp_path / ".sweep" / "failed").iterdir())
     assert len(failed) == 1 and writing.read_manifest(failed[0])["status"] == "failed"
+
+
+# ---------------------------------------------------------------- writers that may not replace what they did not make
+
+REPORT_PARAMETERS = """\
+runs_dir: str = ""  # the runs directory reported on
+notebook: str = "01_magnitude_pruning"  # whose runs are reported
+metric: str = "test_accuracy"  # the metric reported
+out_dir: str = "out"  # where the report goes"""
+REPORT_WORK = """\
+import pathlib
+pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
+pathlib.Path(out_dir, "metrics.csv").write_text("report\\nyes\\n")"""
+DEMO_PARAMETERS = """\
+x: int = 0  # a number the run records
+smoke: bool = False  # shrink the run
+out_dir: str = "out"  # where metrics.csv goes"""
+
+
+@pytest.fixture()
+def report_lab(notebook_factory, tiny_notebook, tmp_path, monkeypatch):
+    """Complete records a report can read under tmp_path/runs, and `report` running a tiny stand-in for notebook 04."""
+    from test_gathered import write_runs
+
+    write_runs(tmp_path / "runs", [0.02, 0.03, 0.01, 0.04])
+    monkeypatch.setattr(commands, "REPORT_NOTEBOOK", str(notebook_factory("report.ipynb", REPORT_PARAMETERS, REPORT_WORK)))
+    return tmp_path
+
+
+def test_report_refuses_an_out_holding_another_runs_record_and_only_force_replaces_it(report_lab, tiny_notebook,
+                                                                                     capsys, monkeypatch):
+    other = report_lab / "other"
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "2", "--out", str(other)]) == 0
+    kept = files(other)
+    with monkeypatch.context() as m:
+        m.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+        assert cli.main(["report", str(report_lab / "runs"), "--out", str(other)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("oneshot-lab: error: ") and len(err.splitlines()) == 1, err
+    assert "holds a complete record of another run" in err and "--force" in err
+    assert files(other) == kept
+    assert cli.main(["report", str(report_lab / "runs"), "--out", str(other), "--force"]) == 0
+    assert (other / "metrics.csv").read_text() == "report\nyes\n"
+    report = writing.read_manifest(other)["run_id"]
+    assert cli.main(["report", str(report_lab / "runs"), "--out", str(other)]) == 0  # its own report: refreshed
+    assert writing.read_manifest(other)["run_id"] == report
+
+
+def test_demo_refuses_a_record_it_did_not_make_and_says_complete_the_second_time(notebook_factory, tmp_path,
+                                                                                 capsys, monkeypatch):
+    demo_nb = notebook_factory("demo.ipynb", DEMO_PARAMETERS, "import pathlib", TINY_RECORD)
+    monkeypatch.setattr(commands.notebooks, "notebooks", lambda: [demo_nb])
+    out = tmp_path / "X"
+    assert cli.main(["run", str(demo_nb), "-p", "x", "5", "--out", str(out / "demo")]) == 0
+    kept = files(out)
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        m.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+        assert cli.main(["demo", "--smoke", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds a complete record of another run" in err and len(err.splitlines()) == 1, err
+    assert files(out) == kept
+    fresh = tmp_path / "Y"
+    assert cli.main(["demo", "--smoke", "--out", str(fresh)]) == 0
+    made = files(fresh)
+    capsys.readouterr()
+    assert cli.main(["demo", "--smoke", "--out", str(fresh)]) == 0  # make demo twice: nothing recomputed
+    assert "already complete" in capsys.readouterr().out and files(fresh) == made
+    assert cli.main(["demo", "--smoke", "--out", str(out), "--force"]) == 0  # --force alone replaces
+    assert writing.read_manifest(out / "demo")["params"]["smoke"] is True
+
+
+def test_out_dot_in_an_empty_directory_writes_the_record_there(tiny_notebook, tmp_path, capsys, monkeypatch):
+    here = tmp_path / "empty"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    inode = os.stat(".").st_ino
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "6", "--out", "."]) == 0, capsys.readouterr().err
+    assert os.stat(here).st_ino == inode and os.path.samefile(os.getcwd(), here)  # the same directory, filled
+    consistent(here)
+    assert not (here / ".sweep").exists()
+    capsys.readouterr()
+    assert cli.main(["run", str(tiny_notebook), "-p", "x", "6", "--out", "."]) == 0
+    assert "already complete" in capsys.readouterr().out
+
+
+def test_report_names_each_record_it_cannot_use_and_exits_2_when_none_is_left(report_lab, capsys, monkeypatch):
+    from test_gathered import drop_sparsity, rewrite
+
+    runs = report_lab / "runs"
+    rewrite(runs / "seed0" / "metrics.csv", drop_sparsity)
+    assert cli.main(["report", str(runs)]) == 0  # by default into RUNS_DIR_report
+    assert (report_lab / "runs_report" / "metrics.csv").read_text() == "report\nyes\n"
+    named = f"oneshot-lab: warning: skipping run record {runs / 'seed0' / 'metrics.csv'}: no column 'sparsity'"
+    assert capsys.readouterr().err.strip().splitlines() == [named]
+    monkeypatch.setattr("papermill.execute_notebook", lambda *a, **k: pytest.fail("a kernel was started"))
+    for seed in (1, 2, 3):
+        rewrite(runs / f"seed{seed}" / "metrics.csv", drop_sparsity)
+    assert cli.main(["report", str(runs), "--out", str(report_lab / "rep2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 5 and all("no column 'sparsity'" in line for line in err[:4]), err
+    assert err[-1] == (f"oneshot-lab: error: no complete runs of 01_magnitude_pruning under {runs} "
+                       f"(4 records skipped: see the warnings)")
+    assert not (report_lab / "rep2").exists()
+
+
+SLOW_JOB = """\
+import os, pathlib, time
+
+def nap(pid_file: str, seconds: float) -> None:
+    pathlib.Path(pid_file + ".partial").write_text(str(os.getpid()))
+    os.replace(pid_file + ".partial", pid_file)
+    for _ in range(int(seconds / 0.05)):
+        time.sleep(0.05)
+"""
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process (from /proc)."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, ppid = stat.read_text().rpartition(")")[2].split()[:2]
+            table[int(stat.parent.name)] = (int(ppid), state)
+    return table
+
+
+def descendants(root: int) -> set[int]:
+    """The processes started by `root`, by its children, and so on."""
+    table, found, todo = process_table(), set(), [root]
+    while todo:
+        parent = todo.pop()
+        children = {pid for pid, (ppid, _) in table.items() if ppid == parent} - found
+        found |= children
+        todo += children
+    return found
+
+
+def running(pids: set[int], within_s: float) -> set[int]:
+    """Those of `pids` still running (zombies count as ended) after waiting up to `within_s` for them to end."""
+    deadline = time.monotonic() + within_s
+    while True:
+        table = process_table()
+        alive = {pid for pid in pids if pid in table and table[pid][1] != "Z"}
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+SEEDED_PARAMETERS = """\
+jobs_dir: str = ""  # where slow_job.py is, and the files naming each seed worker's pid
+out_dir: str = "out"  # where the record goes"""
+SEEDED_WORK = """\
+import sys
+sys.path.insert(0, jobs_dir)
+import slow_job
+from oneshot_lab.util import parallel
+parallel.map_jobs(slow_job.nap, [(f"{jobs_dir}/{name}", 60) for name in "ab"], workers=2)"""
+
+
+def test_sigkill_of_a_runs_process_group_leaves_no_seed_worker_or_resource_tracker_running(
+        notebook_factory, tmp_path):
+    (tmp_path / "slow_job.py").write_text(SLOW_JOB)
+    notebook = notebook_factory("seeded.ipynb", SEEDED_PARAMETERS, SEEDED_WORK)
+    pid_files = [tmp_path / "a", tmp_path / "b"]
+    proc = oneshot_lab("run", str(notebook), "-p", "jobs_dir", str(tmp_path), "--out", str(tmp_path / "r"))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not all(f.exists() for f in pid_files) and proc.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.2)
+    started = descendants(proc.pid)  # the kernel, its two seed workers and multiprocessing's resource tracker
+    try:
+        assert all(f.exists() for f in pid_files), proc.communicate()
+        workers = {int(f.read_text()) for f in pid_files}
+        trackers = {pid for pid in started if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+        assert workers <= started and len(trackers) == 1 and len(started) == 4, (workers, trackers, started)
+        os.killpg(proc.pid, signal.SIGKILL)  # the kernel leads a session of its own: it is not in the group
+        proc.wait(timeout=10)
+        assert not running(started, within_s=5), "the kernel, a seed worker or the resource tracker outlived the run"
+    finally:
+        proc.kill()
+        for pid in running(started, within_s=0):
+            os.kill(pid, signal.SIGKILL)
+        proc.communicate(timeout=10)  # the pipes close once every process holding them has ended
+
+
+SIGNALLED_PARAMETERS = """\
+x: int = 0  # a number the run would record
+marker: str = ""  # a file the running cell creates
+out_dir: str = "out"  # where the record goes"""
+
+
+@pytest.mark.parametrize("command, signum", [("run", signal.SIGINT), ("run", signal.SIGTERM),
+                                             ("sweep", signal.SIGTERM)])
+def test_an_interrupted_or_terminated_command_says_one_line_and_leaves_nothing_running(
+        notebook_factory, tmp_path, command, signum):
+    notebook = notebook_factory("signalled.ipynb", SIGNALLED_PARAMETERS,
+                                "import pathlib, time\npathlib.Path(marker).touch()\ntime.sleep(60)")
+    marker = tmp_path / "running"
+    if command == "run":
+        args = ["run", str(notebook), "-p", "marker", str(marker), "--out", str(tmp_path / "r")]
+    else:
+        (tmp_path / "s.yaml").write_text(f"notebook: {notebook}\nparams: {{marker: {marker}}}\ngrid: {{x: [1]}}\n")
+        args = ["sweep", str(tmp_path / "s.yaml"), "--runs", str(tmp_path / "runs"), "--workers", "1"]
+    proc = oneshot_lab(*args)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not marker.exists() and proc.poll() is None:
+        time.sleep(0.1)
+    started = descendants(proc.pid)  # the kernel (and the sweep's worker process)
+    try:
+        assert marker.exists(), proc.communicate()
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)  # Ctrl-C: the terminal signals the foreground process group
+        else:
+            proc.send_signal(signum)  # kill PID, a batch system or a service manager
+        _, err = proc.communicate(timeout=60)
+        said = [line for line in err.splitlines() if line.strip() and not line.startswith("sweep:")]  # its bar
+        ending = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        assert said == [f"oneshot-lab: {ending}; complete runs are kept, re-run the same command to resume"], err
+        assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}[signum]
+        assert not running(started, within_s=5), "a kernel or a worker outlived the command"
+    finally:
+        proc.kill()
+        for pid in running(started, within_s=0):
+            os.kill(pid, signal.SIGKILL)

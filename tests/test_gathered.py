@@ -1,5 +1,7 @@
 """Sweep reports: records gathered per setting, findings paired on the seed against the baselines."""
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -29,3 +31,57 @@ def test_findings_compare_every_method_with_each_baseline(tmp_path):
     assert table.mean_difference.iloc[0] == pytest.approx(0.025)
     with pytest.raises(ValueError, match="none of the baselines"):
         ol.records.gathered.gather(tmp_path, "01_magnitude_pruning").findings(baselines=("taylor/global",))
+
+
+def rewrite(path, edit):
+    """Rewrite the CSV at `path`: `edit(lines)` returns its new lines."""
+    path.write_text("\n".join(edit(path.read_text().splitlines())) + "\n")
+
+
+def header_repeats(lines):
+    """The header with 'sparsity' renamed to the name of another column ('seed'): a repeated column."""
+    return [lines[0].replace("sparsity", "seed"), *lines[1:]]
+
+
+def drop_sparsity(lines):
+    """The table without its sparsity column."""
+    i = lines[0].split(",").index("sparsity")
+    return [",".join(c for j, c in enumerate(line.split(",")) if j != i) for line in lines]
+
+
+def infinite_accuracy(lines):
+    """The last row's test accuracy as inf."""
+    return [*lines[:-1], ",".join(lines[-1].split(",")[:-1] + ["inf"])]
+
+
+def text_density(lines):
+    """The last row's density as text."""
+    i = lines[0].split(",").index("density")
+    cells = lines[-1].split(",")
+    return [*lines[:-1], ",".join(cells[:i] + ["dense-ish"] + cells[i + 1:])]
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (header_repeats, "the header repeats column 'seed'"),
+    (drop_sparsity, "no column 'sparsity'"),
+    (infinite_accuracy, "'test_accuracy' is not a finite number in line 5 (inf)"),
+    (text_density, "'density' is not a finite number in line 5 ('dense-ish')"),
+])
+def test_a_record_the_report_cannot_use_is_skipped_with_one_warning_naming_it(tmp_path, edit, reason):
+    write_runs(tmp_path, [0.02, 0.03, 0.01, 0.04])
+    for seed in (1, 2):
+        rewrite(tmp_path / f"seed{seed}" / "metrics.csv", edit)
+    with pytest.warns(ol.records.integrity.RecordWarning) as caught:
+        found = ol.records.gathered.gather(tmp_path, "01_magnitude_pruning")
+    assert sorted(str(w.message) for w in caught) == [f"skipping run record {tmp_path / f'seed{s}' / 'metrics.csv'}: "
+                                                      f"{reason}" for s in (1, 2)]
+    assert sorted(found.metrics.seed.unique()) == [0, 3] and found.findings().n.tolist() == [2, 2, 2]
+    assert found.summary()["mean"].map(math.isfinite).all()
+
+
+def test_a_bad_layer_table_skips_that_table_only(tmp_path):
+    write_runs(tmp_path, [0.02, 0.03, 0.01, 0.04])
+    rewrite(tmp_path / "seed0" / "layers.csv", drop_sparsity)
+    with pytest.warns(ol.records.integrity.RecordWarning, match="seed0.layers.csv: no column 'sparsity'"):
+        found = ol.records.gathered.gather(tmp_path, "01_magnitude_pruning")
+    assert sorted(found.layers.seed) == [1, 2, 3] and found.metrics.seed.nunique() == 4

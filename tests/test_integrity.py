@@ -1,6 +1,8 @@
 """Record integrity: what makes a manifest unusable or a CSV table not whole, with the reason given."""
 
 import json
+import os
+import re
 
 import pandas as pd
 import pytest
@@ -52,3 +54,20 @@ def test_read_json_gives_the_reason_instead_of_raising(tmp_path):
     data, reason = integrity.read_json(tmp_path / "cut.json")
     assert data is None and reason.startswith("not valid JSON (JSONDecodeError")
     assert integrity.MANIFEST == "manifest.json"
+
+
+def test_a_repeated_header_column_is_not_a_whole_table(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(b"seed,method,seed\n0,a,1\n")
+    assert integrity.table_problem(path) == ("the header repeats column 'seed'", "")
+
+
+@pytest.mark.parametrize("make, kind", [(os.mkfifo, "a FIFO"), (os.mkdir, "a directory")])
+def test_a_file_that_is_not_regular_is_refused_unopened(tmp_path, make, kind):
+    path = tmp_path / "manifest.json"
+    make(path)
+    reason = f"not a regular file ({kind}), left unopened"
+    assert integrity.read_json(path) == (None, reason)  # a FIFO would block an open() for reading forever
+    assert integrity.table_problem(path) == (reason, "")
+    with pytest.raises(ValueError, match=re.escape(f"{path}: {reason}")):
+        integrity.read_regular(path)

@@ -211,15 +211,18 @@ def test_run_html_writes_the_page_beside_the_executed_notebook(notebook_factory,
 
 
 def test_report_html_exports_the_report_notebook(tmp_path, monkeypatch, capsys):
-    executed = executed_notebook(tmp_path)
+    from test_gathered import write_runs
 
-    def execute(task, out, force):  # what a run of notebook 04 leaves: the executed notebook in its record
+    executed = executed_notebook(tmp_path)
+    write_runs(tmp_path / "runs", [0.02, 0.03])
+
+    def execute(task, out, force, refresh):  # what a run of notebook 04 leaves: the executed notebook in its record
+        assert refresh and not force  # its own earlier report is replaced, another run's record is not
         out.mkdir(parents=True)
         shutil.copy(executed, out / Path(task.notebook).name)
         return {"status": "done", "out_dir": str(out), "wall_s": 0.0}
-    monkeypatch.setattr("oneshot_lab.records.loading.manifests", lambda runs: pd.DataFrame({"status": ["complete"]}))
     monkeypatch.setattr(commands, "execute", execute)
-    assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "report"), "--html"]) == 0
+    assert cli.main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"), "--html"]) == 0
     page = tmp_path / "report" / "04_sweep_report.html"
     assert f"offline HTML: {page}" in capsys.readouterr().out
     assert "data:image/png;base64," in page.read_text()

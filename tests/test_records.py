@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from oneshot_lab.records import atomic, loading, writing
+from oneshot_lab.records import atomic, integrity, loading, writing
 
 
 def test_run_record_and_manifest(tmp_path):
@@ -75,3 +75,32 @@ def test_varying_parameters_keep_settings_apart(tmp_path):
     # a parameter missing from some runs (an older notebook version) makes them a different setting
     missing = params.assign(model=[None, "mlp", "mlp", "mlp"])
     assert loading.varying_parameters(missing) == ["lr", "model"]
+
+
+@pytest.mark.parametrize("table, reason", [
+    ({"stage": ["a", "b"], "acc": [0.5, 1]}, None),
+    ({"stage": ["a", "b"]}, "no column 'acc'"),
+    ({"acc": [0.5, 1]}, "no column 'stage'"),
+    ({"stage": ["a", 3], "acc": [0.5, 1]}, "'stage' is not text in line 3 (3)"),
+    ({"stage": ["a", None], "acc": [0.5, 1]}, "'stage' is not text in line 3 (nan)"),
+    ({"stage": ["a", "b"], "acc": [0.5, float("inf")]}, "'acc' is not a finite number in line 3 (inf)"),
+    ({"stage": ["a", "b"], "acc": [float("nan"), 1]}, "'acc' is not a finite number in line 2 (nan)"),
+    ({"stage": ["a", "b"], "acc": ["0.5", "high"]}, "'acc' is not a finite number in line 3 ('high')"),
+    ({"stage": ["a", "b"], "acc": [True, False]}, None),  # a flag such as `collapsed` counts as a number
+])
+def test_columns_problem_names_the_column_line_and_value(table, reason):
+    assert loading.columns_problem(pd.DataFrame(table), text=["stage"], numbers=["acc"]) == reason
+
+
+def test_load_skips_a_record_its_check_refuses_with_one_warning(tmp_path):
+    for seed, acc in ((0, 0.9), (1, float("inf")), (2, 0.7)):
+        run = writing.start(tmp_path / f"s{seed}", {"seed": seed})
+        run.record("metrics", pd.DataFrame({"sparsity": [0.5], "acc": [acc]}))
+        run.finish()
+    assert (tmp_path / "s1" / "metrics.csv").read_text() == "sparsity,acc\n0.5,inf\n"
+    with pytest.warns(integrity.RecordWarning) as caught:
+        frame = loading.load(tmp_path, check=lambda f: loading.columns_problem(f, numbers=["acc", "seed"]))
+    assert [str(w.message) for w in caught] == [
+        f"skipping run record {tmp_path / 's1' / 'metrics.csv'}: 'acc' is not a finite number in line 2 (inf)"]
+    assert list(frame.seed) == [0, 2] and frame.attrs["skipped"][0]["run"] == "s1"
+    assert len(loading.load(tmp_path)) == 3  # no check: every whole table, the infinity as it was written

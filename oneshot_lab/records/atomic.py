@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .integrity import MANIFEST
+
 
 def _umask() -> int:
     """The process umask (read by setting it and putting it back)."""
@@ -45,15 +47,29 @@ def _exchange(a: Path, b: Path) -> bool:
         return False
 
 
+def _fill(staging: Path, final: Path) -> None:
+    """Move the entries of `staging` into the empty directory `final`, the manifest last (so `final` is a
+    record only once whole), and remove `staging`."""
+    entries = sorted(staging.iterdir(), key=lambda p: p.name == MANIFEST)
+    for entry in entries:
+        os.rename(entry, final / entry.name)
+    staging.rmdir()
+
+
 def publish(staging: str | os.PathLike, final: str | os.PathLike) -> Path:
     """Move a finished run directory to `final` by rename, replacing an older record of the same run.
 
     Readers see the old record or the new one, never a mix or neither (an atomic exchange where the file
-    system supports it); `staging` must be on the same file system.
+    system supports it); `staging` must be on the same file system. An existing empty directory (`--out .`)
+    is filled in place, the manifest last, so that it stays the directory a shell or a user's settings
+    know.
     """
     staging, final = Path(staging), Path(final)
     if not final.exists():
         os.replace(staging, final)
+        return final
+    if final.is_dir() and not any(final.iterdir()):
+        _fill(staging, final)
         return final
     if _exchange(staging, final):
         shutil.rmtree(staging, ignore_errors=True)  # now the old record

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 
@@ -68,17 +69,35 @@ def _of_notebook(frame: pd.DataFrame, notebook: str) -> pd.DataFrame:
     return frame
 
 
-def gather(runs_dir: str | os.PathLike, notebook: str) -> Gathered:
+def _usable(notebook: str, text: tuple[str, ...], numbers: tuple[str, ...]) -> Callable[[pd.DataFrame], str | None]:
+    """A `loading.load` check: a table of `notebook` must hold `text` and finite `numbers` in every row."""
+    def check(frame: pd.DataFrame) -> str | None:
+        """Why this record's table cannot be reported (records of other notebooks are left to `_of_notebook`)."""
+        if "notebook" in frame and (frame["notebook"] != notebook).all():
+            return None
+        return loading.columns_problem(frame, text, numbers)
+    return check
+
+
+def gather(runs_dir: str | os.PathLike, notebook: str, value: str = "test_accuracy") -> Gathered:
     """The records of `notebook` under `runs_dir`; ValueError if none of them is complete.
 
     Runs that differ in any parameter besides the seed (and the bookkeeping out_dir and smoke) are
     different settings, labelled 'name=value, ...' in a `setting` column and never averaged together.
+    A record whose metrics lack stage and method as text or sparsity, density, seed and `value` as finite
+    numbers in any row (or whose layers lack method, layer, sparsity, density, collapsed) is skipped with one
+    RecordWarning naming its file and what is wrong, so a broken record never turns into missing seeds or an
+    'inf ± nan' mean.
     """
     records = _of_notebook(loading.manifests(runs_dir), notebook)
-    metrics = _of_notebook(loading.load(runs_dir), notebook)
-    layers = _of_notebook(loading.load(runs_dir, table="layers"), notebook)
+    metrics = loading.load(runs_dir, check=_usable(notebook, ("stage", "method"), ("sparsity", "density", "seed", value)))
+    skipped = len(metrics.attrs["skipped"])
+    metrics = _of_notebook(metrics, notebook)
+    layers = _of_notebook(loading.load(runs_dir, table="layers", check=_usable(
+        notebook, ("method", "layer"), ("sparsity", "density", "collapsed"))), notebook)
     if metrics.empty:
-        raise ValueError(f"no complete runs of {notebook} under {runs_dir}")
+        note = f" ({skipped} records skipped: see the warnings)" if skipped else ""
+        raise ValueError(f"no complete runs of {notebook} under {runs_dir}{note}")
     params = _of_notebook(loading.run_parameters(runs_dir), notebook)
     params = params[params["run"].isin(set(metrics["run"]))]
     varying = [n for n in loading.varying_parameters(params) if n not in GROUPING]

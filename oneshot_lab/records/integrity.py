@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +31,44 @@ def manifest_problem(manifest: Any) -> str | None:
     return None
 
 
+class NotRegularFile(ValueError):
+    """A FIFO, device, socket or directory where a record's file is expected; it is never opened for reading."""
+
+    def __init__(self, path: Path, kind: str):
+        self.reason = f"not a regular file ({kind}), left unopened"
+        super().__init__(f"{path}: {self.reason}")
+
+
+KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFDIR: "a directory", stat.S_IFSOCK: "a socket",
+         stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device"}
+
+
+def _refuse_special(path: Path, mode: int) -> None:
+    """Raise NotRegularFile unless `mode` is a regular file's."""
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(path, KINDS.get(stat.S_IFMT(mode), "an unknown kind"))
+
+
+def read_regular(path: str | os.PathLike) -> bytes:
+    """The bytes of the regular file `path` (symbolic links followed); NotRegularFile for anything else, which
+    is refused before it is opened (a FIFO would block a reader forever), and OSError if it cannot be read."""
+    path = Path(path)
+    _refuse_special(path, os.stat(path).st_mode)
+    # O_NONBLOCK: should a FIFO replace the file after the check, opening it still returns at once
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as fh:
+        _refuse_special(path, os.fstat(fd).st_mode)
+        return fh.read()
+
+
 def read_json(path: Path) -> tuple[Any, str | None]:
     """(parsed JSON of `path`, None) or (None, the reason it cannot be read)."""
     try:
-        return json.loads(path.read_bytes().decode("utf-8")), None
+        return json.loads(read_regular(path).decode("utf-8")), None
     except OSError as err:
         return None, f"cannot read it ({err.strerror or err})"
+    except NotRegularFile as err:
+        return None, err.reason
     except (UnicodeDecodeError, ValueError) as err:
         return None, f"not valid JSON ({type(err).__name__}: {' '.join(str(err).split())[:120]})"
 
@@ -42,9 +76,11 @@ def read_json(path: Path) -> tuple[Any, str | None]:
 def table_problem(path: Path) -> tuple[str | None, str]:
     """(why the CSV at `path` is not a whole table, or None; its text)."""
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path)
     except OSError as err:
         return f"cannot read it ({err.strerror or err})", ""
+    except NotRegularFile as err:
+        return err.reason, ""
     if not raw.strip():
         return "the file is empty", ""
     if b"\0" in raw:
@@ -56,7 +92,11 @@ def table_problem(path: Path) -> tuple[str | None, str]:
     if not text.endswith("\n"):
         return "cut short (the last line has no line end)", ""
     rows = csv.reader(io.StringIO(text))
-    width = len(next(rows))
+    header = next(rows)
+    repeated = sorted({name for name in header if header.count(name) > 1}, key=header.index)
+    if repeated:
+        return f"the header repeats column {repeated[0]!r}", ""
+    width = len(header)
     for number, row in enumerate(rows, start=2):
         if len(row) != width:
             return f"ragged: line {number} has {len(row)} fields, the header has {width}", ""

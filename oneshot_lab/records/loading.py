@@ -8,8 +8,9 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+import numpy as np
 import pandas as pd
 
 from .integrity import MANIFEST, RecordWarning, manifest_problem, read_json, table_problem
@@ -40,7 +41,7 @@ def _records(runs_dir: Path, skipped: list[dict] | None = None, warn: bool = Tru
 def _table(run_dir: Path, manifest: dict, table: str, runs_dir: Path, skipped: list[dict]) -> pd.DataFrame | None:
     """The `table` of one record, or None (noted in `skipped` with a warning if the record claims it)."""
     path = run_dir / f"{table}.csv"
-    if not path.is_file():
+    if not path.exists():  # a FIFO or directory of that name exists: table_problem refuses it unopened
         if table in manifest.get("tables", []):
             _skip(skipped, path, runs_dir, "the manifest lists this table but the file is missing", True)
         return None
@@ -80,13 +81,37 @@ def in_parameter_order(record: tuple[Path, dict]) -> tuple[str, str]:
     return json.dumps(params, sort_keys=True, default=str), run_dir.name
 
 
-def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: bool = True) -> pd.DataFrame:
+def columns_problem(frame: pd.DataFrame, text: Iterable[str] = (), numbers: Iterable[str] = ()) -> str | None:
+    """Why `frame` (one record's table) lacks a column of `text` or `numbers`, or holds in a row anything but
+    text in the first or a finite number in the second; None if it holds them all."""
+    text, numbers = list(text), list(numbers)
+    missing = [name for name in (*text, *numbers) if name not in frame.columns]
+    if missing:
+        return f"no column {missing[0]!r}"
+    for name in (*text, *numbers):
+        if name in text:
+            bad = ~frame[name].map(lambda v: isinstance(v, str) and v != "").to_numpy(dtype=bool)
+        else:
+            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            bad = ~np.isfinite(values)
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = frame[name].iloc[row]
+            shown = repr(value) if isinstance(value, str) else str(value)
+            return f"{name!r} is not {'text' if name in text else 'a finite number'} in line {row + 2} ({shown})"
+    return None
+
+
+def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: bool = True,
+         check: Callable[[pd.DataFrame], str | None] | None = None) -> pd.DataFrame:
     """All rows of `<table>.csv` from every run under `runs_dir`, with each run's parameters as columns.
 
     Columns added per run: its parameters (a metric column of the same name wins), `run` (the run's
     directory relative to `runs_dir`) and, for sweep records, `notebook`. A record with a malformed
-    manifest or an empty, binary, cut or ragged table is skipped with one RecordWarning naming the file
-    and the reason; the skipped records are listed in `frame.attrs["skipped"]` (run, path, reason).
+    manifest, a manifest or table that is not a regular file (never opened), or an empty, binary, cut or
+    ragged table or one whose header repeats a column, is skipped with one RecordWarning naming the file and
+    the reason; so is a record whose table (with those columns) `check` finds a reason against (for example
+    `columns_problem`). The skipped records are listed in `frame.attrs["skipped"]` (run, path, reason).
     """
     runs_dir = _runs_dir(runs_dir)
     frames, skipped = [], []
@@ -102,6 +127,10 @@ def load(runs_dir: str | os.PathLike, table: str = "metrics", complete_only: boo
         if "notebook" in manifest and "notebook" not in frame.columns:
             frame["notebook"] = manifest["notebook"]
         frame["run"] = _run_name(run_dir, runs_dir)
+        reason = check(frame) if check is not None else None
+        if reason:
+            _skip(skipped, run_dir / f"{table}.csv", runs_dir, reason, True)
+            continue
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     out.attrs["skipped"] = skipped

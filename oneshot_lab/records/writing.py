@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from .atomic import atomic_write_text
-from .integrity import MANIFEST, manifest_problem
+from .integrity import MANIFEST, manifest_problem, read_regular
 
 TRACKED_PACKAGES = ("oneshot-lab", "torch", "numpy", "pandas", "scikit-learn", "mnist1d",
                     "backpack-for-pytorch", "papermill")
@@ -109,9 +109,9 @@ def start(out_dir: str | os.PathLike, params: Mapping[str, Any]) -> Run:
 
 
 def read_manifest(run_dir: str | os.PathLike) -> dict:
-    """The manifest of one run directory; ValueError naming the file if it is malformed."""
+    """The manifest of one run directory; ValueError naming the file if it is malformed or not a regular file."""
     path = Path(run_dir) / MANIFEST
-    manifest = json.loads(path.read_bytes().decode("utf-8"))
+    manifest = json.loads(read_regular(path).decode("utf-8"))
     problem = manifest_problem(manifest)
     if problem:
         raise ValueError(f"{path}: {problem}")

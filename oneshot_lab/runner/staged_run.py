@@ -19,7 +19,7 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from .notebooks import declared_parameters, run_notebook, set_kernel_environment
 from ..records.integrity import MANIFEST, manifest_problem, read_json
@@ -54,30 +54,44 @@ def lock(parent: Path, name: str, wait: bool = False) -> Iterator[bool]:
 
 def record_state(final: Path, run_id: str) -> tuple[str, dict | None]:
     """What `final` holds: absent, complete (this run), other (a complete record of another run),
-    incomplete (a failed or unreadable record), or foreign (files that are not a run record); and its manifest."""
+    incomplete (a failed or unfinished record: of another run if its manifest names one, or unreadable in a
+    directory named `run_id`), or foreign (files that are not a run record); and its manifest."""
+    final = Path(os.path.abspath(final))
     if not final.exists():
         return "absent", None
     if not final.is_dir():
         return "foreign", None
-    if not (final / MANIFEST).is_file():
+    if not (final / MANIFEST).is_file():  # a FIFO of that name is left unopened
         return ("foreign", None) if any(final.iterdir()) else ("absent", None)
     manifest, reason = read_json(final / MANIFEST)
-    if reason or manifest_problem(manifest):
-        return "incomplete", None
+    if reason or manifest_problem(manifest):  # a run's own directory (sweeps) is resumed; anyone else's is kept
+        return ("incomplete" if final.name == run_id else "foreign"), None
     if manifest.get("status") != "complete":
         return "incomplete", manifest
     return ("complete" if manifest.get("run_id") == run_id else "other"), manifest
 
 
 def conflict(final: Path, run_id: str, force: bool) -> str | None:
-    """Why a run `run_id` may not write its record to `final` (with or without `force`), or None."""
+    """Why a run `run_id` may not write its record to `final` (with or without `force`), or None: files that
+    are not a run record never, another run's record (complete, failed or unfinished) only with `force`."""
     state, manifest = record_state(final, run_id)
     if state == "foreign":
-        return f"{final} exists and is not a run record (no manifest.json); choose another output directory"
-    if state == "other" and not force:
-        return (f"{final} holds a complete record of another run ({manifest.get('run_id') or 'no run id'}, "
+        return (f"{final} exists and is not a run record (no readable manifest.json of a run); "
+                f"choose another output directory")
+    other = state == "other" or (state == "incomplete" and manifest is not None and manifest.get("run_id") != run_id)
+    if other and not force:
+        kind = "complete" if state == "other" else "failed or unfinished"
+        return (f"{final} holds a {kind} record of another run ({manifest.get('run_id') or 'no run id'}, "
                 f"notebook {manifest.get('notebook', '?')}); choose another output directory or pass --force")
     return None
+
+
+def refuse_conflicts(runs: Iterable[tuple[Task, Path]], force: bool) -> None:
+    """ValueError, before any work, naming the first (task, record directory) whose directory `conflict` refuses."""
+    for task, final in runs:
+        reason = conflict(final, task.run_id, force)
+        if reason:
+            raise ValueError(reason)
 
 
 def _attempt(task: Task, staging: Path) -> dict:
@@ -141,9 +155,10 @@ def glob_escape(name: str) -> str:
 
 
 def execute(task: Task, runs_dir: str | os.PathLike, final: str | os.PathLike | None = None,
-            force: bool = False, wait: bool = False) -> dict:
+            force: bool = False, wait: bool = False, refresh: bool = False) -> dict:
     """Run one task into `final` (default `runs_dir/<run id>`) unless complete, locked or in conflict;
-    retried once if its kernel dies.
+    retried once if its kernel dies. `refresh` runs it again over its own complete record (a report whose
+    runs may have changed); `force` also over another run's record.
 
     Returns the outcome: run_id, notebook, status (done | skipped | failed | died | locked | conflict),
     attempts, wall_s, out_dir, git_revision of a skipped record, and error / error_cell on failure.
@@ -151,7 +166,9 @@ def execute(task: Task, runs_dir: str | os.PathLike, final: str | os.PathLike | 
     from ..records import writing
 
     set_kernel_environment()  # a worker process keeps it for every task it runs
-    final = Path(final) if final is not None else Path(runs_dir) / task.run_id
+    final = Path(os.path.abspath(final if final is not None else Path(runs_dir) / task.run_id))  # `.` has a name
+    if not final.name:
+        raise ValueError(f"{final} cannot hold a run record; choose a directory below it")
     parent, partial = final.parent, final.parent / SWEEP_DIR / "partial"
     base = {"run_id": task.run_id, "notebook": Path(task.notebook).stem, "attempts": 0, "wall_s": 0.0,
             "out_dir": str(final)}
@@ -159,7 +176,7 @@ def execute(task: Task, runs_dir: str | os.PathLike, final: str | os.PathLike | 
         if not held:
             return {**base, "status": "locked", "error": f"another process is writing {final}"}
         state, manifest = record_state(final, task.run_id)
-        if state == "complete" and not force:
+        if state == "complete" and not (force or refresh):
             return {**base, "status": "skipped", "git_revision": manifest.get("git_revision")}
         reason = conflict(final, task.run_id, force)
         if reason:

@@ -9,28 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from ..util.parallel import die_with_parent
 from .staged_run import error_outcome, execute
 from .spec import Task
-
-PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent (the sweep) dies, so no orphan holds a run's lock."""
-    parent = os.getppid()
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the worker still exits when its input closes
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 def serve(log_dir: str | os.PathLike, requests: TextIO | None = None) -> None:
@@ -60,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m oneshot_lab.runner.worker LOG_DIR  (tasks as JSON lines on stdin)", file=sys.stderr)
         return 2
-    die_with_parent()
+    die_with_parent(os.getppid())  # the sweep: no orphan holds a run's lock
     serve(argv[0])
     return 0
 

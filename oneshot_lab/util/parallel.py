@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -54,20 +57,50 @@ def balanced(jobs: int, cores: int) -> int:
 
 
 POOL: dict[str, Any] = {}  # the live worker pool and its size, reused by every map_jobs call of this process
+PR_SET_PDEATHSIG = 1  # prctl: the signal a process gets when the thread that started it ends
 
 
 def pool(workers: int) -> ProcessPoolExecutor:
     """The process pool of `workers` spawned workers, started once and kept for later calls."""
     if POOL.get("workers") != workers:
         close()
+        starter = (os.getpid(), threading.current_thread() is threading.main_thread())  # workers start here
         POOL.update(pool=ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                             initializer=quiet_on_interrupt), workers=workers)
+                                             initializer=start_worker, initargs=starter), workers=workers)
     return POOL["pool"]
+
+
+def start_worker(parent: int, main_thread: bool) -> None:
+    """In a worker: end quietly on SIGINT, and with `parent`, the process that started the pool (a parent-death
+    signal where the pool was started from `parent`'s main thread, which lives as long as it)."""
+    quiet_on_interrupt()
+    die_with_parent(parent, death_signal=main_thread)
 
 
 def quiet_on_interrupt() -> None:
     """In a worker: end at once and without a traceback on SIGINT (a notebook interrupt or kernel shutdown)."""
     signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
+
+def die_with_parent(parent: int, death_signal: bool = True) -> None:
+    """End this process when `parent` is no longer its parent (killed, or ended): at once if that is already so,
+    by Linux's parent-death signal (SIGKILL when the thread that started us ends; `death_signal`), and by a
+    thread that checks every 0.2 s, so no orphan keeps running, holding memory or a lock."""
+    if death_signal:
+        with contextlib.suppress(OSError, AttributeError):  # not Linux: the watching thread alone
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before we could ask
+        os._exit(1)
+    threading.Thread(target=watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def watch_parent(parent: int, every_s: float = 0.2) -> None:
+    """End this process as soon as `parent` is no longer its parent."""
+    while os.getppid() == parent:
+        time.sleep(every_s)
+    os._exit(1)
 
 
 @atexit.register
