@@ -1,6 +1,7 @@
 """The benchmark suite: the quick run works end to end, its pieces are right, the README section is current."""
 
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -23,6 +24,16 @@ def test_quick_bench_runs_and_checks_itself(tmp_path):
     assert exact["hessian"]["error_vs_exact_hessian"] < 1e-3 and exact["ggn"]["error_vs_exact_ggn"] < 1e-3
     section = performance.section(tmp_path)
     assert section.startswith("# Performance") and "### Targets" in section
+
+
+def test_fit_cache_bench_measures_a_hit_that_gives_the_weights_fit_gives(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONESHOT_LAB_CACHE", str(tmp_path / "users-cache"))
+    assert main(["fit_cache", "--quick", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "fit_cache.json").read_text())["rows"]
+    assert [row["case"] for row in rows] == ["lottery MLP", "conv1d"]
+    assert all(row["hit_identical_weights"] and row["key_ms"] > 0 and row["entry_kB"] > 0 for row in rows)
+    assert not (tmp_path / "users-cache").exists()  # the bench works in its own directory and restores the setting
+    assert os.environ["ONESHOT_LAB_CACHE"] == str(tmp_path / "users-cache")
 
 
 def test_unknown_section_is_rejected_before_any_work(tmp_path, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository: results are shown relative to it
-SECTIONS = ("training", "global_prune", "second_order", "inference", "curvature_cost", "explorer_slider",
+SECTIONS = ("training", "fit_cache", "global_prune", "second_order", "inference", "curvature_cost", "explorer_slider",
             "rejection_time", "quality", "lab")
 
 # Why a target can be missed and what would meet it; printed only next to a target that is not met.
