@@ -187,6 +187,15 @@ def test_sanitise_keeps_what_the_lab_and_markdown_produce():
     assert offline_html.sanitise(kept) == kept
 
 
+@pytest.mark.parametrize("address", ["&#104;ttps://evil.example/a.png", "https&#58;//evil.example/b.png",
+                                     "https&colon;//evil.example/c.png", " ht&#09;tps://evil.example/d.png",
+                                     "h&#10;ttps://evil.example/e.png", "&#47;&#47;evil.example/f.png"])
+def test_character_references_do_not_smuggle_a_remote_image_or_a_data_link(address):
+    assert offline_html.sanitise(f'<img src="{address}" alt="x">') == '<img alt="x">'
+    assert offline_html.sanitise('<a href="&#100;ata:text/html;base64,PHNjcmlwdD4=">d</a>') == "<a>d</a>"
+    assert offline_html.sanitise('<a href="&#106;avascript:alert(1)">j</a>') == "<a>j</a>"
+
+
 def test_an_invalid_notebook_is_refused_before_anything_is_written(tmp_path):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", execution_count=1)])
     nb.cells[0].execution_count = "<img src=x onerror=alert(1)>"  # the template prints it unescaped

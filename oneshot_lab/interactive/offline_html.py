@@ -5,6 +5,7 @@ removed and named in a warning, widget state dropped with a static note in each 
 from __future__ import annotations
 
 import copy
+import html
 import os
 import re
 import warnings
@@ -141,7 +142,7 @@ def _attribute_allowed(tag: str, name: str, value: str) -> bool:
     data: address); an input only as a checkbox (markdown task lists)."""
     if name not in ATTRIBUTES["*"] and name not in ATTRIBUTES.get(tag, ()):
         return False
-    address = UNSEEN.sub("", value).lower().replace("\\", "/")
+    address = UNSEEN.sub("", html.unescape(value)).lower().replace("\\", "/")  # as the browser reads it: &#104;ttps
     if tag == "img" and name == "src":
         return address.startswith("data:image/") or not (SCHEME.match(address) or address.startswith("//"))
     if name == "href":
