@@ -308,6 +308,16 @@ def plant(kind: str, path, tmp_path, synthetic, tiny_mlp):
         buffer = io.BytesIO()
         torch.save({"state": {"w": torch.zeros(2)}, "rows": [1]}, buffer)
         path.write_bytes(fit_store.pack(path.stem, buffer.getvalue()))
+    elif kind in ("repacked", "other_users"):  # the right model's shapes, zeroed, under a checksum anyone can make
+        import hashlib
+        import hmac
+        import io
+        buffer = io.BytesIO()
+        torch.save({"state": {k: torch.zeros_like(v) for k, v in tiny_mlp.state_dict().items()}, "rows": []}, buffer)
+        payload, name = buffer.getvalue(), path.stem
+        mac = (hashlib.sha256(payload).hexdigest() if kind == "repacked" else
+               hmac.new(b"k" * 32, name.encode() + b"\n" + payload, hashlib.sha256).hexdigest())
+        path.write_bytes(b"%s %s %s %d\n" % (fit_store.MAGIC, name.encode(), mac.encode(), len(payload)) + payload)
     elif kind == "fifo":
         os.mkfifo(path)
     elif kind == "symlink":
@@ -315,7 +325,8 @@ def plant(kind: str, path, tmp_path, synthetic, tiny_mlp):
     return victim
 
 
-@pytest.mark.parametrize("kind", ["corrupt", "wrong_type", "old_format", "poisoned", "forged", "fifo", "symlink"])
+@pytest.mark.parametrize("kind", ["corrupt", "wrong_type", "old_format", "poisoned", "forged", "repacked",
+                                  "other_users", "fifo", "symlink"])
 def test_a_bad_entry_is_a_miss_with_one_warning_and_is_replaced(cache, synthetic, tiny_mlp, tmp_path, kind):
     """Issue 24: a wrong-type entry failed every later run (TypeError, KeyError, size mismatch), a poisoned one was
     used silently, a FIFO blocked forever. Now: one warning, a fresh training, the entry replaced (then a hit)."""
@@ -519,3 +530,93 @@ def test_an_entry_above_the_cap_is_not_written(cache, synthetic, tiny_mlp, monke
     for _ in range(2):
         fit_cache.cached_fit(copy.deepcopy(tiny_mlp), synthetic, CONFIG)
     assert len(calls) == 2 and not list(root.iterdir()) and not recwarn.list
+
+
+STATEFUL = '''import torch
+from torch import nn
+
+CFG = {"act": "relu"}
+ACT = torch.relu
+SCALE = torch.tensor(1.0)
+
+
+def helper(x):
+    return (ACT(x) if CFG["act"] == "relu" else torch.tanh(x)) * SCALE
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(20, 16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        from i24_lazy import shift  # a helper imported inside forward, not at module level
+        return self.fc2(shift(helper(self.fc1(x.flatten(1)))))
+'''
+
+
+@pytest.mark.parametrize("change", ["dict", "alias", "tensor", "lazy import"])
+def test_module_state_the_code_reads_and_modules_it_imports_late_are_in_the_key(tmp_path, monkeypatch, change):
+    """Issue 24 battery: a module-level dict changed in place, an alias rebound (torch.relu -> torch.tanh), a tensor
+    filled in place, and the file of a module imported inside forward() edited, each kept the key (stale hits)."""
+    import sys
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "i24_state.py").write_text(STATEFUL)
+    (code / "i24_lazy.py").write_text("def shift(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    for name in ("i24_state", "i24_lazy"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import i24_state
+
+    data = ol.load("synthetic", seed=0)
+    torch.manual_seed(0)
+    net = i24_state.Net()
+    net(data.train.x[:2])  # the lazy import has happened, as after any forward pass
+    before = fit_cache.key(net, data, CONFIG)
+    assert fit_cache.key(net, data, CONFIG) == before
+    if change == "dict":
+        monkeypatch.setitem(i24_state.CFG, "act", "tanh")
+    elif change == "alias":
+        monkeypatch.setattr(i24_state, "ACT", torch.tanh)
+    elif change == "tensor":
+        i24_state.SCALE.fill_(3.0)
+    else:
+        (code / "i24_lazy.py").write_text("def shift(x):\n    return x + 1\n")
+    assert fit_cache.key(net, data, CONFIG) != before
+    for name in ("i24_state", "i24_lazy"):
+        sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("text", ["0.0000001", "9" * 400, "1e400", "2000PB"])
+def test_a_cache_max_below_a_byte_or_absurdly_large_is_refused(monkeypatch, text):
+    monkeypatch.setenv(fit_store.ENV_MAX, text)
+    with pytest.raises(ValueError, match="ONESHOT_LAB_CACHE_MAX="):
+        fit_store.max_bytes()
+
+
+def test_the_key_file_is_made_private_and_a_key_file_not_this_users_own_turns_the_cache_off(
+        cache, synthetic, tiny_mlp, tmp_path, monkeypatch):
+    """Entries carry an HMAC under a per-user key kept outside the cache directory (made 0600 on first use); a key
+    file others can read, a link or a directory in its place leaves the cache unused with one warning."""
+    root, calls = cache
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    fit_cache.cached_fit(copy.deepcopy(tiny_mlp), synthetic, CONFIG)
+    key_file = tmp_path / "config" / "oneshot_lab" / "fit-cache.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_bytes()) == fit_store.SECRET_BYTES
+    assert len(list(root.glob("*.pt"))) == 1
+    for bad in ("readable", "link", "directory"):
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / bad))
+        path = fit_store.secret_path()
+        path.parent.mkdir(parents=True)
+        if bad == "readable":
+            path.write_bytes(b"k" * fit_store.SECRET_BYTES)
+            path.chmod(0o644)
+        elif bad == "link":
+            path.symlink_to(key_file)
+        else:
+            path.mkdir()
+        fit_cache.WARNED.clear()
+        check_degrades(root, synthetic, tiny_mlp, "fit-cache.key cannot be used")

@@ -40,6 +40,13 @@ def cached_fit(model: nn.Module, dataset: Dataset, config: TrainConfig,
         name = None if root is None else key(model, dataset, config, masks)
     except Uncacheable:
         name = None
+    if name is not None:
+        try:
+            fit_store.secret()
+        except OSError as error:
+            warn(f"fit cache: its key file {fit_store.secret_path()} cannot be used ({error.strerror or error}); "
+                 "trained without the cache")
+            name = None
     if name is None:
         return fit(model, dataset, config, masks=masks, progress=progress)
     path, cap, problems = root / f"{name}.pt", fit_store.max_bytes(), []
@@ -52,13 +59,14 @@ def cached_fit(model: nn.Module, dataset: Dataset, config: TrainConfig,
             fit_store.touch(path)
             return History(rows=entry["rows"])
     except fit_store.EntryProblem as problem:
-        problems.append(f"entry {path} {problem}; trained again and replaced")
+        problems.append(f"entry {path} {problem}; trained again")
     except OSError as error:
         problems.append(f"could not read {path} ({error.strerror or error}); trained without it")
     before = rng_state()
     history = fit(model, dataset, config, masks=masks, progress=progress)
     if rng_state() == before:  # else the run depends on the generators' state, which is not in the key
-        problems += store(root, path, name, {"state": model.state_dict(), "rows": history.rows}, cap)
+        failed = store(root, path, name, {"state": model.state_dict(), "rows": history.rows}, cap)
+        problems = [f"{p} and replaced" if p.startswith("entry ") and not failed else p for p in problems] + failed
     if problems:
         warn("fit cache: " + "; ".join(problems))
     return history

@@ -4,7 +4,8 @@ It covers the source of this package; the machine and the build that run it (CPU
 torch version and build configuration, Python, the kernel settings that can be changed at run time); the
 model: its classes and the code they come from (every class of every MRO outside torch and the standard library,
 the source file of the module it lives in, the code objects of its functions as imported, and, for user code
-outside site-packages, every module those modules refer to), every attribute of every module, the values of
+outside site-packages, every module those modules refer to or import inside a function, and the values of the
+globals its reachable code reads), every attribute of every module, the values of
 parameters and buffers and each parameter's `requires_grad`; the masks; every split of the data; and the
 training config. A model whose code has no source file (a class defined in a notebook), that has hooks or an
 attribute of a type the key cannot describe is `Uncacheable`: it is trained every time.
@@ -12,7 +13,10 @@ attribute of a type the key cannot describe is `Uncacheable`: it is trained ever
 
 from __future__ import annotations
 
+import dis
 import hashlib
+import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -124,6 +128,8 @@ def describe(value: Any, modules: set) -> Any:
     """A JSON-able description of an attribute value; the modules its code comes from are added to `modules`."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
+    if isinstance(value, bytes):
+        return ["bytes", hashlib.sha256(value).hexdigest()]
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, (tuple, list)):
@@ -184,6 +190,67 @@ def module_code(module: types.ModuleType, modules: set) -> list:
     return out
 
 
+def code_objects(item: Any) -> list[types.CodeType]:
+    """The code objects of a function or a class's own methods and properties, nested code included."""
+    functions = [item] if isinstance(item, types.FunctionType) else [
+        f for v in vars(item).values() for f in (getattr(v, "__func__", v), getattr(v, "fget", None),
+                                                 getattr(v, "fset", None)) if isinstance(f, types.FunctionType)]
+    found, todo = [], [f.__code__ for f in functions]
+    while todo:
+        code = todo.pop()
+        found.append(code)
+        todo += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    return found
+
+
+def imported_in(code: types.CodeType, package: str | None) -> list[types.ModuleType]:
+    """The modules an `import` inside `code` imports (a `from m import sub` submodule too), imported now as the
+    code would (Uncacheable when one cannot be)."""
+    found, instructions = [], list(dis.get_instructions(code))
+    for i, ins in enumerate(instructions):
+        if ins.opname != "IMPORT_NAME":
+            continue
+        level = instructions[i - 2].argval if i >= 2 and instructions[i - 2].opname == "LOAD_CONST" else 0
+        try:
+            name = importlib.util.resolve_name("." * level + ins.argval, package) if level else ins.argval
+            found.append(importlib.import_module(name))
+        except (ImportError, ValueError, TypeError) as error:
+            raise Uncacheable(f"cannot import {ins.argval!r} as the model's code would: {error}") from None
+        names = instructions[i - 1].argval if instructions[i - 1].opname == "LOAD_CONST" else None
+        found += [sys.modules[f"{name}.{n}"] for n in names or () if f"{name}.{n}" in sys.modules]
+    return found
+
+
+def user_module(item: Any) -> types.ModuleType | None:
+    """The module of user code (outside installed libraries) that `item` comes from, else None."""
+    module = module_of(item)
+    return module if module is not None and is_user_code(module) else None
+
+
+def reached_values(classes: list[type], modules: set) -> list:
+    """The module-level values that the user code reachable from `classes` reads when it runs (globals it names,
+    followed through the user functions it calls), described by content as they are now, so that a dict changed
+    in place, a rebound alias or a tensor filled at run time is a miss; modules it imports are added to `modules`."""
+    todo = [(code, module) for cls in classes if (module := user_module(cls)) for code in code_objects(cls)]
+    seen, values = set(), {}
+    while todo:
+        code, module = todo.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        for name in code.co_names:
+            value = vars(module).get(name, seen)
+            if value is seen or name.startswith("__") or isinstance(value, types.ModuleType):
+                continue
+            if isinstance(value, (types.FunctionType, type)) and (home := user_module(value)):
+                todo += [(c, home) for c in code_objects(value)]
+                modules.add(home)
+            else:
+                values[f"{module.__name__}.{name}"] = describe(value, modules)
+        modules.update(home for item in imported_in(code, module.__package__) if (home := user_module(item)))
+    return sorted(values.items())
+
+
 def model_code(model: nn.Module) -> list:
     """Every module's class and attributes, the code of every class in its MRO and of the modules they come from."""
     modules: set = set()
@@ -199,12 +266,13 @@ def model_code(model: nn.Module) -> list:
                        describe(attributes, modules), [[c.__qualname__, class_code(c, modules)] for c in mro]])
     if any(isinstance(v, dict) and v for k, v in vars(nn.modules.module).items() if "global" in k and "hook" in k):
         raise Uncacheable("global module hooks are registered")
+    values = reached_values([cls for _, module in model.named_modules() for cls in type(module).__mro__], modules)
     described, code = set(), []
     while modules - described:  # the modules' code may name further modules of user code
         module = min(modules - described, key=lambda m: m.__name__)
         described.add(module)
         code.append(module_code(module, modules))
-    return [layers, code]
+    return [layers, code, values]
 
 
 def key(model: nn.Module, dataset: Dataset, config: TrainConfig,

@@ -1,5 +1,5 @@
-"""The files of the fit cache: entries that carry their own key and a checksum, reads and writes that no planted
-file can divert, and a size cap with least-recently-used eviction.
+"""The files of the fit cache: entries that carry their own key and a checksum keyed by the user's secret, reads
+and writes that no planted file can divert, and a size cap with least-recently-used eviction.
 
 Where the files live and how large they may grow come from the environment. Reads never follow a link or open
 anything but a regular file; writes go through a temporary file created exclusively. Imports no torch (the CLI's
@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import hmac
 import os
 import re
 import secrets
 import stat
 import time
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 
 ENV, ENV_MAX = "ONESHOT_LAB_CACHE", "ONESHOT_LAB_CACHE_MAX"
@@ -23,7 +26,9 @@ SWITCHES = ("on", "yes", "true", "1", "y", "n", "t", "f", "enable", "enabled", "
 DEFAULT_MAX = "1GB"
 UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,
          "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-MAGIC = b"oneshot_lab-fit-cache-1"
+MAGIC = b"oneshot_lab-fit-cache-2"
+MAX_SIZE = 10**15  # the largest cap accepted (1 PB)
+SECRET_BYTES = 32
 ENTRY = re.compile(r"[0-9a-f]{64}\.pt")  # only names like these (and TEMP) are ever evicted or cleared
 TEMP = re.compile(r"\.[0-9a-f]{64}\..*\.partial")
 STALE_TEMP_S = 3600  # a temporary file older than this was left by a killed process
@@ -50,12 +55,16 @@ def directory() -> Path | None:
 
 
 def parse_size(text: str) -> int:
-    """Bytes in a size such as '500MB', '2GiB' or '1000000' (decimal and binary units)."""
+    """Bytes in a size such as '500MB', '2GiB' or '1000000' (decimal and binary units), from 1 B to 1 PB."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in UNITS or float(match.group(1)) <= 0:
-        raise ValueError(f"{ENV_MAX}={text!r}: give a size above 0 such as 500MB or 2GB (units B, KB, MB, GB, TB, "
-                         f"KiB, MiB, GiB, TiB); {ENV}=off turns the cache off")
-    return int(float(match.group(1)) * UNITS[match.group(2).lower()])
+    try:
+        size = int(Decimal(match.group(1)) * UNITS[match.group(2).lower()]) if match and len(text) < 40 else 0
+    except (KeyError, InvalidOperation):
+        size = 0
+    if not 1 <= size <= MAX_SIZE:
+        raise ValueError(f"{ENV_MAX}={text[:40]!r}: give a size from 1 B to 1 PB such as 500MB or 2GB (units B, KB, "
+                         f"MB, GB, TB, KiB, MiB, GiB, TiB); {ENV}=off turns the cache off")
+    return size
 
 
 def max_bytes() -> int:
@@ -69,22 +78,65 @@ def check_environment() -> None:
     max_bytes()
 
 
+def secret_path() -> Path:
+    """Where this user's key for the entries' checksums lives: outside any cache directory, in the user's config."""
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "oneshot_lab" / "fit-cache.key"
+
+
+def secret() -> bytes:
+    """This user's key for the entries' checksums (made on first use); OSError when it cannot be made or read, or is
+    not a private regular file of this user (then the cache is not used)."""
+    return load_secret(str(secret_path()))
+
+
+@lru_cache(maxsize=4)
+def load_secret(name: str) -> bytes:
+    """The key in file `name`, made there (0600, exclusively, whole or not at all) when there is none."""
+    path = Path(name)
+    if not path.exists() and not path.is_symlink():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secrets.token_bytes(SECRET_BYTES))
+            os.link(temp, path)  # never replaces a key another process made meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            temp.unlink(missing_ok=True)
+    fd = os.open(path, os.O_RDONLY | NOFOLLOW | NONBLOCK | CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise PermissionError(errno.EPERM, "not a private file of this user (chmod 600, or delete it)", name)
+        key = handle.read(SECRET_BYTES + 1)
+    if len(key) != SECRET_BYTES:
+        raise OSError(errno.EINVAL, f"not a key of {SECRET_BYTES} bytes (delete it to make a new one)", name)
+    return key
+
+
+def checksum(key: str, payload: bytes) -> bytes:
+    """HMAC-SHA256 of an entry's key and payload under this user's secret: only this user can make a valid entry."""
+    return hmac.new(secret(), key.encode() + b"\n" + payload, hashlib.sha256).hexdigest().encode()
+
+
 def pack(key: str, payload: bytes) -> bytes:
-    """An entry: one header line (magic, key, SHA-256 and length of the payload), then the payload."""
-    checksum = hashlib.sha256(payload).hexdigest().encode()
-    return b"%s %s %s %d\n" % (MAGIC, key.encode(), checksum, len(payload)) + payload
+    """An entry: one header line (magic, key, keyed checksum and length of the payload), then the payload."""
+    return b"%s %s %s %d\n" % (MAGIC, key.encode(), checksum(key, payload), len(payload)) + payload
 
 
 def unpack(data: bytes, key: str) -> bytes:
-    """The payload of entry `data` written for `key`; EntryProblem when it is foreign, another key's, or corrupt."""
+    """The payload of entry `data` written for `key`; EntryProblem when it is foreign, another key's, corrupt, or
+    not written by this user."""
     header, _, payload = data.partition(b"\n")
     fields = header.split(b" ")
     if len(fields) != 4 or fields[0] != MAGIC:
         raise EntryProblem("is not an entry of this cache (another program or version wrote it)")
     if fields[1] != key.encode():
         raise EntryProblem("holds the entry of another key (copied or renamed)")
-    if fields[3] != str(len(payload)).encode() or fields[2] != hashlib.sha256(payload).hexdigest().encode():
-        raise EntryProblem("is corrupt (its checksum or length does not match)")
+    if fields[3] != str(len(payload)).encode() or not hmac.compare_digest(fields[2], checksum(key, payload)):
+        raise EntryProblem("fails its check (corrupt, or not written by this user)")
     return payload
 
 
