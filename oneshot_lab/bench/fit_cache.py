@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,15 @@ def case_rows(label: str, case: dict, quick: bool, repeats: int, root: Path) -> 
                             eval_every=steps["eval_every"], seed=0)
     start = ol.build(case["model"], data, seed=0, **case["options"])
     masks = ol.masks_from_scores(ol.pruning.criteria.random(start, seed=1), 0.9)
-    fresh = itertools.count()
+    fresh, inside = itertools.count(), []
+
+    def timed_fit(*args, **kwargs) -> train.History:
+        """`train.fit`, its CPU seconds noted: a miss's overhead is the rest of the call, measured in the call."""
+        begin = measure.CLOCK()
+        try:
+            return train.fit(*args, **kwargs)
+        finally:
+            inside.append(measure.CLOCK() - begin)
 
     def in_cache(directory: Path) -> torch.nn.Module:
         """A copy of the start after `cached_fit` with the cache at `directory`."""
@@ -42,15 +51,20 @@ def case_rows(label: str, case: dict, quick: bool, repeats: int, root: Path) -> 
     train.fit(trained, data, config, masks=masks, progress=False)
     same = all(torch.equal(a, b) for a, b in zip(in_cache(hit_dir).state_dict().values(),
                                                   trained.state_dict().values()))
-    times = measure.medians(measure.interleaved({
-        "fit": lambda: train.fit(copy.deepcopy(start), data, config, masks=masks, progress=False),
-        "key": lambda: fit_key.key(start, data, config, masks),
-        "miss": lambda: in_cache(root / f"{label}-miss-{next(fresh)}"),
-        "hit": lambda: in_cache(hit_dir)}, repeats))
+    fit_cache.fit = timed_fit
+    try:
+        runs = measure.interleaved({
+            "fit": lambda: train.fit(copy.deepcopy(start), data, config, masks=masks, progress=False),
+            "key": lambda: fit_key.key(start, data, config, masks),
+            "miss": lambda: in_cache(root / f"{label}-miss-{next(fresh)}"),
+            "hit": lambda: in_cache(hit_dir)}, repeats)
+    finally:
+        fit_cache.fit = train.fit
+    times = measure.medians(runs)
+    overhead = statistics.median(total - fit for total, fit in zip(runs["miss"], inside))
     return {"case": label, "steps": config.iterations, "entry_kB": round(entry.stat().st_size / 1e3, 1),
             "fit_s": round(times["fit"], 4), "key_ms": round(times["key"] * 1e3, 2),
-            "miss_overhead_ms": round((times["miss"] - times["fit"]) * 1e3, 1),
-            "miss_vs_fit": measure.ratio(times["miss"], times["fit"]),
+            "miss_overhead_ms": round(overhead * 1e3, 2),
             "hit_ms": round(times["hit"] * 1e3, 2), "hit_vs_fit": measure.ratio(times["hit"], times["fit"]),
             "hit_identical_weights": same}
 
@@ -67,6 +81,7 @@ def run(quick: bool = False, repeats: int = 7) -> dict[str, Any]:
             os.environ.pop(fit_store.ENV, None)
         else:
             os.environ[fit_store.ENV] = before
-    markdown = ("### The fit cache against `train.fit` (same run; a miss trains and writes the entry, a hit reads, "
-                "checks and loads it)\n\n" + measure.markdown_table(rows))
+    markdown = ("### The fit cache against `train.fit` (same run; a miss trains and writes the entry, its overhead "
+                "is the call less the training inside it; a hit reads, checks and loads the entry)\n\n"
+                + measure.markdown_table(rows))
     return {"rows": rows, "markdown": markdown}
