@@ -131,6 +131,8 @@ def check_methods(task: spec.Task) -> None:
     from .pruning import registry  # imports torch and the installed plug-ins: only when a method is named
 
     for name, value in named.items():
+        if value == []:
+            raise ValueError(f"parameter {name!r} of {Path(task.notebook).name} must name at least one method, got []")
         for item in value if isinstance(value, list) else [value]:
             try:
                 registry.split_label(item) if "/" in str(item) else registry.get(item)
@@ -168,6 +170,9 @@ def demo_command(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"no notebooks found in {notebooks.NOTEBOOK_DIR}")
     t_all = time.monotonic()
     root = Path(args.out or (DEMO_SMOKE_OUT if args.smoke else DEMO_OUT))
+    if root.exists() and not root.is_dir() or (root / "manifest.json").exists():
+        raise ValueError(f"--out {root} is {'a run record' if root.is_dir() else 'not a directory'}: the demo writes "
+                         "one record per notebook under a directory of its own")
     runs = [(spec.task(path, {"smoke": True} if args.smoke else {}), root / path.stem) for path in paths]
     staged_run.refuse_conflicts(runs, args.force)
     for path, (task, out) in zip(paths, runs):

@@ -85,3 +85,28 @@ def test_a_bad_layer_table_skips_that_table_only(tmp_path):
     with pytest.warns(ol.records.integrity.RecordWarning, match="seed0.layers.csv: no column 'sparsity'"):
         found = ol.records.gathered.gather(tmp_path, "01_magnitude_pruning")
     assert sorted(found.layers.seed) == [1, 2, 3] and found.metrics.seed.nunique() == 4
+
+
+def test_an_integer_too_large_for_a_float_or_a_deeply_nested_manifest_skips_the_record(tmp_path):
+    """Battery: a 400-digit seed cell (OverflowError) and a manifest nested 100,000 deep (RecursionError) were
+    internal errors; now each record is skipped with one warning naming its file."""
+    write_runs(tmp_path, [0.02, 0.03, 0.01, 0.04])
+    rewrite(tmp_path / "seed1" / "metrics.csv", lambda lines: [lines[0], *[line.replace(",1,", "," + "9" * 400 + ",")
+                                                                          for line in lines[1:]]])
+    (tmp_path / "seed2" / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.warns(ol.records.integrity.RecordWarning) as caught:
+        found = ol.records.gathered.gather(tmp_path, "01_magnitude_pruning")
+    reasons = sorted(str(w.message) for w in caught)
+    assert any("seed1" in r and "'seed' is not a finite number" in r for r in reasons)
+    assert any("seed2" in r and "nests too deeply" in r for r in reasons)
+    assert sorted(found.metrics.seed.unique()) == [0, 3]
+
+
+def test_no_usable_layers_table_is_refused_before_the_report_runs(tmp_path):
+    """Battery: with the only record's layers.csv empty, the warning said 'skipping' and notebook 04 then failed at
+    its per-layer figure (KeyError); now gathering says why, and `report` exits 2 before a kernel starts."""
+    write_runs(tmp_path, [0.02])
+    (tmp_path / "seed0" / "layers.csv").write_text("\n")
+    with pytest.warns(ol.records.integrity.RecordWarning, match="layers.csv"):
+        with pytest.raises(ValueError, match="no usable layers table of 01_magnitude_pruning"):
+            ol.records.gathered.gather(tmp_path, "01_magnitude_pruning")

@@ -197,7 +197,8 @@ def test_for_name_uses_the_exact_name_then_the_last_words():
     assert rules.for_name("obs_max_weights") is RULES["max_weights"]
     assert rules.for_name("finetune_lr") is RULES["lr"] and rules.for_name("ticket_widths") is RULES["widths"]
     assert rules.for_name("curvature_samples") is not rules.for_name("woodfisher_samples") is RULES["samples"]
-    for name in ("dataset", "methods", "score_options", "out_dir", "", "sparsity_typo"):
+    assert rules.for_name("dataset") is RULES["dataset"]
+    for name in ("methods", "score_options", "out_dir", "", "sparsity_typo"):
         assert rules.for_name(name) is None
 
 
@@ -286,6 +287,9 @@ def test_model_options_are_checked_by_the_rules_of_each_builder():
     from oneshot_lab.core.models import ACTIVATIONS, BUILDERS
 
     assert set(rules.MODEL_OPTIONS) == set(BUILDERS) == set(RULES["model"].choices)
+    from oneshot_lab.core.data import SOURCES
+
+    assert set(RULES["dataset"].choices) == set(SOURCES)  # an unknown dataset is refused before a kernel starts
     assert set(RULES["activation"].choices) == set(ACTIVATIONS)
     for name, builder in BUILDERS.items():
         assert set(inspect.signature(builder).parameters) - {"dataset"} == set(rules.MODEL_OPTIONS[name])

@@ -98,6 +98,8 @@ def gather(runs_dir: str | os.PathLike, notebook: str, value: str = "test_accura
     if metrics.empty:
         note = f" ({skipped} records skipped: see the warnings)" if skipped else ""
         raise ValueError(f"no complete runs of {notebook} under {runs_dir}{note}")
+    if layers.empty:  # the report's per-layer figures need at least one record's layers
+        raise ValueError(f"no usable layers table of {notebook} under {runs_dir} (see the warnings)")
     params = _of_notebook(loading.run_parameters(runs_dir), notebook)
     params = params[params["run"].isin(set(metrics["run"]))]
     varying = [n for n in loading.varying_parameters(params) if n not in GROUPING]

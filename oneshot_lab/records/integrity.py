@@ -71,6 +71,8 @@ def read_json(path: Path) -> tuple[Any, str | None]:
         return None, err.reason
     except (UnicodeDecodeError, ValueError) as err:
         return None, f"not valid JSON ({type(err).__name__}: {' '.join(str(err).split())[:120]})"
+    except RecursionError:
+        return None, "not valid JSON (it nests too deeply)"
 
 
 def table_problem(path: Path) -> tuple[str | None, str]:

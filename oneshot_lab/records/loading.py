@@ -81,6 +81,14 @@ def in_parameter_order(record: tuple[Path, dict]) -> tuple[str, str]:
     return json.dumps(params, sort_keys=True, default=str), run_dir.name
 
 
+def is_finite_number(value: Any) -> bool:
+    """Whether a table cell is a finite number (an integer too large for a float is not)."""
+    try:
+        return bool(np.isfinite(float(value)))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def columns_problem(frame: pd.DataFrame, text: Iterable[str] = (), numbers: Iterable[str] = ()) -> str | None:
     """Why `frame` (one record's table) lacks a column of `text` or `numbers`, or holds in a row anything but
     text in the first or a finite number in the second; None if it holds them all."""
@@ -92,8 +100,7 @@ def columns_problem(frame: pd.DataFrame, text: Iterable[str] = (), numbers: Iter
         if name in text:
             bad = ~frame[name].map(lambda v: isinstance(v, str) and v != "").to_numpy(dtype=bool)
         else:
-            values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            bad = ~np.isfinite(values)
+            bad = ~frame[name].map(is_finite_number).to_numpy(dtype=bool)
         if bad.any():
             row = int(np.argmax(bad))
             value = frame[name].iloc[row]

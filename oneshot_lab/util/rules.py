@@ -130,6 +130,7 @@ RULES: dict[str, Rule] = {
     "widths": Rule("list", item=Rule("int", 1, MAX_UNITS)),
     "channels": Rule("int", 1, MAX_UNITS),
     "model": Rule("str", choices=("lenet_300_100", "lenet5", "conv1d", "mlp")),
+    "dataset": Rule("str", choices=("mnist1d", "digits", "mnist_subset", "synthetic", "mnist", "fashion_mnist")),
     "activation": Rule("str", choices=("relu", "tanh", "sigmoid")),
     # studies
     "seeds": SEEDS,
