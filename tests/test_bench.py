@@ -28,11 +28,13 @@ def test_quick_bench_runs_and_checks_itself(tmp_path):
 
 def test_fit_cache_bench_measures_a_hit_that_gives_the_weights_fit_gives(tmp_path, monkeypatch):
     monkeypatch.setenv("ONESHOT_LAB_CACHE", str(tmp_path / "users-cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "users-config"))  # the user's key file: left alone
     assert main(["fit_cache", "--quick", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "fit_cache.json").read_text())["rows"]
     assert [row["case"] for row in rows] == ["lottery MLP", "conv1d"]
     assert all(row["hit_identical_weights"] and row["key_ms"] > 0 and row["entry_kB"] > 0 for row in rows)
     assert not (tmp_path / "users-cache").exists()  # the bench works in its own directory and restores the setting
+    assert not (tmp_path / "users-config").exists() and os.environ["XDG_CONFIG_HOME"] == str(tmp_path / "users-config")
     assert os.environ["ONESHOT_LAB_CACHE"] == str(tmp_path / "users-cache")
 
 

@@ -12,6 +12,12 @@ from oneshot_lab.training import fit_cache, fit_key, fit_store, train
 CONFIG = ol.TrainConfig(iterations=30, batch_size=16, lr=1e-2, eval_every=10, seed=3)
 
 
+@pytest.fixture(autouse=True)
+def key_file_home(tmp_path_factory, monkeypatch):
+    """This user's key file in a fresh config directory: the tests need no writable HOME and leave none behind."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+
+
 @pytest.fixture()
 def cache(tmp_path, monkeypatch):
     """The cache turned on in a fresh directory; counts the real trainings."""
@@ -532,16 +538,18 @@ def test_an_entry_above_the_cap_is_not_written(cache, synthetic, tiny_mlp, monke
     assert len(calls) == 2 and not list(root.iterdir()) and not recwarn.list
 
 
-STATEFUL = '''import torch
+STATEFUL = '''import numpy as np
+import torch
 from torch import nn
 
 CFG = {"act": "relu"}
 ACT = torch.relu
 SCALE = torch.tensor(1.0)
+SHIFT = np.zeros(2)
 
 
 def helper(x):
-    return (ACT(x) if CFG["act"] == "relu" else torch.tanh(x)) * SCALE
+    return (ACT(x) if CFG["act"] == "relu" else torch.tanh(x)) * SCALE + float(SHIFT.sum())
 
 
 class Net(nn.Module):
@@ -555,7 +563,7 @@ class Net(nn.Module):
 '''
 
 
-@pytest.mark.parametrize("change", ["dict", "alias", "tensor", "lazy import"])
+@pytest.mark.parametrize("change", ["dict", "alias", "tensor", "ndarray", "lazy import"])
 def test_module_state_the_code_reads_and_modules_it_imports_late_are_in_the_key(tmp_path, monkeypatch, change):
     """Issue 24 battery: a module-level dict changed in place, an alias rebound (torch.relu -> torch.tanh), a tensor
     filled in place, and the file of a module imported inside forward() edited, each kept the key (stale hits)."""
@@ -583,11 +591,67 @@ def test_module_state_the_code_reads_and_modules_it_imports_late_are_in_the_key(
         monkeypatch.setattr(i24_state, "ACT", torch.tanh)
     elif change == "tensor":
         i24_state.SCALE.fill_(3.0)
+    elif change == "ndarray":
+        i24_state.SHIFT[0] = 1.0
     else:
         (code / "i24_lazy.py").write_text("def shift(x):\n    return x + 1\n")
     assert fit_cache.key(net, data, CONFIG) != before
     for name in ("i24_state", "i24_lazy"):
         sys.modules.pop(name, None)
+
+
+@pytest.mark.parametrize("value", ["itself", "deep", "large", "object"])
+def test_module_state_beyond_what_the_key_can_describe_is_never_kept(cache, synthetic, tmp_path, monkeypatch, value):
+    """A module-level value the code reads that refers to itself (RecursionError failed the run), is nested too
+    deep, holds too many values or is of a type the key cannot describe: Uncacheable, trained every time."""
+    import sys
+    import time
+
+    root, calls = cache
+    glob = {"itself": "G = {}\nG['me'] = G", "deep": "G = [1]\nfor _ in range(50):\n    G = [G]",
+            "large": "G = list(range(10 ** 6))", "object": "G = object()"}[value]
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "i24_bounds.py").write_text(f"from torch import nn\n{glob}\n\n\nclass Net(nn.Module):\n"
+                                        "    def __init__(self):\n        super().__init__()\n"
+                                        "        self.fc = nn.Linear(20, 4)\n\n    def forward(self, x):\n"
+                                        "        return self.fc(x.flatten(1)) * float(bool(G))\n")
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    monkeypatch.delitem(sys.modules, "i24_bounds", raising=False)
+    import i24_bounds
+
+    net = i24_bounds.Net()
+    start = time.perf_counter()
+    with pytest.raises(fit_key.Uncacheable, match="deeper than|type object"):
+        fit_key.key(net, synthetic, CONFIG)
+    assert time.perf_counter() - start < 2
+    for _ in range(2):
+        fit_cache.cached_fit(copy.deepcopy(net), synthetic, CONFIG)
+    assert len(calls) == 2 and not list(root.glob("*.pt"))
+    sys.modules.pop("i24_bounds", None)
+
+
+def test_a_corrupt_entry_in_a_cache_it_cannot_write_is_not_said_to_be_replaced(cache, synthetic, tiny_mlp, monkeypatch):
+    """Issue 24 battery: a read-only cache holding a corrupt entry warned 'trained again and replaced; could not
+    write...'. Now the warning says 'trained again' and why it could not write, and the entry is as it was."""
+    import errno
+
+    root, calls = cache
+    path = root / f"{fit_cache.key(tiny_mlp, synthetic, CONFIG)}.pt"
+    path.write_bytes(b"not an entry")
+    real_open = os.open
+
+    def denied(name, flags, *args, **kwargs):
+        if str(name).startswith(str(root)) and flags & os.O_WRONLY:
+            raise PermissionError(errno.EACCES, "Permission denied", str(name))
+        return real_open(name, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.warns(UserWarning, match="trained again; could not write in .*Permission denied") as caught:
+        fit_cache.cached_fit(copy.deepcopy(tiny_mlp), synthetic, CONFIG)
+    assert not [w for w in caught if "replaced" in str(w.message)]
+    assert len(calls) == 1 and path.read_bytes() == b"not an entry"
 
 
 @pytest.mark.parametrize("text", ["0.0000001", "9" * 400, "1e400", "2000PB"])

@@ -7,8 +7,9 @@ the source file of the module it lives in, the code objects of its functions as 
 outside site-packages, every module those modules refer to or import inside a function, and the values of the
 globals its reachable code reads), every attribute of every module, the values of
 parameters and buffers and each parameter's `requires_grad`; the masks; every split of the data; and the
-training config. A model whose code has no source file (a class defined in a notebook), that has hooks or an
-attribute of a type the key cannot describe is `Uncacheable`: it is trained every time.
+training config. A model whose code has no source file (a class defined in a notebook), that has hooks, or an
+attribute or a global it reads that the key cannot describe (of another type, or beyond MAX_DEPTH / MAX_ITEMS) is
+`Uncacheable`: it is trained every time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,6 +39,7 @@ PACKAGE = Path(__file__).resolve().parent.parent  # the whole package source is 
 INSTALLED = tuple(str(Path(sysconfig.get_paths()[k]).resolve()) for k in ("purelib", "platlib"))
 NOT_HASHED = frozenset(sys.stdlib_module_names) | {"torch"}  # torch is in build(), the standard library in sys.version
 BASE_ATTRIBUTES = frozenset(vars(nn.Module()))  # what every nn.Module holds (parameters, buffers, hooks, ...)
+MAX_DEPTH, MAX_ITEMS = 20, 100_000  # bounds on a described value: deeper or larger is Uncacheable
 KERNEL_ENV = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "MKL_DEBUG_CPU_TYPE", "DNNL_MAX_CPU_ISA",
               "ONEDNN_MAX_CPU_ISA", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -124,8 +127,14 @@ def code_digest(code: types.CodeType) -> str:
                           ).hexdigest()
 
 
-def describe(value: Any, modules: set) -> Any:
-    """A JSON-able description of an attribute value; the modules its code comes from are added to `modules`."""
+def describe(value: Any, modules: set, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """A JSON-able description of an attribute value; the modules its code comes from are added to `modules`.
+    Uncacheable when it is nested deeper than MAX_DEPTH (or refers to itself) or holds more than MAX_ITEMS values."""
+    budget = [MAX_ITEMS] if budget is None else budget
+    budget[0] -= 1
+    if depth > MAX_DEPTH or budget[0] < 0:
+        raise Uncacheable(f"a value nested deeper than {MAX_DEPTH}, referring to itself or holding more than "
+                          f"{MAX_ITEMS} values cannot be part of the key")
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, bytes):
@@ -133,15 +142,18 @@ def describe(value: Any, modules: set) -> Any:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, (tuple, list)):
-        return [type(value).__name__, [describe(v, modules) for v in value]]
+        return [type(value).__name__, [describe(v, modules, depth + 1, budget) for v in value]]
     if isinstance(value, dict):
-        return ["dict", sorted([str(k), describe(v, modules)] for k, v in value.items())]
+        return ["dict", sorted([str(k), describe(v, modules, depth + 1, budget)] for k, v in value.items())]
     if isinstance(value, (set, frozenset)):
-        return ["set", sorted(json.dumps(describe(v, modules), default=str) for v in value)]
+        return ["set", sorted(json.dumps(describe(v, modules, depth + 1, budget), default=str) for v in value)]
     if isinstance(value, torch.Tensor):
         digest = hashlib.sha256()
         tensor_bytes(digest, value)
         return ["tensor", digest.hexdigest()]
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype != object:
+        array = np.ascontiguousarray(value)
+        return ["ndarray", str(array.dtype), list(array.shape), hashlib.sha256(array.tobytes()).hexdigest()]
     if isinstance(value, (torch.dtype, torch.device, torch.Size)):
         return str(value)
     if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType)):
@@ -150,9 +162,11 @@ def describe(value: Any, modules: set) -> Any:
             modules.add(module)
         code = getattr(target, "__code__", None)
         return [getattr(target, "__module__", None), getattr(target, "__qualname__", repr(target)),
-                code and code_digest(code), describe(getattr(target, "__defaults__", None), modules),
-                describe([c.cell_contents for c in getattr(target, "__closure__", None) or ()], modules),
-                describe(getattr(value, "__self__", None) if isinstance(value, types.MethodType) else None, modules)]
+                code and code_digest(code), describe(getattr(target, "__defaults__", None), modules, depth + 1, budget),
+                describe([c.cell_contents for c in getattr(target, "__closure__", None) or ()], modules,
+                         depth + 1, budget),
+                describe(getattr(value, "__self__", None) if isinstance(value, types.MethodType) else None,
+                         modules, depth + 1, budget)]
     raise Uncacheable(f"an attribute of type {type(value).__name__} cannot be part of the key")
 
 
