@@ -452,7 +452,7 @@ def test_other_switch_words_are_refused_with_the_accepted_ones(monkeypatch, valu
 
 
 @pytest.mark.parametrize("text,size", [("500MB", 500 * 10**6), ("2GiB", 2 * 2**30), ("1000", 1000), ("1.5 gb", 1.5e9),
-                                       ("64k", 64_000)])
+                                       ("64k", 64_000), ("1PB", 10**15)])
 def test_cache_max_sizes(text, size):
     assert fit_store.parse_size(text) == size
 

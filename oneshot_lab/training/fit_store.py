@@ -25,7 +25,7 @@ OFF = ("off", "no", "false", "0", "none", "disable", "disabled")  # values of EN
 SWITCHES = ("on", "yes", "true", "1", "y", "n", "t", "f", "enable", "enabled", "default", "auto", "null", "nil")
 DEFAULT_MAX = "1GB"
 UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,
-         "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+         "tb": 10**12, "pb": 10**15, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 MAGIC = b"oneshot_lab-fit-cache-2"
 MAX_SIZE = 10**15  # the largest cap accepted (1 PB)
 SECRET_BYTES = 32
@@ -63,7 +63,7 @@ def parse_size(text: str) -> int:
         size = 0
     if not 1 <= size <= MAX_SIZE:
         raise ValueError(f"{ENV_MAX}={text[:40]!r}: give a size from 1 B to 1 PB such as 500MB or 2GB (units B, KB, "
-                         f"MB, GB, TB, KiB, MiB, GiB, TiB); {ENV}=off turns the cache off")
+                         f"MB, GB, TB, PB, KiB, MiB, GiB, TiB); {ENV}=off turns the cache off")
     return size
 
 
