@@ -151,6 +151,8 @@ def run_command(args: argparse.Namespace) -> int:
     out = params.pop("out_dir", None)
     if out is not None and args.out:
         raise ValueError("give the output directory once: --out or -p out_dir, not both")
+    if args.out == "" or out == "":
+        raise ValueError("the output directory is empty: give one (--out DIR), or leave it out for runs/<run id>")
     task = spec.task(args.notebook, params, args.timeout)
     check_methods(task)
     out = Path(args.out or out or Path(RUNS) / task.run_id)
@@ -186,12 +188,15 @@ def demo_command(args: argparse.Namespace) -> int:
 
 def sweep_command(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep and print its summary."""
+    tasks = spec.expand(args.spec, max_runs=args.max_runs)
+    runs_dir = Path(args.runs or spec.spec_runs_dir(args.spec) or ".")
+    from .runner import staged_run
+
+    if (record := staged_run.enclosing_record(runs_dir, itself=True)) is not None:
+        raise ValueError(f"the runs directory {runs_dir} is or lies inside the run record {record}; choose another")
     if args.dry_run:
         from .records import writing
-        from .runner import staged_run
 
-        tasks = spec.expand(args.spec, max_runs=args.max_runs)
-        runs_dir = Path(args.runs or spec.spec_runs_dir(args.spec) or ".")
         revision = writing.git_revision()
         for task in tasks:
             state, manifest = staged_run.record_state(runs_dir / task.run_id, task.run_id)
@@ -200,7 +205,7 @@ def sweep_command(args: argparse.Namespace) -> int:
             print(f"{task.run_id}  {state if state.startswith('complete') else 'to run':8}  {task.params}")
         print(f"{len(tasks)} runs in {runs_dir}")
         return 0
-    for task in spec.expand(args.spec, max_runs=args.max_runs):
+    for task in tasks:
         check_methods(task)
     outcome = sweep.run_grid(args.spec, args.runs, executor=args.executor, workers=args.workers,
                              scheduler=args.scheduler, max_runs=args.max_runs, dashboard=args.dashboard)
@@ -210,19 +215,21 @@ def sweep_command(args: argparse.Namespace) -> int:
 
 def report_command(args: argparse.Namespace) -> int:
     """Execute notebook 04 on a runs directory, replacing its own earlier report (another run's only with --force)."""
-    from .records import gathered, loading
+    from .records import gathered, integrity, loading
     from .runner import staged_run
 
     runs_dir = Path(args.runs_dir)
-    if loading.manifests(runs_dir).query("status == 'complete'").empty:
-        raise ValueError(f"no complete run records under {runs_dir}")
+    with integrity.warnings_once():
+        if loading.manifests(runs_dir).query("status == 'complete'").empty:
+            raise ValueError(f"no complete run records under {runs_dir}")
     out = Path(args.out or f"{runs_dir.resolve()}_report")
     params = param_values(args.param)
     params.update(runs_dir=str(runs_dir.resolve()))
     task = spec.task(REPORT_NOTEBOOK, params, args.timeout)
     staged_run.refuse_conflicts([(task, out)], args.force)
     settings = {**notebooks.defaults(task.notebook), **task.params}
-    gathered.gather(runs_dir, settings["notebook"], settings["metric"])  # a warning per record it cannot use
+    with integrity.warnings_once():
+        gathered.gather(runs_dir, settings["notebook"], settings["metric"])  # a warning per record it cannot use
     code = outcome_code(execute(task, out, force=args.force, refresh=True))
     if not code:
         print(f"tables and figures: {out}/")

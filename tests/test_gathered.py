@@ -110,3 +110,20 @@ def test_no_usable_layers_table_is_refused_before_the_report_runs(tmp_path):
     with pytest.warns(ol.records.integrity.RecordWarning, match="layers.csv"):
         with pytest.raises(ValueError, match="no usable layers table of 01_magnitude_pruning"):
             ol.records.gathered.gather(tmp_path, "01_magnitude_pruning")
+
+
+def test_a_header_only_table_is_skipped_and_a_bad_manifest_is_named_once(tmp_path):
+    """Battery: a metrics.csv with only its header was dropped silently (and failed notebook 04 beside a good
+    record); a FIFO manifest was named three times by one gather."""
+    import os
+
+    write_runs(tmp_path, [0.02, 0.03, 0.01])
+    rewrite(tmp_path / "seed1" / "metrics.csv", lambda lines: lines[:1])
+    (tmp_path / "seed2" / "manifest.json").unlink()
+    os.mkfifo(tmp_path / "seed2" / "manifest.json")
+    with pytest.warns(ol.records.integrity.RecordWarning) as caught:
+        found = ol.records.gathered.gather(tmp_path, "01_magnitude_pruning")
+    messages = [str(w.message) for w in caught]
+    assert sum("seed1" in m and "the table has no rows" in m for m in messages) == 1
+    assert sum("seed2" in m and "manifest.json" in m for m in messages) == 1, messages
+    assert sorted(found.metrics.seed.unique()) == [0]

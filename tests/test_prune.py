@@ -338,3 +338,15 @@ def test_the_fit_check_is_one_forward_pass_on_a_copy_and_leaves_the_model_and_th
     assert check_model(model, synthetic) == ["0.weight", "2.weight"]
     assert model.training and same(before, bits(model)) and torch.equal(state, torch.random.get_rng_state())
     assert not model._forward_hooks and not model[0]._forward_hooks
+
+
+@pytest.mark.parametrize("labels,shown", [(torch.rand(32), "torch.float32"), (torch.full((32,), 9), "from 9 to 9"),
+                                          (torch.full((32,), -1), "from -1 to -1")])
+def test_labels_that_are_not_classes_of_the_data_are_one_value_error(labels, shown):
+    """Battery: float labels (RuntimeError) and labels beyond num_classes (IndexError) reached the loss raw."""
+    from oneshot_lab.core.data import Dataset, Split
+
+    split = Split(torch.randn(32, 20), labels)
+    with pytest.raises(ValueError, match=f"training labels of x are {shown}; the pruners need integer class labels "
+                                         r"in \[0, 3\]"):
+        ol.prune(mlp(), Dataset("x", split, split, split, 4), 0.5, "taylor")

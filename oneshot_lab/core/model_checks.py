@@ -45,9 +45,16 @@ def check_model(model: Any, data: Dataset | None = None) -> list[str]:
 
 
 def check_forward(model: nn.Module, data: Dataset, names: list[str]) -> None:
-    """Raise one ValueError unless a working copy of `model` maps one training example of `data` to (1, k) logits,
-    k >= the classes of `data`, applying each prunable layer `names` at most once."""
-    example = data.train.x[:1]
+    """Raise one ValueError unless the labels of `data` are classes and a working copy of `model` maps one training
+    example of `data` to (1, k) logits, k >= the classes of `data`, applying each prunable layer `names` at most
+    once."""
+    example, labels = data.train.x[:1], data.train.y
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool or labels.numel() and (
+            int(labels.min()) < 0 or int(labels.max()) >= data.num_classes):
+        shown = f"{labels.dtype}" if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool \
+            else f"from {int(labels.min())} to {int(labels.max())}"
+        raise ValueError(f"the training labels of {data.name} are {shown}; the pruners need integer class labels in "
+                         f"[0, {data.num_classes - 1}] (num_classes {data.num_classes})")
     dtypes = sorted({str(p.dtype) for p in model.parameters() if p.is_floating_point()} - {str(example.dtype)})
     if dtypes:
         raise ValueError(f"the model's parameters are {', '.join(dtypes)} but the data ({data.name}) is "

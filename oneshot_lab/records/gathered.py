@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..analysis import findings, stats
 from ..util import checks
-from . import loading
+from . import integrity, loading
 
 GROUPING = ("stage", "method", "sparsity")  # columns of the metrics table, not run parameters
 
@@ -75,7 +75,7 @@ def _usable(notebook: str, text: tuple[str, ...], numbers: tuple[str, ...]) -> C
         """Why this record's table cannot be reported (records of other notebooks are left to `_of_notebook`)."""
         if "notebook" in frame and (frame["notebook"] != notebook).all():
             return None
-        return loading.columns_problem(frame, text, numbers)
+        return "the table has no rows" if frame.empty else loading.columns_problem(frame, text, numbers)
     return check
 
 
@@ -89,18 +89,19 @@ def gather(runs_dir: str | os.PathLike, notebook: str, value: str = "test_accura
     RecordWarning naming its file and what is wrong, so a broken record never turns into missing seeds or an
     'inf ± nan' mean.
     """
-    records = _of_notebook(loading.manifests(runs_dir), notebook)
-    metrics = loading.load(runs_dir, check=_usable(notebook, ("stage", "method"), ("sparsity", "density", "seed", value)))
-    skipped = len(metrics.attrs["skipped"])
-    metrics = _of_notebook(metrics, notebook)
-    layers = _of_notebook(loading.load(runs_dir, table="layers", check=_usable(
-        notebook, ("method", "layer"), ("sparsity", "density", "collapsed"))), notebook)
+    with integrity.warnings_once():  # manifests, metrics and layers each read every manifest
+        records = _of_notebook(loading.manifests(runs_dir), notebook)
+        metrics = loading.load(runs_dir, check=_usable(notebook, ("stage", "method"), ("sparsity", "density", "seed", value)))
+        skipped = len(metrics.attrs["skipped"])
+        metrics = _of_notebook(metrics, notebook)
+        layers = _of_notebook(loading.load(runs_dir, table="layers", check=_usable(
+            notebook, ("method", "layer"), ("sparsity", "density", "collapsed"))), notebook)
+        params = _of_notebook(loading.run_parameters(runs_dir), notebook)
     if metrics.empty:
         note = f" ({skipped} records skipped: see the warnings)" if skipped else ""
         raise ValueError(f"no complete runs of {notebook} under {runs_dir}{note}")
     if layers.empty:  # the report's per-layer figures need at least one record's layers
         raise ValueError(f"no usable layers table of {notebook} under {runs_dir} (see the warnings)")
-    params = _of_notebook(loading.run_parameters(runs_dir), notebook)
     params = params[params["run"].isin(set(metrics["run"]))]
     varying = [n for n in loading.varying_parameters(params) if n not in GROUPING]
     metrics = metrics.assign(compression=1 / metrics["density"], setting=loading.setting_labels(metrics, varying))

@@ -7,8 +7,10 @@ import io
 import json
 import os
 import stat
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 MANIFEST = "manifest.json"  # the file that makes a directory a run record
 
@@ -103,3 +105,17 @@ def table_problem(path: Path) -> tuple[str | None, str]:
         if len(row) != width:
             return f"ragged: line {number} has {len(row)} fields, the header has {width}", ""
     return None, text
+
+
+@contextmanager
+def warnings_once() -> Iterator[None]:
+    """Within the block, each distinct warning is shown once, at its end (several passes over the same records
+    would otherwise warn about one bad file several times)."""
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        for category, message in dict.fromkeys((w.category, str(w.message)) for w in caught):
+            warnings.warn(message, category, stacklevel=3)

@@ -86,9 +86,18 @@ def conflict(final: Path, run_id: str, force: bool) -> str | None:
     return None
 
 
+def enclosing_record(path: Path, itself: bool = False) -> Path | None:
+    """The run record (a directory holding a manifest) that `path` lies inside (or is, with `itself`), if any."""
+    path = Path(os.path.abspath(path))
+    return next((p for p in ([path] if itself else []) + list(path.parents) if (p / MANIFEST).is_file()), None)
+
+
 def refuse_conflicts(runs: Iterable[tuple[Task, Path]], force: bool) -> None:
-    """ValueError, before any work, naming the first (task, record directory) whose directory `conflict` refuses."""
+    """ValueError, before any work, naming the first (task, record directory) whose directory `conflict` refuses,
+    or that lies inside another run record."""
     for task, final in runs:
+        if (record := enclosing_record(final)) is not None:
+            raise ValueError(f"{final} lies inside the run record {record}; choose a directory outside it")
         reason = conflict(final, task.run_id, force)
         if reason:
             raise ValueError(reason)
