@@ -14,16 +14,6 @@ torch.set_num_threads(1)
 os.environ.setdefault("ONESHOT_LAB_WORKERS", "1")  # per-seed work in-process in tests (tests choose workers=2 explicitly)
 os.environ["ONESHOT_LAB_CACHE"] = "off"  # every test trains what it checks (test_fit_cache turns the cache on)
 
-# The files of the slowest tests (kernels, browsers, clusters), run first so that the two workers of `pytest -n 2`
-# do not end with one of them alone on a long test.
-SLOW_FIRST = ("test_browser.py", "test_notebooks.py", "test_sweep.py", "test_plugins.py", "test_faults.py",
-              "test_ticket_study.py", "test_bench.py")
-
-
-def pytest_collection_modifyitems(items):
-    """Order the collected tests: the slow files first (in SLOW_FIRST's order), then the rest as collected."""
-    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
 
 
 @pytest.fixture(scope="session")
