@@ -253,8 +253,10 @@ def reached_values(classes: list[type], modules: set) -> list:
             continue
         seen.add(code)
         for name in code.co_names:
-            value = vars(module).get(name, seen)
-            if value is seen or name.startswith("__") or isinstance(value, types.ModuleType):
+            if name not in vars(module) or name.startswith("__"):
+                continue
+            value = vars(module)[name]
+            if isinstance(value, types.ModuleType):
                 continue
             if isinstance(value, (types.FunctionType, type)) and (home := user_module(value)):
                 todo += [(c, home) for c in code_objects(value)]
