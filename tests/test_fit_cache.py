@@ -28,6 +28,30 @@ def cache(tmp_path, monkeypatch):
     return tmp_path, calls
 
 
+@pytest.fixture()
+def user_code(tmp_path, monkeypatch):
+    """Write modules of user code (`name=source`) into an importable directory; they are forgotten afterwards."""
+    import sys
+
+    code, names = tmp_path / "code", []
+    code.mkdir()
+    monkeypatch.syspath_prepend(str(code))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+
+    def write(**sources: str):
+        """Write each module (again: an edit) and return the directory."""
+        for name, source in sources.items():
+            (code / f"{name}.py").write_text(source)
+            if name not in names:
+                names.append(name)
+                sys.modules.pop(name, None)
+        return code
+
+    yield write
+    for name in names:
+        sys.modules.pop(name, None)
+
+
 def test_hit_is_the_run_itself(cache, synthetic, tiny_mlp):
     """Second call loads: the same weights bit for bit and the same history, with no training."""
     root, calls = cache
@@ -200,19 +224,13 @@ class Base(nn.Module):
 '''
 
 
-def test_inherited_forward_and_its_module_helper_are_in_the_key(cache, synthetic, tmp_path, monkeypatch):
+def test_inherited_forward_and_its_module_helper_are_in_the_key(cache, synthetic, user_code):
     """Issue 24: a subclass inheriting forward() from a base class in another module that calls a module-level
     helper; relu -> tanh in the helper returned the relu weights (only the subclass's source was hashed)."""
     import importlib
-    import sys
 
     _, calls = cache
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "i24_base.py").write_text(BASE)
-    (code / "i24_net.py").write_text("from i24_base import Base\n\n\nclass Net(Base):\n    pass\n")
-    monkeypatch.syspath_prepend(str(code))
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    code = user_code(i24_base=BASE, i24_net="from i24_base import Base\n\n\nclass Net(Base):\n    pass\n")
     import i24_base
     import i24_net
 
@@ -232,8 +250,6 @@ def test_inherited_forward_and_its_module_helper_are_in_the_key(cache, synthetic
     history = fit_cache.cached_fit(net, synthetic, CONFIG)
     oracle, frame = plain_fit(tanh, synthetic)
     assert len(calls) == 2 and same_weights(net, oracle) and history.frame().equals(frame)
-    monkeypatch.delitem(sys.modules, "i24_base")
-    monkeypatch.delitem(sys.modules, "i24_net")
 
 
 def test_a_frozen_layer_is_in_the_key(cache, synthetic, tiny_mlp):
@@ -564,19 +580,11 @@ class Net(nn.Module):
 
 
 @pytest.mark.parametrize("change", ["dict", "alias", "tensor", "ndarray", "lazy import"])
-def test_module_state_the_code_reads_and_modules_it_imports_late_are_in_the_key(tmp_path, monkeypatch, change):
+def test_module_state_the_code_reads_and_modules_it_imports_late_are_in_the_key(user_code, monkeypatch, change):
     """Issue 24 battery: a module-level dict changed in place, an alias rebound (torch.relu -> torch.tanh), a tensor
     filled in place, and the file of a module imported inside forward() edited, each kept the key (stale hits)."""
-    import sys
 
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "i24_state.py").write_text(STATEFUL)
-    (code / "i24_lazy.py").write_text("def shift(x):\n    return x\n")
-    monkeypatch.syspath_prepend(str(code))
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    for name in ("i24_state", "i24_lazy"):
-        monkeypatch.delitem(sys.modules, name, raising=False)
+    user_code(i24_state=STATEFUL, i24_lazy="def shift(x):\n    return x\n")
     import i24_state
 
     data = ol.load("synthetic", seed=0)
@@ -594,31 +602,23 @@ def test_module_state_the_code_reads_and_modules_it_imports_late_are_in_the_key(
     elif change == "ndarray":
         i24_state.SHIFT[0] = 1.0
     else:
-        (code / "i24_lazy.py").write_text("def shift(x):\n    return x + 1\n")
+        user_code(i24_lazy="def shift(x):\n    return x + 1\n")
     assert fit_cache.key(net, data, CONFIG) != before
-    for name in ("i24_state", "i24_lazy"):
-        sys.modules.pop(name, None)
 
 
 @pytest.mark.parametrize("value", ["itself", "deep", "large", "object"])
-def test_module_state_beyond_what_the_key_can_describe_is_never_kept(cache, synthetic, tmp_path, monkeypatch, value):
+def test_module_state_beyond_what_the_key_can_describe_is_never_kept(cache, synthetic, user_code, value):
     """A module-level value the code reads that refers to itself (RecursionError failed the run), is nested too
     deep, holds too many values or is of a type the key cannot describe: Uncacheable, trained every time."""
-    import sys
     import time
 
     root, calls = cache
     glob = {"itself": "G = {}\nG['me'] = G", "deep": "G = [1]\nfor _ in range(50):\n    G = [G]",
             "large": "G = list(range(10 ** 6))", "object": "G = object()"}[value]
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "i24_bounds.py").write_text(f"from torch import nn\n{glob}\n\n\nclass Net(nn.Module):\n"
-                                        "    def __init__(self):\n        super().__init__()\n"
-                                        "        self.fc = nn.Linear(20, 4)\n\n    def forward(self, x):\n"
-                                        "        return self.fc(x.flatten(1)) * float(bool(G))\n")
-    monkeypatch.syspath_prepend(str(code))
-    monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    monkeypatch.delitem(sys.modules, "i24_bounds", raising=False)
+    user_code(i24_bounds=f"from torch import nn\n{glob}\n\n\nclass Net(nn.Module):\n"
+                         "    def __init__(self):\n        super().__init__()\n"
+                         "        self.fc = nn.Linear(20, 4)\n\n    def forward(self, x):\n"
+                         "        return self.fc(x.flatten(1)) * float(bool(G))\n")
     import i24_bounds
 
     net = i24_bounds.Net()
@@ -629,7 +629,6 @@ def test_module_state_beyond_what_the_key_can_describe_is_never_kept(cache, synt
     for _ in range(2):
         fit_cache.cached_fit(copy.deepcopy(net), synthetic, CONFIG)
     assert len(calls) == 2 and not list(root.glob("*.pt"))
-    sys.modules.pop("i24_bounds", None)
 
 
 def test_a_corrupt_entry_in_a_cache_it_cannot_write_is_not_said_to_be_replaced(cache, synthetic, tiny_mlp, monkeypatch):
