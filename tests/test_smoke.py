@@ -54,5 +54,5 @@ def test_notebook_04_sweeps_tiny_only_without_a_runs_dir():
 
 
 def test_unknown_notebook_is_a_value_error():
-    with pytest.raises(ValueError, match="no smoke settings for notebook '07'; notebooks: 01, 02, 03, 04, 05, 06"):
-        smoke.overrides("07", {"smoke": True})
+    with pytest.raises(ValueError, match="no smoke settings for notebook '08'; notebooks: 01, 02, 03, 04, 05, 06, 07"):
+        smoke.overrides("08", {"smoke": True})

@@ -1,4 +1,4 @@
-"""The claims notebooks 01, 02 and 05 test, built from their study and records: each kept only where both of
+"""The claims notebooks 01, 02, 05 and 07 test, built from their study and records: each kept only where both of
 its sides appear in the records (notebook 03's claims: `ticket_findings`)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import pandas as pd
 
 from .findings import Claim
 from ..pruning import curvature
+from ..studies import at_init
 from ..studies.oneshot import OneShotConfig
 
 STAGES = ("one_shot", "finetuned")  # the stages every one-shot claim is read at
@@ -90,4 +91,24 @@ def second_order(metrics: pd.DataFrame, stages: Sequence[str] = STAGES) -> list[
     """Notebook 05's claims (`SECOND_ORDER`) whose two methods both ran, per setting, stage and sparsity."""
     out = [Claim(claim=text, a=a, b=b, by=("setting", "stage", "sparsity"), where={"stage": list(stages)})
            for text, a, b in SECOND_ORDER]
+    return present(out, metrics)
+
+
+def at_initialisation(metrics: pd.DataFrame, study: at_init.AtInitConfig) -> list[Claim]:
+    """Notebook 07's claims, per method pruning at initialisation and weights remaining: it beats each of its sanity
+    checks (Frankle et al. 2021), a random mask and magnitude at initialisation; IMP tickets and magnitude pruning
+    after training (fine-tuned) beat it. All arms keep the same number of weights."""
+    if not isinstance(study, at_init.AtInitConfig):
+        raise ValueError(f"study must be an AtInitConfig, got {type(study).__name__}")
+    by = ("weights_remaining",)
+    out = []
+    for method in study.control_methods or study.methods:
+        controls = {"shuffled": "its mask shuffled within each layer", "reinit": "its mask on re-drawn initial weights",
+                    "inverted": "its inverted scores (the weights it ranks lowest)"}
+        out += [Claim(claim=f"{method} beats {text}", a=method, b=at_init.arm(method, control), column="arm", by=by)
+                for control, text in controls.items() if control in study.controls]
+        out += [Claim(claim=f"{method} beats {other}", a=method, b=other, column="arm", by=by)
+                for other in ("random/global", "magnitude/global") if other != method]
+        out += [Claim(claim=f"{other} beats {method}", a=other, b=method, column="arm", by=by)
+                for other in (at_init.IMP_ARM, at_init.FINETUNED_ARM)]
     return present(out, metrics)

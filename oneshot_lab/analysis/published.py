@@ -168,3 +168,51 @@ def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset:
                          "ours_ci_high": row["ci_high"], "seeds": int(row["n"])})
     return pd.DataFrame(rows, columns=["quantity", "published", "source", "dataset", "model", "ours_mean",
                                        "ours_ci_low", "ours_ci_high", "seeds"])
+
+
+FRANKLE_2021 = ("Frankle, Dziugaite, Roy & Carbin, 'Pruning Neural Networks at Initialization: Why are We Missing "
+                "the Mark?', ICLR 2021 (abstract and Section 5)")
+# What Frankle et al. 2021 report for each comparison of notebook 07: (the claim "a beats b" holds, in words).
+AT_INIT_DIRECTIONS = {
+    "shuffled": (False, "shuffling within layers preserves or improves accuracy"),
+    "reinit": (False, "re-drawing the initial weights preserves or improves accuracy"),
+    "inverted": (True, "inverting the scores lowers accuracy for SNIP and SynFlow"),
+    "inverted grasp": (False, "inverted GraSP does as well as or better than GraSP"),
+    "random": (True, "the methods beat random pruning"),
+    "after training": (True, "the methods stay below magnitude pruning after training and lottery tickets"),
+}
+
+
+def at_init_direction(a: str, b: str) -> tuple[bool, str] | None:
+    """(the claim 'a beats b' holds, in words) as Frankle et al. 2021 report it for a notebook-07 comparison, None if
+    the paper did not make it."""
+    method, _, control = b.partition(" ")
+    if control in ("shuffled", "reinit", "inverted"):
+        key = "inverted grasp" if control == "inverted" and method.startswith("grasp/") else control
+        return AT_INIT_DIRECTIONS[key]
+    if b.startswith("random/"):
+        return AT_INIT_DIRECTIONS["random"]
+    if "after training" in a or a == "IMP ticket":
+        return AT_INIT_DIRECTIONS["after training"]
+    return None
+
+
+def at_init_agreement(findings: pd.DataFrame) -> pd.DataFrame:
+    """Per notebook-07 claim: what Frankle et al. 2021 report, and how many of our settings agree with it.
+
+    A setting agrees when the paper reports the claim and ours is supported, or the paper reports it does not hold
+    and ours is not supported. Comparisons the paper did not make are left out.
+    """
+    needed = {"claim", "a", "b", "verdict"}
+    if not isinstance(findings, pd.DataFrame) or not needed <= set(findings.columns):
+        raise ValueError(f"findings must be the table findings.evaluate returns (columns {sorted(needed)})")
+    rows = []
+    for (claim, a, b), group in findings.groupby(["claim", "a", "b"], sort=False):
+        direction = at_init_direction(a, b)
+        if direction is None:
+            continue
+        holds, text = direction
+        agree = (group.verdict == "supported") if holds else (group.verdict != "supported")
+        rows.append({"claim": claim, "published": text, "source": FRANKLE_2021,
+                     "settings": len(group), "agreeing": int(agree.sum())})
+    return pd.DataFrame(rows, columns=["claim", "published", "source", "settings", "agreeing"])

@@ -58,13 +58,21 @@ def explorer(p: Params) -> dict[str, Any]:
     return {"epochs": 1, "ticket_iterations": 100, "levels": 2, "sparsities": p["sparsities"][-2:]}
 
 
+def pruning_at_init(p: Params) -> dict[str, Any]:
+    """Notebook 07: 60 steps per run, two levels, two seeds, SynFlow (if it runs) in 10 rounds, three collapse
+    sparsities."""
+    synflow = {"synflow": {"rounds": 10}} if any(str(m).startswith("synflow/") for m in p["methods"]) else {}
+    return {"iterations": 60, "eval_every": 20, "levels": 2, "seeds": p["seeds"][:2], "finetune_epochs": 1,
+            "collapse_sparsities": [0.9, 0.99, 0.999], "method_options": {**synflow, **p["method_options"]}}
+
+
 SHRINK: dict[str, Callable[[Params], dict[str, Any]]] = {
     "01": magnitude_pruning, "02": obd_saliency, "03": lottery_ticket_rewinding, "04": sweep_report,
-    "05": beyond_the_diagonal, "06": explorer}
+    "05": beyond_the_diagonal, "06": explorer, "07": pruning_at_init}
 
 
 def overrides(notebook: str, params: Params) -> dict[str, Any]:
-    """{name: value} replacing `params` of `notebook` ('01' ... '06') in a smoke run; {} unless params['smoke']."""
+    """{name: value} replacing `params` of `notebook` ('01' ... '07') in a smoke run; {} unless params['smoke']."""
     if notebook not in SHRINK:
         raise ValueError(f"no smoke settings for notebook {notebook!r}; notebooks: {', '.join(SHRINK)}")
     if not params.get("smoke"):
