@@ -11,6 +11,7 @@ from torch import nn
 from torch.func import functional_call, grad, hessian
 
 import oneshot_lab as ol
+from oneshot_lab.core.masks import working_copy
 from oneshot_lab import cli
 from oneshot_lab.core.data import sample
 from oneshot_lab.interactive import explorer, widgets
@@ -158,8 +159,9 @@ def test_each_round_prunes_to_the_exponential_schedule(tiny_mlp, scope):
     groups = [[n] for n in keep] if scope == "layer" else [list(keep)]
     seen = []
 
-    def spy(net: nn.Module) -> dict[str, torch.Tensor]:
-        """Magnitude scores, recording the weights each group keeps in the network scored."""
+    def spy(masks: ol.Masks) -> dict[str, torch.Tensor]:
+        """Magnitude scores under `masks`, recording the weights each group keeps in the network scored."""
+        net = masks.apply(working_copy(tiny_mlp))
         seen.append([sum(int((net.get_parameter(n) != 0).sum()) for n in layers) for layers in groups])
         return {n: net.get_parameter(n).detach().abs() for n in keep}
 

@@ -32,7 +32,7 @@ from .prune import Request, select
 from .registry import Method, Option
 
 Scores = dict[str, torch.Tensor]
-Scorer = Callable[[nn.Module], Scores]
+Scorer = Callable[[Masks], Scores]  # the scores of the network under the masks given
 MAX_ROUNDS = 10_000
 
 
@@ -76,21 +76,23 @@ def grasp_scores(model: nn.Module, data: Dataset, samples: int = 256, batch_size
     return {n: (w.detach() * h).detach() for n, w, h in zip(names, weights, hg)}
 
 
-def synflow_scores(model: nn.Module, input_shape: tuple[int, ...] | list[int]) -> Scores:
-    """SynFlow's scores |∂R/∂w ⊙ w| in float64 (whatever the model's dtype), R the path norm 1ᵀ(∏|W|)1.
-
-    On a float64 copy in eval mode every parameter is replaced by its absolute value and every bias set to zero
-    (the paper's R; the reference code keeps |b|), and R is the sum of the output on an all-ones input of shape
-    (1, *input_shape). Float64 throughout, so deep products neither overflow nor tie by rounding.
-    """
+def synflow_network(model: nn.Module) -> tuple[nn.Module, Scores]:
+    """SynFlow's network: a float64 copy in eval mode, every parameter |.|, every bias 0; and its prunable weights."""
     clone = working_copy(model).double()
-    names = prunable(clone)
     with torch.no_grad():
         for name, param in clone.named_parameters():
             if name.rpartition(".")[2] == "bias":
                 param.zero_()
             else:
                 param.abs_()
+    return clone, {n: clone.get_parameter(n).detach().clone() for n in prunable(clone)}
+
+
+def path_scores(clone: nn.Module, weights: Scores, input_shape: tuple[int, ...], masks: Masks | None = None) -> Scores:
+    """|∂R/∂w ⊙ w| on `synflow_network`'s `clone` with its absolute `weights` times `masks` (one forward and backward)."""
+    with torch.no_grad():
+        for name, weight in weights.items():
+            clone.get_parameter(name).copy_(weight if masks is None else weight * masks[name])
     clone.zero_grad(set_to_none=True)
     try:
         output = clone(torch.ones(1, *input_shape, dtype=torch.float64))
@@ -99,11 +101,21 @@ def synflow_scores(model: nn.Module, input_shape: tuple[int, ...] | list[int]) -
                          f"({str(error).splitlines()[0]}); pass input_shape= one example's shape") from None
     output.sum().backward()
     out = {}
-    for name in names:
+    for name in weights:
         weight = clone.get_parameter(name)
         grad = weight.grad if weight.grad is not None else torch.zeros_like(weight)
         out[name] = (grad * weight).detach().abs()
     return out
+
+
+def synflow_scores(model: nn.Module, input_shape: tuple[int, ...] | list[int]) -> Scores:
+    """SynFlow's scores |∂R/∂w ⊙ w| in float64 (whatever the model's dtype), R the path norm 1ᵀ(∏|W|)1.
+
+    On a float64 copy in eval mode every parameter is replaced by its absolute value and every bias set to zero
+    (the paper's R; the reference code keeps |b|), and R is the sum of the output on an all-ones input of shape
+    (1, *input_shape). Float64 throughout, so deep products neither overflow nor tie by rounding.
+    """
+    return path_scores(*synflow_network(model), tuple(input_shape))
 
 
 def synflow_input_shape(model: nn.Module, data: Dataset | None, given: Any = None) -> tuple[int, ...]:
@@ -129,7 +141,7 @@ def iterate(request: Request, scorer: Scorer, rounds: int, invert: bool) -> Mask
     """The masks after `rounds` of `scorer` on the network under the masks so far, pruning to `schedule`."""
     masks = request.keep
     for plan in schedule(request, rounds):
-        scores = scorer(masks.apply(working_copy(request.model)))
+        scores = scorer(masks)
         if invert:
             scores = {n: -s for n, s in scores.items()}
         masks = select(scores, masks, plan)
@@ -139,22 +151,25 @@ def iterate(request: Request, scorer: Scorer, rounds: int, invert: bool) -> Mask
 def run_snip(request: Request) -> Masks:
     """SNIP, one-shot or iterative, on the working copy."""
     o = request.options
-    return iterate(request, lambda net: snip_scores(net, request.data, o["samples"], o["batch_size"], request.seed),
+    return iterate(request, lambda masks: snip_scores(masks.apply(working_copy(request.model)), request.data,
+                                                      o["samples"], o["batch_size"], request.seed),
                    o["rounds"], o["invert"])
 
 
 def run_grasp(request: Request) -> Masks:
     """GraSP, one-shot or iterative, on the working copy."""
     o = request.options
-    return iterate(request, lambda net: grasp_scores(net, request.data, o["samples"], o["batch_size"], request.seed,
-                                                     o["temperature"]), o["rounds"], o["invert"])
+    return iterate(request, lambda masks: grasp_scores(masks.apply(working_copy(request.model)), request.data,
+                                                       o["samples"], o["batch_size"], request.seed, o["temperature"]),
+                   o["rounds"], o["invert"])
 
 
 def run_synflow(request: Request) -> Masks:
     """SynFlow over its rounds on the working copy (the input shape resolved before any scoring)."""
     o = request.options
     shape = synflow_input_shape(request.model, request.data, o["input_shape"])
-    return iterate(request, lambda net: synflow_scores(net, shape), o["rounds"], o["invert"])
+    clone, weights = synflow_network(request.model)  # made once; each round only masks its weights
+    return iterate(request, lambda masks: path_scores(clone, weights, shape, masks), o["rounds"], o["invert"])
 
 
 def rounds_option(default: int, help: str) -> Option:

@@ -62,7 +62,8 @@ def pruning_at_init(p: Params) -> dict[str, Any]:
     """Notebook 07: 60 steps per run, two levels, two seeds, SynFlow (if it runs) in 10 rounds, three collapse
     sparsities."""
     synflow = {"synflow": {"rounds": 10}} if any(str(m).startswith("synflow/") for m in p["methods"]) else {}
-    return {"iterations": 60, "eval_every": 20, "levels": 2, "seeds": p["seeds"][:2], "finetune_epochs": 1,
+    return {"iterations": 60, "eval_every": 20, "levels": 2, "seeds": p["seeds"][:2],
+            "finetune_iterations": min(p["finetune_iterations"], 20),
             "collapse_sparsities": [0.9, 0.99, 0.999], "method_options": {**synflow, **p["method_options"]}}
 
 
