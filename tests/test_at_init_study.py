@@ -81,14 +81,6 @@ def test_shuffled_masks_keep_each_layers_count_and_reinit_keeps_the_mask(study_r
     assert (layers["magnitude/global reinit"] == layers["magnitude/global"]).all()
 
 
-def test_results_do_not_depend_on_workers(study_result, synthetic):
-    config, result = study_result
-    again = at_init.run(config.replace(seed_offsets=(1,)), "mlp", synthetic, {"widths": [8]}, progress=False,
-                        workers=2)
-    pd.testing.assert_frame_equal(again.metrics.reset_index(drop=True),
-                                  result.metrics[result.metrics.seed == 1].reset_index(drop=True))
-
-
 def test_collapse_points_by_hand():
     rows = []
     for method, empty_at in (("a", 0.9), ("b", None)):

@@ -177,3 +177,15 @@ def test_idx_pixels_that_overflow_float32_when_standardised_are_refused(tmp_path
         (tmp_path / stem).write_bytes(header + array.astype(">f8" if code == 0x0E else np.uint8).tobytes())
     with pytest.raises(ValueError, match="mnist: inputs are not finite once standardised in float32"):
         ol.load("mnist", root=tmp_path)
+
+
+def test_mnist1d_is_generated_once_per_process_and_no_two_loads_share_memory():
+    from oneshot_lab.core import data as data_module
+
+    first = ol.load("mnist1d", seed=0)
+    misses = data_module.mnist1d_raw.cache_info().misses
+    second = ol.load("mnist1d", seed=1)
+    assert data_module.mnist1d_raw.cache_info().misses == misses  # the canonical arrays were not generated again
+    assert not torch.equal(first.val.y, second.val.y)  # the seed still draws the validation split
+    first.test.y[0] += 1
+    assert not torch.equal(first.test.y, ol.load("mnist1d", seed=0).test.y)

@@ -1,4 +1,5 @@
-"""Studies that train and prune: one-shot, iterative, OBD calibration, second order, lottery tickets."""
+"""Studies that train and prune: one-shot, iterative, OBD calibration, second order, lottery tickets, pruning at
+initialisation."""
 
 from ..util.lazy import attach
 

@@ -1,5 +1,5 @@
-"""Pruning at initialisation (notebook 07): masks chosen before any training, trained from the same initial weights,
-with the sanity checks of Frankle et al. (ICLR 2021), beside IMP tickets and magnitude pruning after training.
+"""Pruning at initialisation (notebook 07): masks chosen before any training, trained from the same initial weights
+with the sanity checks of Frankle and colleagues (ICLR 2021), beside IMP tickets and magnitude pruning after training.
 
 Every arm of one seed starts from the same initial weights and trains with the same recipe and data order, and
 every arm keeps exactly the weights IMP keeps at each of its levels (global scope), so arms are paired on the seed

@@ -59,12 +59,12 @@ def explorer(p: Params) -> dict[str, Any]:
 
 
 def pruning_at_init(p: Params) -> dict[str, Any]:
-    """Notebook 07: 60 steps per run, two levels, two seeds, SynFlow (if it runs) in 10 rounds, three collapse
-    sparsities."""
+    """Notebook 07: a 32-32 MLP, 60 steps per run, two levels, two seeds, SynFlow (if it runs) in 10 rounds, two
+    collapse sparsities."""
     synflow = {"synflow": {"rounds": 10}} if any(str(m).startswith("synflow/") for m in p["methods"]) else {}
-    return {"iterations": 60, "eval_every": 20, "levels": 2, "seeds": p["seeds"][:2],
+    return {"iterations": 60, "eval_every": 30, "levels": 2, "seeds": p["seeds"][:2], "widths": [32, 32],
             "finetune_iterations": min(p["finetune_iterations"], 20),
-            "collapse_sparsities": [0.9, 0.99, 0.999], "method_options": {**synflow, **p["method_options"]}}
+            "collapse_sparsities": [0.99, 0.999], "method_options": {**synflow, **p["method_options"]}}
 
 
 SHRINK: dict[str, Callable[[Params], dict[str, Any]]] = {
