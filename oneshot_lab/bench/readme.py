@@ -24,7 +24,7 @@ from ..analysis import stats
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 COLLECTED = ("metrics.csv", "dense.csv", "dense_over_seeds.csv", "summary.csv", "findings.csv", "tally.csv", "costs.csv",
-             "matching.csv", "published.csv", "plan.csv", "manifest.json")
+             "matching.csv", "published.csv", "plan.csv", "collapse_points.csv", "manifest.json")
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
 
@@ -86,7 +86,7 @@ def pivot(frame: pd.DataFrame, index: list[str], columns: str, values: str, wher
 
 Formatter = Callable[[pd.DataFrame], pd.DataFrame] | None  # None: the table as recorded
 NB01, NB02, NB04, NB05 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report", "05_beyond_the_diagonal"
-NB03 = "03_lottery_ticket_rewinding"
+NB03, NB07 = "03_lottery_ticket_rewinding", "07_pruning_at_init"
 BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "01-dense": (NB01, "dense.csv", dense),
     "01-accuracy": (NB01, "summary.csv", partial(wide, stages=("one_shot", "finetuned"),
@@ -122,6 +122,11 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
                                                     values="seconds (interval)")),
     "05-tally": (NB05, "findings.csv", tally_of),
     "05-findings": (NB05, "findings.csv", verdicts),
+    "07-accuracy": (NB07, "summary.csv", partial(pivot, index=["arm"], columns="weights_remaining", values="text")),
+    "07-collapse": (NB07, "collapse_points.csv", None),
+    "07-published": (NB07, "published.csv", partial(select, columns=["claim", "published", "settings", "agreeing"])),
+    "07-tally": (NB07, "tally.csv", None),
+    "07-findings": (NB07, "findings.csv", verdicts),
 }
 
 

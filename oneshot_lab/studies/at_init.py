@@ -22,7 +22,7 @@ from ..core.models import build
 from ..pruning import registry
 from ..pruning.prune import check_request, prune
 from ..training import train
-from ..training.train import History, TrainConfig, evaluate
+from ..training.train import TrainConfig, evaluate
 from ..util import checks, parallel
 from ..util.config import Config, option
 from ..util.rules import Rule
@@ -132,11 +132,6 @@ def row(seed: int, level: int, sparsity: float, method: str, condition: str, mas
             "val_accuracy": accuracy["val_accuracy"], "test_accuracy": accuracy["test_accuracy"]}
 
 
-def final(history: History) -> dict:
-    """The accuracies at the end of training."""
-    return history.final()
-
-
 def evaluated(model: nn.Module, dataset: Dataset) -> dict:
     """Validation and test accuracy of `model` as it is."""
     return {f"{s}_accuracy": evaluate(model, dataset, s)["accuracy"] for s in ("val", "test")}
@@ -193,7 +188,7 @@ def method_seed(config: AtInitConfig, model: str, dataset: Dataset, model_option
         for condition, mask, start in starts:
             trained = mask.apply(copy.deepcopy(start))
             history = train.fit(trained, dataset, recipe, masks=mask, progress=progress)
-            rows.append(row(seed, level, sparsity, method, condition, mask, final(history)))
+            rows.append(row(seed, level, sparsity, method, condition, mask, history.final()))
             layers.append(mask.table(seed=seed, level=level, sparsity=sparsity, arm=arm(method, condition),
                                      method=method, condition=condition))
     collapse = collapse_rows(method, net, dataset, config.collapse_sparsities, seed, options)
@@ -206,7 +201,7 @@ def trained_seed(config: AtInitConfig, model: str, dataset: Dataset, model_optio
     net = build(model, dataset, seed=seed, **dict(model_options or {}))
     recipe = config.train.replace(seed=seed)
     trained, history = dense_run(net, dataset, recipe, (0,), progress)
-    rows = [row(seed, 0, 0.0, "dense", "dense", None, final(history))]
+    rows = [row(seed, 0, 0.0, "dense", "dense", None, history.final())]
     layers = []
     sparsities = config.sparsities(net)
     for level, sparsity in enumerate(sparsities, start=1):
@@ -215,7 +210,7 @@ def trained_seed(config: AtInitConfig, model: str, dataset: Dataset, model_optio
         if config.finetune is not None:
             history_ft = train.fit(pruned.model, dataset, config.finetune.replace(seed=seed), masks=pruned.masks,
                                    progress=progress)
-            rows.append(row(seed, level, sparsity, FINETUNED_ARM, "mask", pruned.masks, final(history_ft)))
+            rows.append(row(seed, level, sparsity, FINETUNED_ARM, "mask", pruned.masks, history_ft.final()))
         layers.append(pruned.masks.table(seed=seed, level=level, sparsity=sparsity, arm=ONE_SHOT_ARM,
                                          method=ONE_SHOT_ARM, condition="mask"))
     tickets = imp(net, dataset, config.imp().with_seed(seed), progress=progress, dense=(trained, history))
