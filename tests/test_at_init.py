@@ -209,3 +209,11 @@ def test_the_explorer_and_params_offer_them_on_an_untrained_network(synthetic, c
     assert cli.main(["params", "01"]) == 0
     listing = capsys.readouterr().out
     assert all(f"\n  {name}: " in listing for name in AT_INIT) and "data-free" in listing
+
+
+def test_synflow_refuses_a_network_whose_activations_are_not_relu_like(synthetic):
+    tanh = ol.build("mlp", synthetic, widths=(8,), activation="tanh")
+    with pytest.raises(ValueError, match="method 'synflow' cannot prune this model: .* layer '2' is Tanh"):
+        ol.prune(tanh, synthetic, 0.5, "synflow")
+    assert ol.METHODS["synflow"].unsupported(ol.build("mlp", synthetic, widths=(8,))) is None
+    assert ol.METHODS["snip"].unsupported(tanh) is None  # SNIP and GraSP take any differentiable network

@@ -1,13 +1,15 @@
 """Notebook 07's study (pruning at initialisation): equal weights remaining across arms, the sanity-check masks, the
 path count, layer-collapse points, claims and the published directions — each against a hand computation."""
 
+import re
+
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab.analysis import claims, collapse, published
+from oneshot_lab.analysis import at_init as analysis, claims, published
 from oneshot_lab.core.masks import Masks
 from oneshot_lab.studies import at_init
 from oneshot_lab.studies.lottery.level import target
@@ -36,9 +38,11 @@ def test_paths_count_input_to_output_paths_of_the_masks():
     cut = Masks({"0.weight": m1, "2.weight": torch.tensor([[0, 1, 0, 0], [0, 1, 0, 0]], dtype=torch.bool)})
     assert at_init.paths(net, cut, (3,)) == 0.0  # unit 1 of the hidden layer has no input: disconnected
     assert net[0].weight.abs().sum() > 0  # the network itself is untouched
+    sigmoid = nn.Sequential(nn.Linear(3, 4), nn.Sigmoid(), nn.Linear(4, 2))  # sigmoid(0) = 0.5: treated as linear
+    assert at_init.paths(sigmoid, cut, (3,)) == 0.0 and at_init.paths(sigmoid, masks, (3,)) == at_init.paths(net, masks, (3,))
 
 
-def test_config_refuses_bad_combinations_before_any_work():
+def test_config_refuses_bad_combinations_before_any_work(synthetic):
     with pytest.raises(ValueError, match=r"control_methods \['snip/global'\] are not among the methods"):
         at_init.AtInitConfig(methods=("magnitude/global",), control_methods=("snip/global",))
     with pytest.raises(ValueError, match="the inverted control .* 'magnitude' has none"):
@@ -49,6 +53,15 @@ def test_config_refuses_bad_combinations_before_any_work():
         at_init.AtInitConfig(methods=("snip",))
     with pytest.raises(ValueError, match="rate"):
         at_init.AtInitConfig(rate=1.5)
+    net = ol.build("mlp", synthetic, widths=[2])  # 48 prunable weights
+    for rate, levels, shown in [(0.8, 3, "[0.791667, 0.958333, 1.0]"), (0.0, 2, "[0.0, 0.0]"), (0.5, 0, "[]")]:
+        with pytest.raises(ValueError, match=rf"rate={rate!r} over levels={levels} gives the sparsities "
+                                             rf"{re.escape(shown)} on this network \(48 prunable weights\)"):
+            at_init.AtInitConfig(rate=rate, levels=levels).check(net, synthetic)
+    with pytest.raises(ValueError, match="score_options names 'obs', which is not among the methods"):
+        at_init.AtInitConfig(score_options={"obs": {}})
+    with pytest.raises(ValueError, match="score_options sets invert=True for 'snip'"):
+        at_init.AtInitConfig(score_options={"snip": {"invert": True}})
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +102,15 @@ def test_collapse_points_by_hand():
                 empty = layer == "l2" and empty_at is not None and sparsity >= empty_at
                 rows.append({"method": method, "seed": 0, "sparsity": sparsity, "layer": layer, "density": 0.0 if empty
                              else 1 - sparsity, "collapsed": empty, "connected": not empty})
-    table = collapse.points(pd.DataFrame(rows)).set_index(["method", "layer"])
+    table = analysis.collapse_points(pd.DataFrame(rows)).set_index(["method", "layer"])
     assert table.loc[("a", "l2"), "collapses_at"] == 0.9 and pd.isna(table.loc[("a", "l1"), "collapses_at"])
     assert table.loc[("a", "l1"), "max_intact_sparsity"] == 0.5 and table.loc[("b", "l1"), "max_intact_sparsity"] == 0.99
     with pytest.raises(ValueError, match=r"lacks column\(s\) \['connected'\]"):
-        collapse.points(pd.DataFrame(rows).drop(columns="connected"))
+        analysis.collapse_points(pd.DataFrame(rows).drop(columns="connected"))
+    empty = analysis.collapse_points(pd.DataFrame(rows).iloc[:0])
+    assert empty.empty and list(empty.columns) == analysis.POINTS
+    with pytest.raises(ValueError, match="the study scanned no sparsity"):
+        analysis.collapse_plot(pd.DataFrame(rows).iloc[:0])
 
 
 def test_claims_and_published_directions(study_result):
@@ -102,7 +119,7 @@ def test_claims_and_published_directions(study_result):
     assert [(c.a, c.b) for c in found] == [
         ("magnitude/global", "magnitude/global shuffled"), ("magnitude/global", "magnitude/global reinit"),
         ("magnitude/global", "random/global"), (at_init.IMP_ARM, "magnitude/global"),
-        (at_init.FINETUNED_ARM, "magnitude/global")]
+        (at_init.ONE_SHOT_ARM, "magnitude/global"), (at_init.FINETUNED_ARM, "magnitude/global")]
     findings = pd.DataFrame([
         {"claim": "s", "a": "snip/global", "b": "snip/global shuffled", "verdict": v} for v in ("supported", "inconclusive")
     ] + [{"claim": "g", "a": "grasp/global", "b": "grasp/global inverted", "verdict": "contradicted"},
@@ -110,4 +127,8 @@ def test_claims_and_published_directions(study_result):
          {"claim": "t", "a": at_init.IMP_ARM, "b": "snip/global", "verdict": "supported"}])
     table = published.at_init_agreement(findings).set_index("claim")
     assert list(table.index) == ["s", "g", "t"]  # snip vs synflow: not a comparison the paper made
-    assert table.loc["s", "agreeing"] == 1 and table.loc["g", "agreeing"] == 1 and table.loc["t", "agreeing"] == 1
+    # shuffling "preserves or improves": the inconclusive setting is consistent, neither confirms it
+    assert table.loc["s", ["supported", "inconclusive", "consistent", "confirmed"]].tolist() == [1, 1, 1, 0]
+    # inverted GraSP "does as well or better": contradicted (the inverted mask better) confirms it
+    assert table.loc["g", ["contradicted", "consistent", "confirmed"]].tolist() == [1, 1, 1]
+    assert table.loc["t", ["supported", "consistent", "confirmed"]].tolist() == [1, 1, 1]

@@ -97,7 +97,7 @@ def second_order(metrics: pd.DataFrame, stages: Sequence[str] = STAGES) -> list[
 def at_initialisation(metrics: pd.DataFrame, study: at_init.AtInitConfig) -> list[Claim]:
     """Notebook 07's claims, per method pruning at initialisation and weights remaining: it beats each of its sanity
     checks (Frankle et al. 2021), a random mask and magnitude at initialisation; IMP tickets and magnitude pruning
-    after training (fine-tuned) beat it. All arms keep the same number of weights."""
+    after training (one shot, and fine-tuned) beat it. All arms keep the same number of weights."""
     if not isinstance(study, at_init.AtInitConfig):
         raise ValueError(f"study must be an AtInitConfig, got {type(study).__name__}")
     by = ("weights_remaining",)
@@ -110,5 +110,5 @@ def at_initialisation(metrics: pd.DataFrame, study: at_init.AtInitConfig) -> lis
         out += [Claim(claim=f"{method} beats {other}", a=method, b=other, column="arm", by=by)
                 for other in ("random/global", "magnitude/global") if other != method]
         out += [Claim(claim=f"{other} beats {method}", a=other, b=method, column="arm", by=by)
-                for other in (at_init.IMP_ARM, at_init.FINETUNED_ARM)]
+                for other in (at_init.IMP_ARM, at_init.ONE_SHOT_ARM, at_init.FINETUNED_ARM)]
     return present(out, metrics)

@@ -179,8 +179,11 @@ AT_INIT_DIRECTIONS = {
     "inverted": (True, "inverting the scores lowers accuracy for SNIP and SynFlow"),
     "inverted grasp": (False, "inverted GraSP does as well as or better than GraSP"),
     "random": (True, "the methods beat random pruning"),
-    "after training": (True, "the methods stay below magnitude pruning after training and lottery tickets"),
+    "after training": (True, "the methods stay below magnitude pruning after training and lottery-ticket rewinding "
+                             "(theirs rewound to an early iteration, ours to the initialisation)"),
 }
+AGREEMENT = ["claim", "published", "source", "settings", "supported", "inconclusive", "contradicted", "consistent",
+             "confirmed"]
 
 
 def at_init_direction(a: str, b: str) -> tuple[bool, str] | None:
@@ -198,10 +201,13 @@ def at_init_direction(a: str, b: str) -> tuple[bool, str] | None:
 
 
 def at_init_agreement(findings: pd.DataFrame) -> pd.DataFrame:
-    """Per notebook-07 claim: what Frankle et al. 2021 report, and how many of our settings agree with it.
+    """Per notebook-07 claim: what Frankle et al. 2021 report, our verdicts over its settings, and how many settings
+    are consistent with the paper and how many confirm it.
 
-    A setting agrees when the paper reports the claim and ours is supported, or the paper reports it does not hold
-    and ours is not supported. Comparisons the paper did not make are left out.
+    Where the paper reports the claim holding, a supported setting is consistent and confirms it. Where it reports
+    the claim not holding ("preserves or improves accuracy"), every setting that is not supported is consistent, and
+    only a contradicted one (the control better) confirms it: an inconclusive setting cannot show "no worse".
+    Comparisons the paper did not make are left out.
     """
     needed = {"claim", "a", "b", "verdict"}
     if not isinstance(findings, pd.DataFrame) or not needed <= set(findings.columns):
@@ -212,7 +218,8 @@ def at_init_agreement(findings: pd.DataFrame) -> pd.DataFrame:
         if direction is None:
             continue
         holds, text = direction
-        agree = (group.verdict == "supported") if holds else (group.verdict != "supported")
-        rows.append({"claim": claim, "published": text, "source": FRANKLE_2021,
-                     "settings": len(group), "agreeing": int(agree.sum())})
-    return pd.DataFrame(rows, columns=["claim", "published", "source", "settings", "agreeing"])
+        counts = {v: int((group.verdict == v).sum()) for v in ("supported", "inconclusive", "contradicted")}
+        rows.append({"claim": claim, "published": text, "source": FRANKLE_2021, "settings": len(group), **counts,
+                     "consistent": counts["supported"] if holds else len(group) - counts["supported"],
+                     "confirmed": counts["supported"] if holds else counts["contradicted"]})
+    return pd.DataFrame(rows, columns=AGREEMENT)

@@ -124,7 +124,8 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "05-findings": (NB05, "findings.csv", verdicts),
     "07-accuracy": (NB07, "summary.csv", partial(pivot, index=["arm"], columns="weights_remaining", values="text")),
     "07-collapse": (NB07, "collapse_points.csv", None),
-    "07-published": (NB07, "published.csv", partial(select, columns=["claim", "published", "settings", "agreeing"])),
+    "07-published": (NB07, "published.csv", partial(select, columns=[
+        "claim", "published", "settings", "supported", "inconclusive", "contradicted", "consistent", "confirmed"])),
     "07-tally": (NB07, "tally.csv", None),
     "07-findings": (NB07, "findings.csv", verdicts),
 }

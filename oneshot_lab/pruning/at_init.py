@@ -18,7 +18,7 @@ invert=True keeps the lowest scores instead (the inversion sanity check of Frank
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -57,7 +57,7 @@ def grasp_scores(model: nn.Module, data: Dataset, samples: int = 256, batch_size
     weights = [clone.get_parameter(n).requires_grad_(True) for n in names]
     x, y = sample(data, samples, seed)
 
-    def batch_losses() -> Any:
+    def batch_losses() -> Iterator[torch.Tensor]:
         """The batches' shares of the mean loss (they sum to L)."""
         for start in range(0, len(y), int(batch_size)):
             logits = clone(x[start:start + batch_size]) / temperature
@@ -116,6 +116,20 @@ def synflow_scores(model: nn.Module, input_shape: tuple[int, ...] | list[int]) -
     (1, *input_shape). Float64 throughout, so deep products neither overflow nor tie by rounding.
     """
     return path_scores(*synflow_network(model), tuple(input_shape))
+
+
+PASS_POSITIVE = (nn.ReLU, nn.LeakyReLU, nn.Identity, nn.Flatten, nn.Dropout, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d,
+                 nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)  # f(c x) = c f(x) for c, x >= 0
+
+
+def path_norm_model(model: nn.Module, options: dict | None = None) -> str | None:
+    """Why SynFlow's score is not the path norm of `model` (a parameter-free layer that is not ReLU-like), or None."""
+    for name, module in model.named_modules():
+        if name and not list(module.children()) and not list(module.parameters()) and \
+                not isinstance(module, PASS_POSITIVE):
+            return (f"SynFlow scores the path norm of a network whose activations pass non-negative inputs scaled "
+                    f"(ReLU-like); layer {name!r} is {type(module).__name__}")
+    return None
 
 
 def synflow_input_shape(model: nn.Module, data: Dataset | None, given: Any = None) -> tuple[int, ...]:
@@ -192,7 +206,7 @@ METHODS = (
                     BATCH, Option("temperature", 200.0, "logits are divided by it before the cross-entropy",
                                   Rule("float", 0.0, open_minimum=True)), ROUNDS, INVERT)),
     Method("synflow", "SynFlow |dR/dw w| of the absolute network's path norm (Tanaka et al. 2020), data-free",
-           run=run_synflow, source=__name__,
+           run=run_synflow, source=__name__, supports=path_norm_model,
            options=(rounds_option(100, "rounds of re-scoring with the exponential sparsity schedule"), INVERT,
                     Option("input_shape", None, "one example's shape (None: the data's, or an MLP's input width)",
                            Rule("list", item=Rule("int", 1, MAX_UNITS))))),

@@ -9,6 +9,7 @@ and compared at equal weights remaining.
 from __future__ import annotations
 
 import copy
+import copy
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from ..core.data import Dataset
-from ..core.masks import Masks
+from ..core.masks import Masks, working_copy
 from ..core.models import build
 from ..pruning import registry
 from ..pruning.prune import check_request, prune
@@ -32,6 +33,7 @@ from .lottery.rewinding import CONTROL_TAG, PRUNE_TAG, IMPConfig, derived_seed, 
 CONTROLS = ("shuffled", "reinit", "inverted")  # Frankle et al. 2021: shuffle within layers, re-init, invert scores
 IMP_ARM, ONE_SHOT_ARM, FINETUNED_ARM = "IMP ticket", "magnitude after training", "magnitude after training, fine-tuned"
 SHUFFLE_TAG = 13  # the purpose of `derived_seed` drawing a shuffled mask
+KEPT = (nn.Flatten, nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 FRACTION_LIST = Rule("list", item=Rule("float", 0.0, 1.0), distinct=True, note="sparsities in [0, 1]")
 
 
@@ -50,8 +52,8 @@ class AtInitConfig(Config):
     train: TrainConfig = option(TrainConfig(), "the recipe of the dense network and of every mask trained from init")
     finetune: TrainConfig | None = option(None, "fine-tuning of magnitude pruning after training (None: none)")
     score_options: dict = option({}, "keyword options per method: {name: {option: value}}")
-    collapse_sparsities: tuple = option((), "sparsities scanned for layer collapse at initialisation",
-                                        rule=FRACTION_LIST.but(nonempty=False))
+    collapse_sparsities: tuple = option((0.9, 0.99, 0.999), "sparsities scanned for layer collapse at initialisation",
+                                        rule=FRACTION_LIST)
     seed_offsets: tuple = option((0, 1, 2, 3, 4), "replicate seed offsets added to seed")
     seed: int = option(0, "base seed; replicate r runs with seed + seed_offsets[r]")
 
@@ -76,7 +78,15 @@ class AtInitConfig(Config):
         self.store("control_methods", tuple(controlled))
         self.store("controls", tuple(controls))
         self.store("score_options", registry.check_options(self.score_options))
-        self.imp()  # IMP's own checks (rate, levels)
+        names = {registry.split_label(m)[0] for m in methods}
+        stray = sorted(set(self.score_options) - names)
+        if stray:
+            raise ValueError(f"score_options names {stray[0]!r}, which is not among the methods {methods}")
+        inverted = sorted(n for n, o in self.score_options.items() if o.get("invert"))
+        if inverted:
+            raise ValueError(f"score_options sets invert=True for {inverted[0]!r}, which would make its mask its own "
+                             f"inverted control: leave invert to the 'inverted' control")
+        self.imp()  # IMP's own checks
 
     @property
     def seeds(self) -> list[int]:
@@ -96,7 +106,14 @@ class AtInitConfig(Config):
         return dict(self.score_options.get(registry.split_label(method)[0], {}))
 
     def check(self, model: nn.Module, dataset: Dataset) -> None:
-        """Raise a ValueError if a method cannot prune `model` on `dataset` (before any work)."""
+        """Raise a ValueError if a method cannot prune `model` on `dataset`, or if IMP's levels do not give distinct
+        sparsities below 1 on it (before any work)."""
+        sparsities = self.sparsities(model)
+        if not sparsities or any(b <= a for a, b in zip([0.0, *sparsities], sparsities)) or sparsities[-1] >= 1:
+            raise ValueError(f"rate={self.rate!r} over levels={self.levels} gives the sparsities "
+                             f"{[round(s, 6) for s in sparsities]} on this network ({Masks.ones(model).count()[1]} "
+                             f"prunable weights): each level must prune more and keep at least one weight; lower "
+                             f"the rate or the levels")
         for method in self.methods:
             entry = registry.get(registry.split_label(method)[0])
             check_request(entry, model, dataset, entry.check_options(self.options(method)))
@@ -139,11 +156,16 @@ def evaluated(model: nn.Module, dataset: Dataset) -> dict:
 
 @torch.no_grad()
 def paths(model: nn.Module, masks: Masks, input_shape: tuple[int, ...]) -> float:
-    """The number of input-to-output paths `masks` leave (weights set to their masks, biases to 0, all-ones input).
+    """The number of input-to-output paths `masks` leave: the network with its weights set to their masks, biases
+    to 0 and every parameter-free module but flattening and pooling replaced by the identity, on an all-ones input.
 
     Zero means the network is disconnected: no input can reach an output through the kept weights.
     """
-    net = copy.deepcopy(model).double().eval()
+    net = working_copy(model).double()
+    for name, module in list(net.named_modules()):
+        if name and not list(module.children()) and not list(module.parameters()) and not isinstance(module, KEPT):
+            parent, _, attr = name.rpartition(".")
+            setattr(net.get_submodule(parent) if parent else net, attr, nn.Identity())
     for name, parameter in net.named_parameters():
         value = masks[name] if name in masks else torch.zeros(()) if name.endswith("bias") else torch.ones(())
         parameter.copy_(value.double().expand_as(parameter))
