@@ -1,6 +1,6 @@
-"""What the interactive explorers show, computed on demand and cached: one trained model pruned by every method
-of the registry it supports, per (method, sparsity, scope), and the levels and conditions of an IMP result.
-No widgets here."""
+"""What the interactive explorers show, computed on demand and cached: one model (trained, or at initialisation)
+pruned by every method of the registry it supports, per (method, sparsity, scope), and the levels and conditions
+of an IMP result. No widgets here."""
 
 from __future__ import annotations
 
@@ -64,12 +64,12 @@ class PruningView:
 
 
 class PruningState:
-    """A trained model (never modified) pruned per setting: scores once per method, each setting once."""
+    """A model (never modified) pruned per setting: scores once per method, each setting once."""
 
     def __init__(self, model: nn.Module, dataset: Dataset, seed: int = 0, finetune: TrainConfig | None = None,
                  score_options: Mapping[str, Mapping] | None = None):
         if not isinstance(model, nn.Module):
-            raise ValueError(f"the explorer needs a trained torch model, got {type(model).__name__}")
+            raise ValueError(f"the explorer needs a torch model, got {type(model).__name__}")
         if not isinstance(dataset, Dataset):
             raise ValueError(f"the explorer needs a Dataset (oneshot_lab.load), got {type(dataset).__name__}")
         check_model(model, dataset)  # a model the pruners can take, and data it can take, before any work

@@ -1,6 +1,7 @@
-"""ipywidgets explorers: `explore(net, data)` prunes a trained model interactively, `tickets(result)` walks an IMP
-result's levels. Their handlers are plain methods (tests set a control's value and read what it produced); in a
-headless run they show their starting numbers and figure as ordinary outputs instead of widgets."""
+"""ipywidgets explorers: `explore(net, data)` prunes a model interactively (trained, or freshly built to prune at
+initialisation), `tickets(result)` walks an IMP result's levels. Their handlers are plain methods (tests set a
+control's value and read what it produced); in a headless run they show their starting numbers and figure as
+ordinary outputs instead of widgets."""
 
 from __future__ import annotations
 
@@ -197,7 +198,7 @@ class TicketExplorer(Explorer):
 def explore(net: nn.Module, data: Dataset, sparsity: float = 0.9, criterion: str = "magnitude",
             scope: str = "global", layer: str | None = None, finetune: TrainConfig | None = FINETUNE,
             seed: int = 0, score_options: Mapping[str, Mapping] | None = None) -> PruningExplorer:
-    """The pruning explorer of a trained `net` on `data` (finetune=None hides the fine-tune button)."""
+    """The pruning explorer of `net` (trained, or at initialisation) on `data` (finetune=None hides the fine-tune button)."""
     state = PruningState(net, data, seed=seed, finetune=finetune, score_options=score_options)
     return PruningExplorer(state, sparsity=sparsity, criterion=criterion, scope=scope, layer=layer)
 
