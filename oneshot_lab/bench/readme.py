@@ -84,6 +84,11 @@ def pivot(frame: pd.DataFrame, index: list[str], columns: str, values: str, wher
     return wide.rename_axis(columns=None).astype(object).fillna("").reset_index()
 
 
+def exact(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """`columns` written with every significant digit ('0.9999', not a rounded '1.000'); empty where missing."""
+    return frame.assign(**{c: frame[c].map(lambda v: "—" if pd.isna(v) else f"{v:g}") for c in columns})
+
+
 Formatter = Callable[[pd.DataFrame], pd.DataFrame] | None  # None: the table as recorded
 NB01, NB02, NB04, NB05 = "01_magnitude_pruning", "02_obd_saliency", "04_sweep_report", "05_beyond_the_diagonal"
 NB03, NB07 = "03_lottery_ticket_rewinding", "07_pruning_at_init"
@@ -123,7 +128,7 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "05-tally": (NB05, "findings.csv", tally_of),
     "05-findings": (NB05, "findings.csv", verdicts),
     "07-accuracy": (NB07, "summary.csv", partial(pivot, index=["arm"], columns="weights_remaining", values="text")),
-    "07-collapse": (NB07, "collapse_points.csv", None),
+    "07-collapse": (NB07, "collapse_points.csv", partial(exact, columns=["collapses_at", "max_intact_sparsity"])),
     "07-published": (NB07, "published.csv", partial(select, columns=[
         "claim", "published", "settings", "supported", "inconclusive", "contradicted", "consistent", "confirmed"])),
     "07-tally": (NB07, "tally.csv", None),
