@@ -128,7 +128,7 @@ def test_the_criterion_dropdown_lists_only_what_the_model_supports(synthetic):
 
 
 def test_bad_input_is_a_clear_error_before_any_work(trained, synthetic):
-    with pytest.raises(ValueError, match="trained torch model, got str"):
+    with pytest.raises(ValueError, match="the explorer needs a torch model, got str"):
         widgets.explore("net", synthetic)
     with pytest.raises(ValueError, match="Dataset .*got dict"):
         widgets.explore(trained, {})
