@@ -185,6 +185,20 @@ def collapse_rows(method: str, net: nn.Module, dataset: Dataset, sparsities: tup
     return rows
 
 
+def control_start(control: str, method: str, net: nn.Module, dataset: Dataset, masks: Masks, sparsity: float,
+                  seed: int, level: int, options: Mapping) -> tuple[str, Masks, nn.Module]:
+    """(control, its mask, its starting network) for the sanity check `control` of `method`'s `masks` (Frankle et al.
+    2021): the mask shuffled within each layer, the mask on re-drawn initial weights, or the inverted scores' mask."""
+    if control == "shuffled":
+        return control, shuffled_mask(masks, torch.Generator().manual_seed(derived_seed(seed, level, SHUFFLE_TAG))), net
+    if control == "reinit":
+        return control, masks, reinitialize(net, derived_seed(seed, level, CONTROL_TAG))
+    name, scope = registry.split_label(method)
+    inverted = prune(net, dataset, sparsity, name, scope, seed=derived_seed(seed, level, PRUNE_TAG),
+                     **{**options, "invert": True})
+    return control, inverted.masks, net
+
+
 def method_seed(config: AtInitConfig, model: str, dataset: Dataset, model_options: Mapping | None, seed: int,
                 method: str, progress: bool = False) -> dict:
     """One seed of one method: its mask at every level trained from the initial weights, its controls, collapse."""
@@ -195,18 +209,9 @@ def method_seed(config: AtInitConfig, model: str, dataset: Dataset, model_option
     rows, layers = [], []
     for level, sparsity in enumerate(sparsities, start=1):
         masks = prune(net, dataset, sparsity, name, scope, seed=derived_seed(seed, level, PRUNE_TAG), **options).masks
-        starts = [("mask", masks, net)]
-        if method in config.control_methods:
-            for control in config.controls:
-                if control == "shuffled":
-                    generator = torch.Generator().manual_seed(derived_seed(seed, level, SHUFFLE_TAG))
-                    starts.append((control, shuffled_mask(masks, generator), net))
-                elif control == "reinit":
-                    starts.append((control, masks, reinitialize(net, derived_seed(seed, level, CONTROL_TAG))))
-                else:
-                    inverted = prune(net, dataset, sparsity, name, scope, seed=derived_seed(seed, level, PRUNE_TAG),
-                                     **{**options, "invert": True}).masks
-                    starts.append((control, inverted, net))
+        controls = config.controls if method in config.control_methods else ()
+        starts = [("mask", masks, net)] + [control_start(c, method, net, dataset, masks, sparsity, seed, level, options)
+                                           for c in controls]
         for condition, mask, start in starts:
             trained = mask.apply(copy.deepcopy(start))
             history = train.fit(trained, dataset, recipe, masks=mask, progress=progress)
