@@ -217,3 +217,16 @@ def test_synflow_refuses_a_network_whose_activations_are_not_relu_like(synthetic
         ol.prune(tanh, synthetic, 0.5, "synflow")
     assert ol.METHODS["synflow"].unsupported(ol.build("mlp", synthetic, widths=(8,))) is None
     assert ol.METHODS["snip"].unsupported(tanh) is None  # SNIP and GraSP take any differentiable network
+
+
+def test_with_earlier_pruning_the_schedule_starts_from_what_is_kept(tiny_mlp):
+    keep = ol.Masks({n: torch.rand(m.shape, generator=torch.Generator().manual_seed(1)) < 0.5
+                     for n, m in ol.Masks.ones(tiny_mlp).items()})
+    sparsity, rounds = 0.95, 4
+    request = Request(keep.apply(working_copy(tiny_mlp)), None, targets(keep, sparsity, "global", {}), keep, "global",
+                      0, {})
+    n, kept = keep.count()[1], keep.count()[0]
+    d0, d = kept / n, 1 - sparsity
+    plans = at_init.schedule(request, rounds)
+    assert [round(p[0][1], 12) for p in plans] == [round(1 - d0 * (d / d0) ** (k / rounds), 12) for k in range(1, 5)]
+    assert plans[0][0][1] > 1 - d0  # the first round already prunes beyond what was pruned before

@@ -12,7 +12,8 @@ a freshly built network they prune at initialisation:
   no data needed; 100 rounds by default.
 
 All three share `iterate`: rounds k = 1..R, after round k each group keeps the density d^(k/R) (d = 1 − its target
-sparsity; the last round exactly the registry's count), each round re-scoring the network under the current masks;
+sparsity; from what earlier masks keep when there are some; the last round exactly the registry's count), each round
+re-scoring the network under the current masks;
 invert=True keeps the lowest scores instead (the inversion sanity check of Frankle et al. 2021).
 """
 
@@ -146,9 +147,17 @@ def synflow_input_shape(model: nn.Module, data: Dataset | None, given: Any = Non
 
 
 def schedule(request: Request, rounds: int) -> list[list[tuple[tuple[str, ...], float]]]:
-    """Each round's targets: sparsity 1 − d^(k/R) per group (d = 1 − its target); the last, `request.targets`."""
-    plans = [[(layers, 1.0 - (1.0 - s) ** (k / rounds)) for layers, s in request.targets] for k in range(1, rounds)]
+    """Each round's targets: after round k of R a group keeps the density d0 (d / d0)^(k/R), d0 what `request.keep`
+    keeps of it and d = 1 − its target (d^(k/R) without earlier pruning); the last round exactly `request.targets`."""
+    start = {layers: kept_fraction(request.keep, layers) for layers, _ in request.targets}
+    plans = [[(layers, 1.0 - start[layers] * ((1.0 - s) / start[layers]) ** (k / rounds) if start[layers] else s)
+              for layers, s in request.targets] for k in range(1, rounds)]
     return plans + [list(request.targets)]
+
+
+def kept_fraction(masks: Masks, layers: tuple[str, ...]) -> float:
+    """The fraction of the entries of `layers` that `masks` keeps."""
+    return sum(int(masks[n].sum()) for n in layers) / sum(masks[n].numel() for n in layers)
 
 
 def iterate(request: Request, scorer: Scorer, rounds: int, invert: bool) -> Masks:
