@@ -17,6 +17,7 @@ import pandas as pd
 
 from .atomic import atomic_write_text
 from .integrity import MANIFEST, manifest_problem, read_regular
+from ..util import project
 
 TRACKED_PACKAGES = ("oneshot-lab", "torch", "numpy", "pandas", "scikit-learn", "mnist1d",
                     "backpack-for-pytorch", "papermill")
@@ -93,8 +94,11 @@ class Run:
 
 
 def start(out_dir: str | os.PathLike, params: Mapping[str, Any]) -> Run:
-    """Open a run record in `out_dir` with its parameters, seed, library versions and git revision."""
-    run = Run(Path(out_dir))
+    """Open a run record in `out_dir` with its parameters, seed, library versions and git revision.
+
+    A relative `out_dir` is taken from the project root inside the lab's clone (`util.project.path`): a
+    notebook opened in JupyterLab, whose kernel runs in notebooks/, writes to the project's runs/ too."""
+    run = Run(project.path(out_dir))
     run.manifest = {
         "params": _jsonable(dict(params)),
         "seed": _jsonable(params.get("seed")),

@@ -18,11 +18,11 @@ import tokenize
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from ..util import checks, plugins, rules, strict_yaml
+from ..util import checks, plugins, project, rules, strict_yaml
+from ..util.project import PROJECT_DIR
 from .notebook_json import read_notebook
 from ..util.progress import HEADLESS_ENV
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 PARAMETERS_TAG = "parameters"
@@ -323,7 +323,8 @@ def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None =
     params = check_parameters(path, dict(params or {}))
     timeout = check_timeout(timeout)
     default_out = default_out_dir(path)
-    out_dir = Path(params.get("out_dir", default_out or "runs")).resolve()
+    # A path given here is the caller's (from its working directory); the notebook's default is the project's.
+    out_dir = Path(params["out_dir"]).resolve() if "out_dir" in params else project.path(default_out or "runs")
     if default_out is not None:
         params["out_dir"] = str(out_dir)  # the kernel may run elsewhere: hand it an absolute path
     output = Path(output) if output else out_dir / path.name

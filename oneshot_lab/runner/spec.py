@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..util import rules, strict_yaml
+from ..util import project, rules, strict_yaml
 from .notebook_json import check_schema
 from .notebooks import NOTEBOOK_DIR, check_parameters, check_timeout, defaults, identity, resolve_notebook
 
@@ -230,6 +230,9 @@ def expand(spec_or_path: Mapping | str | os.PathLike, max_runs: int = MAX_RUNS) 
     return list(tasks.values())
 
 
-def spec_runs_dir(spec_or_path: Mapping | str | os.PathLike) -> str | None:
-    """The spec's own `runs_dir`, if it names one."""
-    return load_spec(spec_or_path)[0].get("runs_dir")
+def spec_runs_dir(spec_or_path: Mapping | str | os.PathLike) -> Path | None:
+    """The spec's own `runs_dir`, if it names one: a relative one from the project root inside the lab's clone."""
+    named = load_spec(spec_or_path)[0].get("runs_dir")
+    if named is not None and not isinstance(named, str):
+        raise SpecError(f"runs_dir must be a directory name (text), got {named!r}")
+    return None if named is None else project.path(named)
