@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test env browser clean bench bench-quick bench-lab bench-quality
 
-env: $(STAMP)
+# JupyterLab's settings for this environment: no pop-up asking to fetch Jupyter news, no update check.
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
+
+env: $(STAMP) $(LAB_SETTINGS)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
+$(LAB_SETTINGS): etc/jupyterlab/overrides.json $(STAMP)
+	mkdir -p $(dir $@) && cp $< $@
+
 # A second `make demo` keeps the complete records; `make demo FORCE=1` runs every notebook again.
-demo: $(STAMP)
+demo: env
 	$(VENV)/bin/oneshot-lab demo --out runs/demo $(if $(FORCE),--force)
 
 # The browser tests drive Debian's chromium (never a browser download): installed once, as root, if it is missing.
@@ -24,7 +30,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| echo "make browser: could not install Debian's chromium; the browser tests will fail" >&2
 
-test: $(STAMP) browser
+test: env browser
 	$(PY) -m pytest -n 2 -q
 
 # Benchmarks against the peers; results in benchmarks/results/, then the README's Performance section.
