@@ -33,3 +33,16 @@ def test_render_rewrites_blocks_from_files_and_names_missing_ones(tmp_path):
         readme.render("<!-- generated:01-dense -->\n<!-- /generated:01-dense -->", tmp_path)
     with pytest.raises(ValueError, match="block 'nosuch' is not generated here"):
         readme.render("<!-- generated:nosuch -->\n<!-- /generated:nosuch -->", tmp_path)
+
+
+def test_headline_figure_is_generated_from_the_committed_results():
+    assert readme.HEADLINE.read_bytes() == readme.headline_figure(), \
+        "docs/figures/headline.svg is stale: run `python -m oneshot_lab.bench.readme`"
+
+
+def test_readme_is_a_five_minute_read_with_what_a_newcomer_looks_for():
+    text = (readme.ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    for heading in ("## Quick start: two commands", "## Prune your own model", "## Your own method",
+                    "## Exploring in JupyterLab", "## Sweeps", "## Where everything else lives"):
+        assert heading in text

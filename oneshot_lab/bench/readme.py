@@ -167,8 +167,43 @@ def package() -> str:
     return "| module | what it holds |\n|---|---|\n" + "\n".join(rows) + "\n"
 
 
-SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package}
-DOCUMENTS = ("README.md", "docs/results.md", "docs/sweeps.md", "docs/performance.md", "docs/reference.md")
+HEADLINE = ROOT / "docs" / "figures" / "headline.svg"
+
+
+def headline_figure(results: Path = RESULTS) -> bytes:
+    """Notebook 01's test accuracy against sparsity, one shot and fine-tuned (mean and 95% t-interval over seeds),
+    as SVG bytes that depend only on the results file (no date, fixed ids)."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from ..analysis import plots
+
+    metrics = pd.read_csv(results / NB01 / "metrics.csv")
+    with plt.rc_context({"svg.hashsalt": "oneshot_lab", "svg.fonttype": "path"}):
+        grid = plots.accuracy_vs_sparsity(metrics, col="stage", stage=["one_shot", "finetuned"],
+                                          log_compression=True, height=3.2, aspect=1.25)
+        buffer = io.BytesIO()
+        grid.figure.savefig(buffer, format="svg", metadata={"Date": None})
+        plt.close(grid.figure)
+    return buffer.getvalue()
+
+
+def headline(results: Path = RESULTS) -> str:
+    """The README's headline: the figure and a caption read from notebook 01's committed manifest."""
+    import json
+
+    params = json.loads((results / NB01 / "manifest.json").read_text())["params"]
+    return (f"![Test accuracy against sparsity, notebook 01](docs/figures/headline.svg)\n\n"
+            f"<sub>Notebook 01: {params['model']} on {params['dataset']}, {len(params['seeds'])} paired seeds, test "
+            f"accuracy one shot and after a {params['finetune_epochs']}-epoch fine-tune under the mask; bands are 95% "
+            f"t-intervals over seeds, the dashed line the dense network. Generated from "
+            f"`results/{NB01}/metrics.csv`.</sub>\n")
+
+
+SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package, "headline": headline}
+DOCUMENTS = ("README.md", "docs/results.md", "docs/sweeps.md", "docs/performance.md", "docs/reference.md",
+             "docs/architecture.md")
 
 
 def block(name: str, results: Path = RESULTS) -> str:
@@ -225,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
             stale.append(name)
             if not args.check:
                 document.write_text(fresh)
+    figure = headline_figure()
+    if not HEADLINE.is_file() or HEADLINE.read_bytes() != figure:
+        stale.append(HEADLINE.relative_to(ROOT).as_posix())
+        if not args.check:
+            HEADLINE.parent.mkdir(parents=True, exist_ok=True)
+            HEADLINE.write_bytes(figure)
     if args.check and stale:
         print(f"{', '.join(stale)} stale: run `python -m oneshot_lab.bench.readme`", file=sys.stderr)
         return 1

@@ -1,0 +1,67 @@
+"""The demo's progress lines and estimates, on hand-made executed notebooks (papermill's cell metadata)."""
+
+import io
+import json
+from datetime import datetime, timezone
+
+from oneshot_lab.runner import demo_progress
+
+
+def cell(source, status=None, duration=None, start=None, tags=()):
+    """A code cell with papermill's metadata."""
+    meta = {"papermill": {"status": status, "duration": duration,
+                          "start_time": datetime.fromtimestamp(start, timezone.utc).isoformat() if start else None},
+            "tags": list(tags)}
+    return {"cell_type": "code", "source": source, "metadata": meta, "outputs": []}
+
+
+def write(path, cells):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def test_estimate_is_the_references_remaining_time_at_this_runs_pace():
+    expected = [10.0, 100.0, 20.0]
+    cells = [cell("a", "completed", 20.0), cell("b", "running", start=1000.0), cell("c", "pending")]
+    # this machine took 2x the reference on the finished cell: the rest is scaled by 2
+    assert demo_progress.seconds_left(cells, expected, now=1050.0) == (2 * 100 - 50) + 2 * 20
+    assert demo_progress.seconds_left(cells, None, now=1050.0) is None
+    assert demo_progress.seconds_left(cells, [1.0], now=1050.0) is None  # another notebook's cells
+
+
+def test_reference_needs_the_same_parameters_and_code(tmp_path):
+    notebook = write(tmp_path / "nb" / "01_x.ipynb", [cell("p = 1", tags=["parameters"]), cell("work()")])
+    record = tmp_path / "results" / "01_x"
+    write(record / "01_x.ipynb", [cell("p = 1", "completed", 0.5, tags=["parameters"]),
+                                  cell("out = 'x'", "completed", 0.1, tags=["injected-parameters"]),
+                                  cell("work()", "completed", 42.0)])
+    (record / "manifest.json").write_text(json.dumps({"requested_params": {}}))
+    assert demo_progress.reference_durations(notebook, {}, tmp_path / "results") == [0.5, 42.0]
+    assert demo_progress.reference_durations(notebook, {"smoke": True}, tmp_path / "results") is None
+    write(notebook, [cell("p = 1", tags=["parameters"]), cell("other()")])
+    assert demo_progress.reference_durations(notebook, {}, tmp_path / "results") is None
+
+
+def test_line_reads_the_staged_copy_and_summary_lists_every_notebook(tmp_path):
+    final = tmp_path / "demo" / "01_x"
+    staged = tmp_path / "demo" / ".sweep" / "partial" / "01_x.123.1" / "01_x.ipynb"
+    entry = demo_progress.Entry("01_x", final, [1.0, 9.0], started=1000.0)
+    assert entry.line(1003.0) == "01_x: starting, 0:03 elapsed"
+    write(staged, [cell("a", "completed", 1.0), cell("b", "running", start=1002.0)])
+    assert entry.line(1005.0) == "01_x: cell 2/2, 0:05 elapsed, about 0:06 left"
+    entry.outcome = {"status": "done", "wall_s": 12.5, "out_dir": str(final)}
+    table = demo_progress.summary([entry], 13.0)
+    assert "01_x" in table and "ran" in table and "12.5 s" in table and "10.0 s" in table and "all in 13.0 s" in table
+
+
+def test_board_prints_lines_when_not_a_terminal(tmp_path):
+    stream = io.StringIO()
+    entry = demo_progress.Entry("01_x", tmp_path / "01_x", None)
+    with demo_progress.Board(stream, interval=0.05) as board:
+        board.begin(entry)
+        import time
+        time.sleep(0.2)
+        assert board.end(entry, {"status": "done"}, lambda outcome: 0) == 0
+    text = stream.getvalue()
+    assert text.startswith("running 01_x ...\n") and "01_x: starting" in text
