@@ -51,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
                       f"{commands.DEMO_SMOKE_OUT})")
     demo.add_argument("--smoke", action="store_true", help="shrink every run to seconds (smoke=True)")
     demo.add_argument("--force", action="store_true", help="run again, replacing any complete record atomically")
+    demo.add_argument("--jobs", type=commands.positive_int("workers"), metavar="N", default=None,
+                      help="notebooks run at once (default: one per core, at most 2)")
     demo.set_defaults(func=commands.demo_command)
 
     params = sub.add_parser("params", help="list a notebook's parameters with types, defaults and help")

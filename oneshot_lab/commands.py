@@ -166,7 +166,7 @@ def demo_command(args: argparse.Namespace) -> int:
     """Execute every notebook with its default parameters (or smoke=True) into OUT/<notebook>, as `run` would
     (complete records are kept), after checking that no record there is another run's; progress while they run,
     a summary table at the end."""
-    from .runner import demo_progress, staged_run
+    from .runner import demo, demo_progress, staged_run
 
     paths = notebooks.notebooks()
     if not paths:
@@ -178,17 +178,9 @@ def demo_command(args: argparse.Namespace) -> int:
                          "one record per notebook under a directory of its own")
     runs = [(spec.task(path, {"smoke": True} if args.smoke else {}), root / path.stem) for path in paths]
     staged_run.refuse_conflicts(runs, args.force)
-    entries = [demo_progress.Entry(path.stem, Path(os.path.abspath(out)),
-                                   demo_progress.reference_durations(path, task.params))
-               for path, (task, out) in zip(paths, runs)]
-    code = 0
-    with demo_progress.Board() as board:
-        for entry, (task, out) in zip(entries, runs):
-            board.begin(entry)
-            code = board.end(entry, execute(task, out, force=args.force), outcome_code)
-            if code:
-                break
-    print(demo_progress.summary([e for e in entries if e.outcome], time.monotonic() - t_all))
+    code, entries = demo.run([(path, task, out) for path, (task, out) in zip(paths, runs)], args.force,
+                             outcome_code, jobs=args.jobs)
+    print(demo_progress.summary(entries, time.monotonic() - t_all))
     if not code:
         print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {root}/")
     return code

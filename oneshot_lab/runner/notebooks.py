@@ -249,16 +249,26 @@ def set_kernel_environment() -> None:
     os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
 
 
+ENVIRONMENT = {"users": 0, "saved": {}, "lock": threading.Lock()}  # blocks inside kernel_environment, any thread
+
+
 @contextlib.contextmanager
 def kernel_environment() -> Iterator[None]:
-    """Within the block, kernels start headless and single-threaded; the caller's environment is restored after."""
-    saved = dict(os.environ)
-    set_kernel_environment()
+    """Within the block, kernels start headless and single-threaded; the caller's environment is restored after
+    the last such block ends (blocks may overlap in threads: the demo runs notebooks side by side)."""
+    with ENVIRONMENT["lock"]:
+        if ENVIRONMENT["users"] == 0:
+            ENVIRONMENT["saved"] = dict(os.environ)
+            set_kernel_environment()
+        ENVIRONMENT["users"] += 1
     try:
         yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
+        with ENVIRONMENT["lock"]:
+            ENVIRONMENT["users"] -= 1
+            if ENVIRONMENT["users"] == 0:
+                os.environ.clear()
+                os.environ.update(ENVIRONMENT["saved"])
 
 
 class Terminated(KeyboardInterrupt):
