@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test env browser clean bench bench-quick bench-lab bench-quality
+.PHONY: demo test env browser clean bench bench-quick bench-lab bench-quality docs
 
 # JupyterLab's settings for this environment: no pop-up asking to fetch Jupyter news, no update check.
 LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
@@ -23,6 +23,11 @@ $(LAB_SETTINGS): etc/jupyterlab/overrides.json $(STAMP)
 # A second `make demo` keeps the complete records; `make demo FORCE=1` runs every notebook again.
 demo: env
 	$(VENV)/bin/oneshot-lab demo --out runs/demo $(if $(FORCE),--force)
+
+# The documentation site, offline, from the executed notebooks of `make demo` (runs/demo/, else results/; never
+# executed here) -> build/docs/html/index.html, which opens from disk.
+docs: $(STAMP)
+	$(PY) -m oneshot_lab.bench.docs_site
 
 # The browser tests drive Debian's chromium (never a browser download): installed once, as root, if it is missing.
 # Failing to install does not stop the suite: tests/test_browser.py then fails and says why.
@@ -50,4 +55,4 @@ bench-quality: $(STAMP)
 	$(PY) -m oneshot_lab.bench quality readme --spec $(SPEC)
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs build .pytest_cache

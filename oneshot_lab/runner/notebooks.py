@@ -27,7 +27,7 @@ NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
 PARAMETERS_TAG = "parameters"
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]  # the kernel's own log: errors only, not its TCP notice
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]  # none of the kernel's own log: its TCP notice, the SIGINT every shutdown sends
 
 _TYPE_CHECKS = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
