@@ -8,11 +8,14 @@ pixels with Pillow at a low compression level. A new method, scope or layer rebu
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.artist import Artist
 from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -107,6 +110,18 @@ def encode(canvas: FigureCanvasAgg) -> bytes:
     return buffer.getvalue()
 
 
+@contextlib.contextmanager
+def skipped(artists: list[Artist]) -> Iterator[None]:
+    """Leave `artists` out of the draws made inside (matplotlib skips animated artists); the figure stays whole."""
+    for artist in artists:
+        artist.set_animated(True)
+    try:
+        yield
+    finally:
+        for artist in artists:
+            artist.set_animated(False)
+
+
 def outside(axis: Axis) -> bool:
     """Whether `axis` draws nothing inside its panel (no grid lines, ticks pointing out): then it can stay behind."""
     return all(tick.get_tickdir() == "out" and not tick.gridline.get_visible()
@@ -122,6 +137,7 @@ class PruningFigure:
         self.shown: tuple[str, str] | None = None  # (method label, layer) of the cached background
         self.background: object = None  # the pixels of what stays, to draw the panels over
         self.uniform: Line2D | None = None  # the bars' dotted line at the uniform density
+        self.static: list[Axis] = []  # the axes drawn in the background (the rest is drawn at every update)
 
     def png(self, view: PruningView, layer: str) -> bytes:
         """The figure of `view` with the mask of `layer`, as PNG bytes."""
@@ -130,8 +146,9 @@ class PruningFigure:
         else:
             self._rebuild(view, layer)
         self.canvas.restore_region(self.background)
-        for artist in (*self.figure.axes, self.figure.suptitle(pruning_title(view))):
-            self.figure.draw_artist(artist)
+        with skipped(self.static):  # in the background already
+            for artist in (*self.figure.axes, self.figure.suptitle(pruning_title(view))):
+                self.figure.draw_artist(artist)
         return encode(self.canvas)
 
     def _rebuild(self, view: PruningView, layer: str) -> None:
@@ -139,13 +156,10 @@ class PruningFigure:
         pruning_figure(view, layer, self.figure)
         bars, heat = self.figure.axes
         self.uniform = bars.lines[-1]
-        static = [axis for axis in (bars.xaxis, heat.xaxis, heat.yaxis) if outside(axis)]
-        for axis in (bars.xaxis, bars.yaxis, heat.xaxis, heat.yaxis):
-            axis.set_animated(axis in static)  # skipped when its panel is drawn
-        for artist in (bars, heat, self.figure.suptitle(pruning_title(view))):
-            artist.set_animated(True)  # skipped by a full draw: drawn over the background each time
-        self.canvas.draw()
-        for axis in static:
+        self.static = [axis for axis in (bars.xaxis, heat.xaxis, heat.yaxis) if outside(axis)]
+        with skipped([bars, heat, self.figure.suptitle(pruning_title(view))]):  # drawn over it each time
+            self.canvas.draw()
+        for axis in self.static:
             self.figure.draw_artist(axis)
         self.background = self.canvas.copy_from_bbox(self.figure.bbox)
         self.shown = (view.setting.method, layer)
