@@ -3,14 +3,17 @@ masks, scores and evaluations made independently; caching; untouched models; bad
 
 import contextlib
 import copy
+import io
 import re
 
+import matplotlib
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import oneshot_lab as ol
-from oneshot_lab.interactive import explorer, widgets
+from oneshot_lab.interactive import explorer, explorer_plots, widgets
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +155,35 @@ def test_a_model_the_pruners_cannot_take_is_one_value_error_before_the_explorer_
         with pytest.raises(ValueError) as error:
             widgets.explore(make(), synthetic, finetune=None)
         assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def pixels(png: bytes):
+    """The RGBA pixels of PNG bytes."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA")).astype(int)
+
+
+@pytest.mark.parametrize("style", [{}, {"axes.grid": True, "xtick.direction": "in", "ytick.direction": "inout"}])
+def test_a_slider_move_redraws_in_place_the_picture_a_full_redraw_draws(trained, synthetic, style):
+    with matplotlib.rc_context(style):
+        pruner = widgets.explore(trained, synthetic, sparsity=0.5, finetune=None)
+        other_layer, collapsed = pruner.layer.options[1], set()
+        for sparsity, layer in [(0.6, None), (0.99, None), (0.3, None), (0.3, other_layer), (0.8, None), (0.0, None)]:
+            bars, heat = pruner.figure.axes
+            artists = (bars, bars.containers[0], heat.get_images()[0])
+            pruner.layer.value = layer or pruner.layer.value
+            pruner.sparsity.value = sparsity
+            if layer is None:  # only the sparsity moved: the same artists, changed
+                assert (bars, bars.containers[0], heat.get_images()[0]) == artists
+            collapsed |= {sparsity} if pruner.view.layers["collapsed"].any() else set()
+            shown_now, layer = pixels(pruner.image.value), pruner.layer.value
+            assert np.array_equal(shown_now, pixels(explorer_plots.PruningFigure().png(pruner.view, layer)))
+            left_edge = round(heat.get_window_extent().x0)  # the heatmap now covers its y ticks' inner ends there
+            for figure in (explorer_plots.pruning_figure(pruner.view, layer), pruner.figure):  # as a user may save it
+                differ = np.argwhere((shown_now != pixels(explorer_plots.png(figure))).any(axis=-1))
+                assert set(differ[:, 1]) <= {left_edge} and len(differ) <= len(heat.get_yticks())
+        assert collapsed == {0.99} and pruner.state.computed["masks"] == 6  # the red "collapsed" note came and went
 
 
 def test_headless_display_shows_the_numbers_and_the_figure_not_a_widget(pruner, monkeypatch):

@@ -10,6 +10,11 @@ The model is the lab's default network (notebook 01's conv1d on MNIST-1D, seed 0
 lr 0.003, batch 64, cosine schedule, `epochs` epochs (the weights do not change what a move costs). Moves go to
 `moves` distinct sparsities (each computed for the first time: the uncached case), then back over the same
 positions (cached: only the redraw). The handler is the one a browser drag triggers, called as the tests do.
+
+The redraw is done in place (`interactive.explorer_plots.PruningFigure`): the figure and its artists are kept, the
+move changes bar heights, the uniform line, the mask image's data and the titles, draws the two panels and the
+title over a cached image of what stays (the layer names, the heatmap's axes) and encodes the pixels as a PNG;
+its time covers all of that, the status table, and handing both to the widgets.
 """
 
 from __future__ import annotations

@@ -93,7 +93,8 @@ class PruningExplorer(Explorer):
         self.finetune_button = w.Button(description="fine-tune", disabled=state.finetune_config is None,
                                         tooltip="train the pruned model under its mask, then evaluate")
         self.status, self.image = w.HTML(), w.Image(format="png")
-        self.figure = explorer_plots.new_figure(2)
+        self.plot = explorer_plots.PruningFigure()
+        self.figure = self.plot.figure
         for control in (self.sparsity, self.criterion, self.scope, self.layer):
             control.observe(self.update, names="value")
         self.finetune_button.on_click(self.finetune)
@@ -138,8 +139,7 @@ class PruningExplorer(Explorer):
         note = (f"density <span class='ol-density'>{metrics['density']:.4f}</span> of the prunable weights kept; "
                 f"collapsed layers: <span class='ol-collapsed' style='color:{'red' if collapsed else 'inherit'}'>"
                 f"{html.escape(', '.join(collapsed)) if collapsed else 'none'}</span>")
-        explorer_plots.pruning_figure(view, self.layer.value, self.figure)
-        self.image.value = explorer_plots.png(self.figure)
+        self.image.value = self.plot.png(view, self.layer.value)
         self.status.value = _table(rows, note)
 
 
