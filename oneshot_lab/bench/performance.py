@@ -30,6 +30,8 @@ REMEDIES = {
     "demo": "the demo is compute-bound (it keeps both cores busy nearly all the time): only less "
             "default work meets it, e.g. no from-init control in notebook 01 or fewer settings in notebook 05.",
     "tests": "mark the slowest notebook tests and run them with smoke parameters.",
+    "slider": "most of a move is then drawing text; fewer tick labels, or a widget-native plot updated in the "
+              "browser, would meet it.",
 }
 
 
@@ -70,6 +72,10 @@ def targets(data: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
             for r in obc:  # "OBC on LeNet-300-100 in seconds on 2 cores": one pruning call, per scope
                 add("obc lenet", f"OBC on {r['model']} at 90%, scope {r['scope']}, wall seconds of one call on 2 "
                     "threads", r["wall_s"], "< 10 s", r["wall_s"] < 10)
+    if "explorer_slider" in data and not data["explorer_slider"]["quick"]:
+        for row in data["explorer_slider"]["rows"]:
+            add("slider", f"explorer slider move, {row['moves']}: median ms (compute + redraw)", row["total_ms"],
+                "<= 100 ms", row["total_ms"] <= 100)
     if "lab" in data:
         for row in data["lab"]["rows"]:
             if "target_s" in row:

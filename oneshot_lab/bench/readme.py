@@ -143,6 +143,16 @@ def performance() -> str:
     return section(ROOT / "benchmarks" / "results")
 
 
+def targets() -> str:
+    """The performance targets, measured against the limits (the README's short Performance section)."""
+    from .measure import markdown_table
+    from .performance import load, targets as measured
+
+    rows = measured(load(ROOT / "benchmarks" / "results"))
+    return markdown_table(rows, ["target", "measured", "limit", "met"]) + \
+        "\n<sub>Generated from `benchmarks/results/*.json` (`make bench`); details in docs/performance.md.</sub>\n"
+
+
 def summary(path: Path) -> str:
     """The first sentence of a module's docstring, read without importing it."""
     import ast
@@ -201,7 +211,8 @@ def headline(results: Path = RESULTS) -> str:
             f"`results/{NB01}/metrics.csv`.</sub>\n")
 
 
-SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package, "headline": headline}
+SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package, "headline": headline,
+                                          "targets": targets}
 DOCUMENTS = ("README.md", "docs/results.md", "docs/sweeps.md", "docs/performance.md", "docs/reference.md",
              "docs/architecture.md")
 

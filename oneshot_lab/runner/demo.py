@@ -9,10 +9,11 @@ computes does not depend on what runs beside it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import demo_progress, staged_run
 from .notebook_json import read_notebook
@@ -20,6 +21,7 @@ from .notebooks import kernel_environment, kill_kernels
 from .spec import Task
 
 Report = Callable[[dict], int]
+WORKERS_ENV = "ONESHOT_LAB_WORKERS"  # read by util.parallel.default_workers in every kernel
 
 
 def after(notebook: Path) -> list[str]:
@@ -31,13 +33,51 @@ def after(notebook: Path) -> list[str]:
 
 
 def default_jobs() -> int:
-    """Notebooks run at once: one per core (at most two: each already spreads its seeds over the cores)."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """Notebooks run at once: one per core."""
+    return max(1, os.cpu_count() or 1)
+
+
+def cost(notebook: Path, reference_dir: Path = demo_progress.REFERENCE_DIR) -> float:
+    """The wall seconds of the committed run of `notebook` (0 without one): what the schedule orders by."""
+    manifest = demo_progress.read_executed(reference_dir / notebook.stem / "manifest.json") or {}
+    seconds = manifest.get("wall_s", 0.0)
+    return float(seconds) if isinstance(seconds, (int, float)) else 0.0
+
+
+def priorities(notebooks: list[Path], waits: dict[str, set[str]]) -> dict[str, float]:
+    """Each notebook's cost plus the longest chain of notebooks waiting on it: the longest chains start first."""
+    own = {p.stem: cost(p) for p in notebooks}
+    chain: dict[str, float] = {}
+
+    def longest(name: str) -> float:
+        """`name`'s cost plus its most costly chain of dependents."""
+        if name not in chain:
+            chain[name] = own[name] + max((longest(d) for d, before in waits.items() if name in before), default=0.0)
+        return chain[name]
+
+    return {name: longest(name) for name in own}
+
+
+@contextlib.contextmanager
+def seed_workers(count: int | None) -> Iterator[None]:
+    """Within the block, kernels run their seeds on `count` processes (ONESHOT_LAB_WORKERS; 1: in the kernel),
+    unless the user chose a number; None changes nothing.
+
+    Notebooks side by side, one per core, keep every core busy; each spreading its seeds over every core as
+    well would put several processes on each core, which costs more CPU time for the same work."""
+    if count is None or os.environ.get(WORKERS_ENV):
+        yield
+        return
+    os.environ[WORKERS_ENV] = str(count)
+    try:
+        yield
+    finally:
+        os.environ.pop(WORKERS_ENV, None)
 
 
 def execute(task: Task, out: Path, force: bool) -> dict:
     """Run `task` into the record `out` (waiting for another process that holds its lock)."""
-    with kernel_environment():
+    with kernel_environment():  # `run` has set the seeds' worker count for the kernels
         outcome = staged_run.execute(task, out.parent, out, force=force)
         if outcome["status"] == "locked":
             outcome = staged_run.execute(task, out.parent, out, force=force, wait=True)
@@ -54,10 +94,14 @@ def run(runs: list[tuple[Path, Task, Path]], force: bool, report: Report, jobs: 
     entries = {path.stem: demo_progress.Entry(path.stem, Path(os.path.abspath(out)),
                                               demo_progress.reference_durations(path, task.params))
                for path, task, out in runs}
-    pending, running, finished, code = list(runs), {}, set(), 0
+    order = priorities([path for path, _, _ in runs], waits)
+    pending = sorted(runs, key=lambda r: -order[r[0].stem])  # stable: reading order among equals
+    running: dict[Future, str] = {}
+    finished: set[str] = set()
+    code = 0
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="demo")
     try:
-        with board:
+        with board, seed_workers(1 if jobs > 1 else None):
             while pending or running:
                 for item in [r for r in pending if not code and len(running) < jobs and waits[r[0].stem] <= finished]:
                     if len(running) < jobs:
