@@ -65,3 +65,32 @@ def test_board_prints_lines_when_not_a_terminal(tmp_path):
         assert board.end(entry, {"status": "done"}, lambda outcome: 0) == 0
     text = stream.getvalue()
     assert text.startswith("running 01_x ...\n") and "01_x: starting" in text
+
+
+def test_schedule_starts_the_longest_chain_first_and_waits_for_what_a_notebook_reuses(tmp_path, monkeypatch):
+    from oneshot_lab.runner import demo
+
+    results = tmp_path / "results"
+    for stem, seconds in {"01_a": 100.0, "02_b": 150.0, "03_c": 120.0}.items():
+        (results / stem).mkdir(parents=True)
+        (results / stem / "manifest.json").write_text(json.dumps({"wall_s": seconds}))
+    monkeypatch.setattr(demo_progress, "REFERENCE_DIR", results)
+    paths = [tmp_path / f"{stem}.ipynb" for stem in ("01_a", "02_b", "03_c", "04_d")]
+    waits = {"01_a": set(), "02_b": set(), "03_c": {"01_a"}, "04_d": set()}
+    order = demo.priorities(paths, waits)
+    # 01 alone is shorter than 02, but 03 waits on it: the chain 01 -> 03 (220 s) starts first
+    assert order == {"01_a": 220.0, "02_b": 150.0, "03_c": 120.0, "04_d": 0.0}
+
+
+def test_after_reads_the_notebooks_metadata_and_refuses_a_bad_value(tmp_path):
+    from oneshot_lab.runner import demo, notebooks
+
+    assert demo.after(notebooks.resolve_notebook("04")) == ["01_magnitude_pruning"]
+    assert demo.after(notebooks.resolve_notebook("02")) == []
+    bad = json.loads(notebooks.resolve_notebook("02").read_text())
+    bad["metadata"]["oneshot_lab"] = {"after": "01"}
+    (tmp_path / "02_x.ipynb").write_text(json.dumps(bad))
+    import pytest
+
+    with pytest.raises(ValueError, match="oneshot_lab.after must be a list"):
+        demo.after(tmp_path / "02_x.ipynb")

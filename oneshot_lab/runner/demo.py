@@ -37,9 +37,9 @@ def default_jobs() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def cost(notebook: Path, reference_dir: Path = demo_progress.REFERENCE_DIR) -> float:
+def cost(notebook: Path) -> float:
     """The wall seconds of the committed run of `notebook` (0 without one): what the schedule orders by."""
-    manifest = demo_progress.read_executed(reference_dir / notebook.stem / "manifest.json") or {}
+    manifest = demo_progress.read_executed(demo_progress.REFERENCE_DIR / notebook.stem / "manifest.json") or {}
     seconds = manifest.get("wall_s", 0.0)
     return float(seconds) if isinstance(seconds, (int, float)) else 0.0
 
