@@ -23,6 +23,7 @@ from .training import fit_store
 REPORT_NOTEBOOK = "04"
 RUNS = "runs"  # where `run` puts a record by default: RUNS/<run id>
 DEMO_OUT, DEMO_SMOKE_OUT = "runs/demo", "runs/demo-smoke"  # where `demo` (and `demo --smoke`) write by default
+DEMO_SUMMARY = "summary.csv"  # the demo's closing table, beside the notebooks' records
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_OS, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 70, 130, 143
 
 
@@ -180,7 +181,9 @@ def demo_command(args: argparse.Namespace) -> int:
     staged_run.refuse_conflicts(runs, args.force)
     code, entries = demo.run([(path, task, out) for path, (task, out) in zip(paths, runs)], args.force,
                              outcome_code, jobs=args.jobs)
-    print(demo_progress.summary(entries, time.monotonic() - t_all))
+    wall_s = time.monotonic() - t_all
+    print(demo_progress.summary(entries, wall_s))
+    print(f"timings: {demo_progress.write_summary(entries, wall_s, root / DEMO_SUMMARY)}")
     if not code:
         print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {root}/")
     return code

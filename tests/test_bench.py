@@ -55,10 +55,11 @@ def test_csr_layers_compute_what_the_dense_ones_do():
         assert torch.allclose(inference.to_csr(conv)(x), conv(x), atol=1e-6)
 
 
-def test_demo_times_are_read_from_the_demo_output():
-    output = ("running 01_a.ipynb ...\n  done in 12.5s -> runs/demo/01_a\n"
-              "running 02_b.ipynb ...\n  done in 3.0s -> runs/demo/02_b\nall 2 notebooks done in 15.5s\n")
-    assert lab.demo_times(output) == {"01_a.ipynb": 12.5, "02_b.ipynb": 3.0}
+def test_demo_times_are_read_from_the_demo_summary(tmp_path):
+    summary = tmp_path / "summary.csv"
+    summary.write_text("notebook,status,wall_s,committed_s,record\n01_a,ran,12.5,,x\n02_b,kept (complete),,,y\n"
+                       "all,,15.5,,\n")
+    assert lab.demo_times(summary) == {"01_a": 12.5}
 
 
 def test_every_section_follows_the_protocol_and_the_experiments_name_known_criteria():

@@ -6,7 +6,6 @@ Slow (tens of minutes): not part of the default sections; run it with `make benc
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,11 +27,13 @@ def timed(command: list[str], cwd: Path, env: dict | None = None) -> tuple[float
     return time.perf_counter() - start, done.stdout + done.stderr, done.returncode
 
 
-def demo_times(output: str) -> dict[str, float]:
-    """Per-notebook seconds from the demo's 'running X ...' / 'done in Ns' lines."""
-    names = re.findall(r"running (\S+) \.\.\.", output)
-    seconds = [float(s) for s in re.findall(r"done in ([0-9.]+)s ->", output)]
-    return dict(zip(names, seconds))
+def demo_times(summary: Path) -> dict[str, float]:
+    """Per-notebook wall seconds of the notebooks a demo ran, from the table it writes (`runs/demo/summary.csv`)."""
+    import csv
+
+    with summary.open(newline="") as fh:
+        return {row["notebook"]: float(row["wall_s"]) for row in csv.DictReader(fh)
+                if row["notebook"] != "all" and row["wall_s"]}
 
 
 def run(quick: bool = False, repeats: int = 1, root: str | Path = ".") -> dict[str, Any]:
@@ -51,7 +52,7 @@ def run(quick: bool = False, repeats: int = 1, root: str | Path = ".") -> dict[s
             # from scratch: an empty fit cache (a sweep's complete records in runs/ are still resumed)
             seconds, output, status = timed(["make", "demo", "FORCE=1"], root, {"ONESHOT_LAB_CACHE": f"{tmp}/fits"})
             rows += [{"what": f"{name} (defaults, in make demo)", "seconds": s, "status": ""}
-                     for name, s in demo_times(output).items()]
+                     for name, s in demo_times(root / "runs" / "demo" / "summary.csv").items()]
             rows.append({"what": "make demo", "seconds": round(seconds, 1), "status": "ok" if status == 0 else
                          f"exit {status}", "target_s": DEMO_TARGET})
             seconds, output, status = timed([sys.executable, "-m", "pytest", "-n", "2", "-q"], root)

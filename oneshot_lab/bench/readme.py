@@ -239,7 +239,8 @@ def render(text: str, results: Path = RESULTS) -> str:
 
 def collect(run_dir: Path, results: Path = RESULTS) -> Path:
     """Copy the small tables of a complete run (its manifest names the notebook) into results/<notebook>/:
-    the COLLECTED ones and every table already there, so no file is left from an older run."""
+    the COLLECTED ones, the executed notebook (what the documentation site shows before a user's own demo, and
+    the demo's estimates of time left) and every file already there, so no file is left from an older run."""
     import json
 
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -248,7 +249,7 @@ def collect(run_dir: Path, results: Path = RESULTS) -> Path:
     notebook = next(p.stem for p in run_dir.glob("*.ipynb"))
     target = results / notebook
     target.mkdir(parents=True, exist_ok=True)
-    for name in sorted(set(COLLECTED) | {p.name for p in target.iterdir()}):
+    for name in sorted(set(COLLECTED) | {f"{notebook}.ipynb"} | {p.name for p in target.iterdir()}):
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, target / name)
     return target

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Mapping, TextIO
 
+from ..records.atomic import atomic_write_text
 from ..records.integrity import read_regular
 from ..util.project import PROJECT_DIR
 from .staged_run import SWEEP_DIR
@@ -184,15 +185,37 @@ class Board:
                     print("\n".join(lines), file=self.stream, flush=True)
 
 
-def summary(entries: list[Entry], wall_s: float) -> str:
-    """The closing table: per notebook its status, its wall time, the reference run's time and its record."""
-    rows = [("notebook", "status", "wall", "committed run", "record")]
+def rows(entries: list[Entry]) -> list[dict[str, Any]]:
+    """Per notebook: its status, its wall seconds, the committed run's cell seconds and its record."""
+    out = []
     for e in entries:
         outcome = e.outcome or {}
         status = {"done": "ran", "skipped": "kept (complete)"}.get(outcome.get("status"), outcome.get("status", "?"))
-        wall = outcome.get("wall_s") or 0.0
-        rows.append((e.name, status, f"{wall:.1f} s" if status == "ran" else "-",
-                     f"{sum(e.expected):.1f} s" if e.expected else "-", str(outcome.get("out_dir", e.final))))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        out.append({"notebook": e.name, "status": status,
+                    "wall_s": round(outcome.get("wall_s") or 0.0, 1) if status == "ran" else None,
+                    "committed_s": round(sum(e.expected), 1) if e.expected else None,
+                    "record": str(outcome.get("out_dir", e.final))})
+    return out
+
+
+def summary(entries: list[Entry], wall_s: float) -> str:
+    """The closing table: `rows`, aligned, and the demo's wall time."""
+    table = [("notebook", "status", "wall", "committed run", "record")] + [
+        (r["notebook"], r["status"], "-" if r["wall_s"] is None else f"{r['wall_s']:.1f} s",
+         "-" if r["committed_s"] is None else f"{r['committed_s']:.1f} s", r["record"]) for r in rows(entries)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:], f"all in {wall_s:.1f} s"])
+
+
+def write_summary(entries: list[Entry], wall_s: float, path: Path) -> Path:
+    """`rows` and the demo's wall time as a CSV table at `path`, written atomically."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, ["notebook", "status", "wall_s", "committed_s", "record"])
+    writer.writeheader()
+    writer.writerows(rows(entries))
+    writer.writerow({"notebook": "all", "status": "", "wall_s": round(wall_s, 1), "committed_s": "", "record": ""})
+    return atomic_write_text(path, buffer.getvalue())
