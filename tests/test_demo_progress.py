@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 from datetime import datetime, timezone
 
 from oneshot_lab.runner import demo_progress
@@ -94,3 +95,38 @@ def test_after_reads_the_notebooks_metadata_and_refuses_a_bad_value(tmp_path):
 
     with pytest.raises(ValueError, match="oneshot_lab.after must be a list"):
         demo.after(tmp_path / "02_x.ipynb")
+
+
+def test_demo_runs_side_by_side_and_starts_a_notebook_after_those_it_reuses(tmp_path, monkeypatch):
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from oneshot_lab.runner import demo
+
+    monkeypatch.delenv("ONESHOT_LAB_WORKERS", raising=False)
+    monkeypatch.setattr(demo_progress, "REFERENCE_DIR", tmp_path / "none")
+    paths = []
+    for stem, after in (("01_a", []), ("02_b", []), ("03_c", ["01_a"])):
+        nb = {"cells": [], "metadata": {"oneshot_lab": {"after": after}}, "nbformat": 4, "nbformat_minor": 5}
+        paths.append(tmp_path / f"{stem}.ipynb")
+        paths[-1].write_text(json.dumps(nb))
+    events, lock = [], threading.Lock()
+
+    def fake_execute(task, out, force):
+        with lock:
+            events.append(("start", out.name, os.environ.get("ONESHOT_LAB_WORKERS")))
+        time.sleep({"01_a": 0.3, "02_b": 0.05, "03_c": 0.01}[out.name])
+        with lock:
+            events.append(("end", out.name, None))
+        return {"status": "done", "wall_s": 0.1, "out_dir": str(out)}
+
+    monkeypatch.setattr(demo, "execute", fake_execute)
+    runs = [(p, SimpleNamespace(params={}), tmp_path / "demo" / p.stem) for p in paths]
+    code, entries = demo.run(runs, False, lambda outcome: 0, jobs=2, board=demo_progress.Board(io.StringIO()))
+    assert code == 0 and [e.name for e in entries] == ["01_a", "02_b", "03_c"]
+    order = [(kind, name) for kind, name, _ in events]
+    assert order.index(("start", "02_b")) < order.index(("end", "01_a"))  # side by side
+    assert order.index(("end", "01_a")) < order.index(("start", "03_c"))  # after the notebook it reuses
+    assert {workers for kind, _, workers in events if kind == "start"} == {"1"}  # seeds in each kernel
+    assert "ONESHOT_LAB_WORKERS" not in os.environ

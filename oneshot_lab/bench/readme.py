@@ -143,6 +143,17 @@ def performance() -> str:
     return section(ROOT / "benchmarks" / "results")
 
 
+def demo_time(results: Path = RESULTS) -> str:
+    """The demo's wall time per notebook and in all, from the closing table of the demo behind `results/`."""
+    frame = pd.read_csv(results / DEMO_SUMMARY)
+    every = frame[frame["notebook"] != "all"]
+    total = float(frame.loc[frame["notebook"] == "all", "wall_s"].iloc[0])
+    parts = ", ".join(f"{r.notebook[:2]} {r.wall_s:.0f} s" for r in every.itertuples() if r.status == "ran")
+    return (f"The demo behind the committed results took **{total / 60:.1f} min** from an empty fit cache on the "
+            f"project's 2-core machine, two notebooks at a time ({parts}). <sub>Generated from "
+            f"`results/{DEMO_SUMMARY}`.</sub>\n")
+
+
 def targets() -> str:
     """The performance targets, measured against the limits (the README's short Performance section)."""
     from .measure import markdown_table
@@ -178,6 +189,7 @@ def package() -> str:
 
 
 HEADLINE = ROOT / "docs" / "figures" / "headline.svg"
+DEMO_SUMMARY = "demo_summary.csv"  # the closing table of the demo that made results/ (`--collect runs/demo`)
 
 
 def headline_figure(results: Path = RESULTS) -> bytes:
@@ -212,7 +224,7 @@ def headline(results: Path = RESULTS) -> str:
 
 
 SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package, "headline": headline,
-                                          "targets": targets}
+                                          "targets": targets, "demo-time": demo_time}
 DOCUMENTS = ("README.md", "docs/results.md", "docs/sweeps.md", "docs/performance.md", "docs/reference.md",
              "docs/architecture.md")
 
@@ -243,6 +255,10 @@ def collect(run_dir: Path, results: Path = RESULTS) -> Path:
     the demo's estimates of time left) and every file already there, so no file is left from an older run."""
     import json
 
+    if (run_dir / "summary.csv").is_file() and not (run_dir / "manifest.json").exists():  # a demo's directory
+        results.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / "summary.csv", results / DEMO_SUMMARY)
+        return results / DEMO_SUMMARY
     manifest = json.loads((run_dir / "manifest.json").read_text())
     if manifest.get("status") != "complete":
         raise ValueError(f"{run_dir} is not a complete record (status {manifest.get('status')!r})")
