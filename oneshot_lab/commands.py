@@ -183,7 +183,8 @@ def demo_command(args: argparse.Namespace) -> int:
                              outcome_code, jobs=args.jobs)
     wall_s = time.monotonic() - t_all
     print(demo_progress.summary(entries, wall_s))
-    print(f"timings: {demo_progress.write_summary(entries, wall_s, root / DEMO_SUMMARY)}")
+    if any(e.outcome and e.outcome.get("status") == "done" for e in entries):  # else the last table stays
+        print(f"timings: {demo_progress.write_summary(entries, wall_s, root / DEMO_SUMMARY)}")
     if not code:
         print(f"all {len(paths)} notebooks done in {time.monotonic() - t_all:.1f}s; results under {root}/")
     return code

@@ -214,7 +214,7 @@ def write_summary(entries: list[Entry], wall_s: float, path: Path) -> Path:
     import io
 
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, ["notebook", "status", "wall_s", "committed_s", "record"])
+    writer = csv.DictWriter(buffer, ["notebook", "status", "wall_s", "committed_s", "record"], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows(entries))
     writer.writerow({"notebook": "all", "status": "", "wall_s": round(wall_s, 1), "committed_s": "", "record": ""})

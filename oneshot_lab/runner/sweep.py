@@ -255,7 +255,7 @@ def run_grid(spec_or_path: Mapping | str | os.PathLike, runs_dir: str | os.PathL
             batch, locked = (todo, []) if not wait else (locked, [])
             if batch and executor == "local":
                 _run_local(batch, str(runs_dir), min(workers, len(batch)) if workers else
-                           parallel.balanced(len(batch), os.cpu_count() or 1), done, wait)
+                           parallel.default_workers(len(batch)), done, wait)
             elif batch:
                 _run_dask(batch, str(runs_dir), workers, scheduler, done, wait, security, dashboard)
     order = {t.run_id: i for i, t in enumerate(tasks)}
