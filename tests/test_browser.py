@@ -189,11 +189,10 @@ def drag_slider(page, description: str, fraction: float) -> None:
     page.mouse.up()
 
 
-def test_explorer_and_notebook_01_run_in_jupyterlab(browser, tmp_path):
+def test_explorer_runs_in_jupyterlab_and_writes_its_records(browser, tmp_path):
     root, home = tmp_path / "lab", tmp_path / "home"
     root.mkdir()
     explorer_nb = copy_with_smoke("06", root)
-    first_nb = copy_with_smoke("01", root)
     t0 = time.monotonic()
     with jupyterlab(root, home) as (base, token):
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
@@ -222,11 +221,9 @@ def test_explorer_and_notebook_01_run_in_jupyterlab(browser, tmp_path):
         assert float(weights.inner_text()) < 100, "the ticket explorer did not start at the last IMP level"
         drag_slider(page, "level", 0.0)
         page.wait_for_function("() => document.querySelector('.ol-weights').textContent === '100.00'", timeout=30_000)
-
-        # Notebook 01 trains its seeds in worker processes, which draw no bar in the page: it must just run.
-        seconds = run_all(page, base, token, first_nb.name)
-        print(f"notebook 01 (smoke) ran in {seconds:.1f}s; browser test {time.monotonic() - t0:.1f}s in all")
-    assert (root / "runs" / "01_magnitude_pruning" / "manifest.json").is_file()
+        print(f"browser test {time.monotonic() - t0:.1f}s in all")
+    # outside the lab's clone a relative out_dir is the kernel's folder's (inside it: the project's runs/)
+    assert (root / "runs" / "06_explorer" / "manifest.json").is_file()
 
 
 def test_offline_html_report_shows_its_figures_and_tables_with_the_network_off(browser, tmp_path):
