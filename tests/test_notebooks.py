@@ -162,7 +162,8 @@ def test_declared_in_a_real_kernel_gives_the_effective_parameters(notebook_facto
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_headless_and_writes_records(path, tmp_path):
     out_dir = tmp_path / path.stem
-    executed = notebooks.run_notebook(path, {"smoke": True, "out_dir": str(out_dir)}, timeout=300)
+    sweep = {"workers": 2} if "workers" in notebooks.declared_parameters(path) else {}  # 04's two runs side by side
+    executed = notebooks.run_notebook(path, {"smoke": True, "out_dir": str(out_dir), **sweep}, timeout=300)
     assert executed.is_file()
     manifest = writing.read_manifest(out_dir)
     assert manifest["status"] == "complete" and manifest["params"]["smoke"] is True

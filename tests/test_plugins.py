@@ -141,7 +141,7 @@ def test_an_installed_plugin_runs_in_a_notebook_through_a_sweep(site, tmp_path):
                        "control_methods": ["row_scaled/global"]},
             "grid": {"seed": [0, 1]}}
     (tmp_path / "plugin.json").write_text(json.dumps(spec))
-    swept = fresh(site, CLI, "sweep", str(tmp_path / "plugin.json"), cwd=tmp_path, timeout=600)
+    swept = fresh(site, CLI, "sweep", str(tmp_path / "plugin.json"), "--workers", "2", cwd=tmp_path, timeout=600)
     assert swept.returncode == 0, swept.stdout + swept.stderr
     records = sorted((tmp_path / "runs").glob("01_magnitude_pruning-*"))
     assert len(records) == 2

@@ -179,9 +179,9 @@ def sync(staging: Path, files: dict[str, str | Path]) -> None:
             path.rmdir()
 
 
-def stage(staging: Path, runs: Path) -> dict[str, str | Path]:
+def stage(staging: Path, runs: Path, results: Path = ROOT / RESULTS) -> dict[str, str | Path]:
     """Put the site's sources in `staging`: docs/ (its markdown links re-pointed), the README as overview.md, every
-    notebook (executed copies from `runs`, else results/), and the API pages; what was staged."""
+    notebook (executed copies from `runs`, else `results`), and the API pages; what was staged."""
     import nbformat
 
     docs = ROOT / "docs"
@@ -190,7 +190,7 @@ def stage(staging: Path, runs: Path) -> dict[str, str | Path]:
         if path.is_file() and not path.is_symlink() and "__pycache__" not in path.parts:
             staged[path.relative_to(docs).as_posix()] = path
     for source in notebooks.notebooks():
-        nb = notebook_page(source, [runs, ROOT / RESULTS])
+        nb = notebook_page(source, [runs, results])
         staged[f"notebooks/{source.stem}.ipynb"] = nbformat.writes(nb)
     dropped = []
     for origin in ["README.md", *(f"docs/{n}" for n in list(staged) if n.endswith(".md"))]:
@@ -211,13 +211,13 @@ def offline_problems(out: Path) -> list[str]:
             for address in offline_html.external_resources(page.read_text(encoding="utf-8"))]
 
 
-def build(out: Path, staging: Path, runs: Path) -> int:
+def build(out: Path, staging: Path, runs: Path, results: Path = ROOT / RESULTS) -> int:
     """Stage the sources and build the site into `out` with Sphinx; the exit status (0 built, 1 Sphinx failed)."""
     from sphinx.cmd.build import build_main
 
     t0 = time.monotonic()
     check_staging(staging)
-    stage(staging, runs)
+    stage(staging, runs, results)
     code = build_main(["-b", "html", "-q", "-d", str(out.parent / "doctrees"), str(staging), str(out)])
     if code:
         print(f"docs: Sphinx failed (exit {code}); the staged sources are in {staging}", file=sys.stderr)
@@ -238,9 +238,11 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"where the sources are staged (default: {STAGING})")
     top.add_argument("--runs", default=os.environ.get(RUNS_ENV) or str(ROOT / RUNS),
                      help=f"the demo's records, searched before results/ (default: ${RUNS_ENV}, else {RUNS})")
+    top.add_argument("--results", default=str(ROOT / RESULTS),
+                     help=f"the committed records, searched after the demo's (default: {RESULTS})")
     args = top.parse_args(argv)
     try:
-        return build(Path(args.out), Path(args.staging), Path(args.runs).resolve())
+        return build(Path(args.out), Path(args.staging), Path(args.runs).resolve(), Path(args.results).resolve())
     except ValueError as err:
         print(f"docs: error: {err}", file=sys.stderr)
         return 2
