@@ -106,9 +106,9 @@ def top_level_entry(name: str) -> str:
     return rst(f".. {kind}:: oneshot_lab.{name}", ":no-index:", *([":no-value:"] if kind == "autodata" else []))
 
 
-def api_pages() -> dict[str, str]:
+def api_pages(layers: tuple[str, ...] = API_LAYERS) -> dict[str, str]:
     """The API reference as {page name: MyST markdown}: `api/index` (the names `import oneshot_lab as ol` exports and
-    the layers) and one page per layer with each public module's docstrings."""
+    the layers) and one page per layer of `layers` with each public module's docstrings."""
     exported = [n for n in oneshot_lab.__all__ if n not in oneshot_lab.LAYERS and n not in ("cli", "commands")]
     aliases = [n for n in exported if isinstance(getattr(oneshot_lab, n), type(oneshot_lab))]
     index = ["# API reference", "", oneshot_lab.__doc__.split("\n\n")[0], "",
@@ -116,9 +116,9 @@ def api_pages() -> dict[str, str]:
              *(top_level_entry(n) for n in exported if n not in aliases), "",
              "Modules under short names:", "", *(top_level_entry(n) for n in aliases), "",
              "```{toctree}\n:caption: Layers, each importing only those before it\n:maxdepth: 1\n",
-             *API_LAYERS, "```\n"]
+             *layers, "```\n"]
     pages = {"api/index.md": "\n".join(index)}
-    for layer in API_LAYERS:
+    for layer in layers:
         modules = layer_modules(layer)
         first, *rest = modules
         pages[f"api/{layer}.md"] = "\n".join([f"# `{first}`", "", rst(f".. automodule:: {first}"),

@@ -179,7 +179,8 @@ def sync(staging: Path, files: dict[str, str | Path]) -> None:
             path.rmdir()
 
 
-def stage(staging: Path, runs: Path, results: Path = ROOT / RESULTS) -> dict[str, str | Path]:
+def stage(staging: Path, runs: Path, results: Path = ROOT / RESULTS,
+          api_layers: tuple[str, ...] = docs_pages.API_LAYERS) -> dict[str, str | Path]:
     """Put the site's sources in `staging`: docs/ (its markdown links re-pointed), the README as overview.md, every
     notebook (executed copies from `runs`, else `results`), and the API pages; what was staged."""
     import nbformat
@@ -200,7 +201,7 @@ def stage(staging: Path, runs: Path, results: Path = ROOT / RESULTS) -> dict[str
         dropped += [f"{origin}: {address}" for address in lost]
     if dropped:
         print(f"docs: links to files the site does not hold, shown as text: {', '.join(dropped)}", flush=True)
-    staged.update(docs_pages.api_pages())
+    staged.update(docs_pages.api_pages(api_layers))
     sync(staging, staged)
     return staged
 
@@ -211,13 +212,14 @@ def offline_problems(out: Path) -> list[str]:
             for address in offline_html.external_resources(page.read_text(encoding="utf-8"))]
 
 
-def build(out: Path, staging: Path, runs: Path, results: Path = ROOT / RESULTS) -> int:
+def build(out: Path, staging: Path, runs: Path, results: Path = ROOT / RESULTS,
+          api_layers: tuple[str, ...] = docs_pages.API_LAYERS) -> int:
     """Stage the sources and build the site into `out` with Sphinx; the exit status (0 built, 1 Sphinx failed)."""
     from sphinx.cmd.build import build_main
 
     t0 = time.monotonic()
     check_staging(staging)
-    stage(staging, runs, results)
+    stage(staging, runs, results, api_layers)
     code = build_main(["-b", "html", "-q", "-d", str(out.parent / "doctrees"), str(staging), str(out)])
     if code:
         print(f"docs: Sphinx failed (exit {code}); the staged sources are in {staging}", file=sys.stderr)
@@ -240,9 +242,12 @@ def main(argv: list[str] | None = None) -> int:
                      help=f"the demo's records, searched before results/ (default: ${RUNS_ENV}, else {RUNS})")
     top.add_argument("--results", default=str(ROOT / RESULTS),
                      help=f"the committed records, searched after the demo's (default: {RESULTS})")
+    top.add_argument("--api-layers", nargs="+", choices=docs_pages.API_LAYERS, default=list(docs_pages.API_LAYERS),
+                     metavar="LAYER", help="the layers with an API page (default: all)")
     args = top.parse_args(argv)
     try:
-        return build(Path(args.out), Path(args.staging), Path(args.runs).resolve(), Path(args.results).resolve())
+        return build(Path(args.out), Path(args.staging), Path(args.runs).resolve(), Path(args.results).resolve(),
+                     tuple(args.api_layers))
     except ValueError as err:
         print(f"docs: error: {err}", file=sys.stderr)
         return 2
