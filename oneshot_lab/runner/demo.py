@@ -10,6 +10,7 @@ computes does not depend on what runs beside it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
@@ -117,6 +118,7 @@ def run(runs: list[tuple[Path, Task, Path]], force: bool, report: Report, jobs: 
                     finished.add(name)
                     code = code or status
     except BaseException:  # Ctrl-C, SIGTERM or an error: no kernel of ours runs on, not even a retried one
+        logging.disable(logging.CRITICAL)  # the killed kernels' clients would log errors no one can act on
         while not all(future.done() for future in running):
             kill_kernels()
             wait(list(running), timeout=0.2)
