@@ -226,12 +226,10 @@ def test_explorer_runs_in_jupyterlab_and_writes_its_records(browser, tmp_path):
     assert (root / "runs" / "06_explorer" / "manifest.json").is_file()
 
 
-def test_offline_html_report_shows_its_figures_and_tables_with_the_network_off(browser, tmp_path):
-    from test_offline_html import executed_notebook
-
-    page_path = offline_html.export(executed_notebook(tmp_path))
+def offline_context(browser):
+    """A browser context with the network off that aborts every request not to file: or data:; the aborted URLs."""
     context = browser.new_context(offline=True)
-    requested = []
+    requested: list[str] = []
 
     def only_files(route):
         if route.request.url.startswith(("file:", "data:")):
@@ -240,6 +238,14 @@ def test_offline_html_report_shows_its_figures_and_tables_with_the_network_off(b
             requested.append(route.request.url)
             route.abort()
     context.route("**/*", only_files)
+    return context, requested
+
+
+def test_offline_html_report_shows_its_figures_and_tables_with_the_network_off(browser, tmp_path):
+    from test_offline_html import executed_notebook
+
+    page_path = offline_html.export(executed_notebook(tmp_path))
+    context, requested = offline_context(browser)
     page = context.new_page()
     page.goto(page_path.as_uri())
     page.wait_for_load_state("load")

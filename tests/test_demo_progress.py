@@ -130,3 +130,13 @@ def test_demo_runs_side_by_side_and_starts_a_notebook_after_those_it_reuses(tmp_
     assert order.index(("end", "01_a")) < order.index(("start", "03_c"))  # after the notebook it reuses
     assert {workers for kind, _, workers in events if kind == "start"} == {"1"}  # seeds in each kernel
     assert "ONESHOT_LAB_WORKERS" not in os.environ
+
+
+def test_notebooks_waiting_on_each_other_are_refused_before_any_work():
+    import pytest
+
+    from oneshot_lab.runner import demo
+
+    with pytest.raises(ValueError, match="03_c, 04_d wait on each other"):
+        demo.check_order({"01_a": set(), "03_c": {"04_d"}, "04_d": {"03_c", "01_a"}})
+    demo.check_order({"01_a": set(), "03_c": {"01_a"}})

@@ -23,7 +23,7 @@ from oneshot_lab import cli
 from oneshot_lab.bench import docs_math, docs_pages, docs_site
 from oneshot_lab.interactive import offline_html
 from oneshot_lab.runner import notebooks
-from test_browser import browser  # noqa: F401  (the module-scoped Chromium fixture)
+from test_browser import browser, offline_context  # noqa: F401  (browser: the module-scoped Chromium fixture)
 from test_offline_html import figure_png
 
 PLANTED = '<script>window.pwned = 1</script><b onmouseover="window.pwned = 2">kept</b>' \
@@ -178,16 +178,8 @@ def test_the_reference_pages_are_generated_from_the_parser_and_the_docstrings(si
 
 
 def test_pages_load_images_render_and_search_finds_pages_with_the_network_off(site, browser):
-    context = browser.new_context(offline=True)
-    requested, errors = [], []
-
-    def only_files(route):
-        if route.request.url.startswith(("file:", "data:")):
-            route.continue_()
-        else:
-            requested.append(route.request.url)
-            route.abort()
-    context.route("**/*", only_files)
+    context, requested = offline_context(browser)
+    errors: list[str] = []
     page = context.new_page()
     page.on("console", lambda message: message.type == "error" and errors.append(f"{page.url}: {message.text}"))
     page.on("pageerror", lambda error: errors.append(f"{page.url}: {error}"))

@@ -3,8 +3,8 @@ notebooks whose trainings it reuses from the fit cache, with its progress shown 
 
 A notebook declares what it reuses in its metadata, `"oneshot_lab": {"after": ["01_magnitude_pruning"]}`
 (notebook 04's sweep and notebook 05's conv1d setting train exactly notebook 01's networks): started together,
-both would train them. Every notebook's seeds run in worker processes of one torch thread each, so what a run
-computes does not depend on what runs beside it.
+both would train them. Every seed runs on one torch thread wherever it runs (in the kernel or a worker), so what
+a run computes does not depend on what runs beside it.
 """
 
 from __future__ import annotations
@@ -45,8 +45,21 @@ def cost(notebook: Path) -> float:
     return float(seconds) if isinstance(seconds, (int, float)) else 0.0
 
 
+def check_order(waits: dict[str, set[str]]) -> None:
+    """ValueError naming the notebooks if some wait, through `after`, on themselves (none of them could start)."""
+    left = dict(waits)
+    while left:
+        ready = [name for name, before in left.items() if not before & set(left)]
+        if not ready:
+            raise ValueError(f"the notebooks {', '.join(sorted(left))} wait on each other (metadata oneshot_lab.after): "
+                             "none of them could start")
+        for name in ready:
+            del left[name]
+
+
 def priorities(notebooks: list[Path], waits: dict[str, set[str]]) -> dict[str, float]:
     """Each notebook's cost plus the longest chain of notebooks waiting on it: the longest chains start first."""
+    check_order(waits)
     own = {p.stem: cost(p) for p in notebooks}
     chain: dict[str, float] = {}
 
