@@ -7,7 +7,7 @@ import sys
 import traceback
 import warnings
 
-from . import commands
+from . import commands, verdict_commands
 from .commands import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OS, EXIT_TERMINATED
 from .runner import notebooks, spec, sweep
 from .training import fit_store
@@ -20,6 +20,8 @@ EPILOG = """examples:
   oneshot-lab sweep my.yaml --runs runs/my --dry-run      list its runs and which are already complete
   oneshot-lab sweep my.yaml --executor dask --scheduler tls://scheduler-host:8786
   oneshot-lab report runs/compare_criteria                means with Student-t intervals, figures (notebook 04)
+  oneshot-lab compare results/01_magnitude_pruning runs/demo/01_magnitude_pruning   do the verdicts agree?
+  oneshot-lab replicate 01                  run 01 on seeds 5-9 and say which findings replicate
 
 A sweep is resumable: re-run the same command and complete runs are skipped, failed or missing
 ones run again. See `oneshot-lab sweep --help` for the spec format.
@@ -100,6 +102,28 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     rep.set_defaults(func=commands.report_command)
 
+    cmp = sub.add_parser("compare", help="line up the findings of two runs of one notebook: verdicts that agree, "
+                                         "differ or flip sign, and how the two machines differ")
+    cmp.add_argument("run_a", metavar="RUN_A", help="a complete run record with findings.csv (e.g. results/01_...)")
+    cmp.add_argument("run_b", metavar="RUN_B", help="another record of the same notebook (e.g. runs/demo/01_...)")
+    cmp.add_argument("--all", action="store_true", help="list every finding, not only those that differ or flip")
+    cmp.add_argument("--csv", metavar="PATH", help="also write the full table to PATH (atomically)")
+    cmp.set_defaults(func=verdict_commands.compare_command)
+
+    rpl = sub.add_parser("replicate", help="run a notebook on fresh seeds and say which of its findings replicate")
+    rpl.add_argument("notebook", help="a notebook with findings over seeds: 01, 02, 03, 04, 05 or 07")
+    rpl.add_argument("--seeds", nargs="+", type=int, default=[5, 6, 7, 8, 9], metavar="S",
+                     help="replicate seed offsets the discovery never used (default: 5 6 7 8 9)")
+    rpl.add_argument("--against", metavar="DIR", help="the discovery record (default: runs/demo/<notebook> if "
+                     "complete, else results/<notebook>; with --smoke runs/demo-smoke/<notebook>)")
+    rpl.add_argument("--out", metavar="DIR", help="where the replication goes: DIR/<notebook>/ (default: runs/replicate)")
+    rpl.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                     help="a parameter, the same as the discovery record's (a replication changes only the seeds)")
+    rpl.add_argument("--smoke", action="store_true", help="shrink the run to seconds (smoke=True)")
+    rpl.add_argument("--force", action="store_true", help="replace another run's record in DIR/<notebook> (atomically)")
+    rpl.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (an integer >= 1)")
+    rpl.set_defaults(func=verdict_commands.replicate_command)
+
     cache = sub.add_parser("cache", help="the fit cache: directory, entries, size, cap (info); delete entries (clear)")
     cache.add_argument("action", choices=("info", "clear"))
     cache.set_defaults(func=commands.cache_command)
@@ -139,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(), notebooks.ending_on_signals():
             warnings.showwarning = _show_warning
-            if args.command in ("run", "demo", "sweep", "report"):  # a kernel would find a bad setting late
+            if args.command in ("run", "demo", "sweep", "report", "replicate"):  # a kernel would find a bad setting late
                 fit_store.check_environment()
             return args.func(args)
     except notebooks.Terminated:

@@ -1,4 +1,4 @@
-"""Writing run records: a manifest (parameters, seed, versions, git revision, status) plus tidy CSV tables."""
+"""Writing run records: a manifest (parameters, seed, versions, git revision, machine, status) plus tidy CSV tables."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from .atomic import atomic_write_text
 from .integrity import MANIFEST, manifest_problem, read_regular
-from ..util import project
+from ..util import machine, project
 
 TRACKED_PACKAGES = ("oneshot-lab", "torch", "numpy", "pandas", "scikit-learn", "mnist1d",
                     "backpack-for-pytorch", "papermill")
@@ -94,7 +94,8 @@ class Run:
 
 
 def start(out_dir: str | os.PathLike, params: Mapping[str, Any]) -> Run:
-    """Open a run record in `out_dir` with its parameters, seed, library versions and git revision.
+    """Open a run record in `out_dir` with its parameters, seed, library versions, git revision and machine
+    (`util.machine.machine`: CPU model and instruction sets, torch's build and threads).
 
     A relative `out_dir` is taken from the project root inside the lab's clone (`util.project.path`): a
     notebook opened in JupyterLab, whose kernel runs in notebooks/, writes to the project's runs/ too."""
@@ -106,6 +107,7 @@ def start(out_dir: str | os.PathLike, params: Mapping[str, Any]) -> Run:
         "started": utc_now(),
         "versions": versions(),
         "git_revision": git_revision(),
+        "machine": machine.machine(),
         "tables": [],
     }
     run._save()
