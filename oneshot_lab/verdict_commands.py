@@ -77,10 +77,11 @@ def replicate_command(args: argparse.Namespace) -> int:
         return code
     from .analysis import findings
 
-    table = findings.replicate(discovery, compared.read_findings(plan.out))
+    table = findings.replicate(discovery, compared.read_findings(plan.out, replication.SEED_TABLE))
     path = replication.write_table(plan, table)
-    discovered = int(table["replicated"].isin(["yes", "no"]).sum())
-    held = int((table["replicated"] == "yes").sum())
-    print(f"{held} of {discovered} discovered findings replicated on seeds {', '.join(map(str, plan.seeds))} "
-          f"({len(table) - discovered} of {len(table)} were not discovered: nothing to replicate): {path}")
+    counts = table["replicated"].value_counts()
+    discovered = len(table) - int(counts.get("", 0))
+    print(f"{int(counts.get('yes', 0))} of {discovered} discovered findings replicated on seeds "
+          f"{', '.join(map(str, plan.seeds))} ({int(counts.get('no', 0))} did not, {int(counts.get('not run', 0))} "
+          f"had no fresh pairs; {len(table) - discovered} of {len(table)} were not discovered): {path}")
     return 0

@@ -18,9 +18,6 @@ from ..analysis import compare
 from ..util import machine
 from .integrity import MANIFEST, manifest_problem, read_json, table_problem
 
-FINDINGS = "findings.csv"
-
-
 def _no_link(path: Path) -> None:
     """ValueError if `path` is a symbolic link: a record's own files are compared, not what a link points at."""
     if path.is_symlink():
@@ -46,13 +43,13 @@ def read_record(run_dir: str | os.PathLike) -> dict:
     return manifest
 
 
-def read_findings(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """The findings table of the run record `run_dir`, read as `records.loading` reads tables; ValueError naming
-    the file and the reason when it is missing, a link or not a whole CSV table."""
-    path = Path(run_dir) / FINDINGS
+def read_findings(run_dir: str | os.PathLike, table: str = "findings") -> pd.DataFrame:
+    """The `table` (findings by default) of the run record `run_dir`, read as `records.loading` reads tables;
+    ValueError naming the file and the reason when it is missing, a link or not a whole CSV table."""
+    path = Path(run_dir) / f"{table}.csv"
     _no_link(path)
     if not path.exists():
-        raise ValueError(f"{run_dir} has no {FINDINGS} (only notebooks that compute findings write one)")
+        raise ValueError(f"{run_dir} has no {path.name} (only notebooks that compute findings write one)")
     reason, text = table_problem(path)
     if reason is None:
         try:

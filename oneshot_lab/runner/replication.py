@@ -21,12 +21,13 @@ from ..records.atomic import atomic_write_text
 from ..records.writing import is_complete
 from ..util import project
 from .notebooks import check_parameters, declared_parameters, defaults, notebooks, resolve_notebook
-from .spec import load_spec
+from .spec import expand, load_spec
 
 SEEDS = [5, 6, 7, 8, 9]  # replicate offsets the committed notebooks (seeds 0-4) never saw
 OUT = "runs/replicate"
 DISCOVERY = {False: ("runs/demo", "results"), True: ("runs/demo-smoke",)}  # where the discovery is looked for
 TABLE = "replication.csv"
+SEED_TABLE = "findings_seeds"  # the per-seed rows a replication re-tests the discovery on
 IGNORED = {"seeds": ("seeds", "out_dir"), "sweep": ("out_dir", "runs_dir", "seed")}  # may differ from discovery
 
 
@@ -80,13 +81,29 @@ def mismatches(discovery: Mapping[str, Any], replication: Mapping[str, Any], ign
 
 
 def fresh(seeds: list, seen: list) -> None:
-    """ValueError unless `seeds` are distinct and none of them is in `seen` (the discovery's)."""
+    """ValueError unless `seeds` are some distinct seeds, none of them in `seen` (the discovery's)."""
+    if not seeds:
+        raise ValueError("no seeds to replicate on: give --seeds S [S ...] (default 5 6 7 8 9)")
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds {' '.join(map(str, seeds))} repeats a seed; give distinct seeds")
     again = [s for s in seeds if s in seen]
     if again:
         raise ValueError(f"seed(s) {', '.join(map(str, again))} were used by the discovery run (seeds "
                          f"{', '.join(map(str, seen))}); a replication needs seeds it never saw")
+
+
+def replicable(discovery: Path) -> None:
+    """ValueError unless the findings of the record `discovery` are a table `findings.replicate` can re-test (a
+    record made before findings carried their floors cannot be)."""
+    import pandas as pd
+
+    from ..analysis import findings
+
+    try:
+        findings.replicate(compared.read_findings(discovery), pd.DataFrame(columns=findings.SEED_COLUMNS))
+    except ValueError as err:
+        raise ValueError(f"{discovery}/findings.csv cannot be replicated: {err} (made by an older version? run "
+                         f"the notebook again, or give --against a newer record)") from None
 
 
 def derived_spec(source: Any, seeds: list, runs_dir: Path) -> tuple[dict, list]:
@@ -117,7 +134,6 @@ def plan(notebook: str, seeds: list, given: Mapping[str, Any], against: str | os
     manifest = compared.read_record(discovery)
     if manifest.get("notebook") not in (None, path.stem):
         raise ValueError(f"{discovery} is a record of {manifest['notebook']}, not of {path.stem}")
-    compared.read_findings(discovery)
     params = {**dict(given), **({"smoke": True} if smoke else {})}
     effective = {**defaults(path), **check_parameters(path, params)}
     found = manifest.get("params", {})
@@ -125,6 +141,7 @@ def plan(notebook: str, seeds: list, given: Mapping[str, Any], against: str | os
     if differ:
         raise ValueError(f"{discovery} was made with other parameters ({'; '.join(differ)}): a replication changes "
                          f"only the seeds; pass the discovery's values with -p or give --against another record")
+    replicable(discovery)
     out = Path(os.path.abspath(project.path(out)))
     if how == "seeds":
         fresh(seeds, list(found.get("seeds", [])))
@@ -136,6 +153,7 @@ def plan(notebook: str, seeds: list, given: Mapping[str, Any], against: str | os
         return Plan(path, {**params, "seed": seeds[0]}, out / path.stem, discovery, seen, mine)
     spec, seen = derived_spec(effective["spec"], seeds, out / f"{path.stem}_runs")
     fresh(seeds, seen)
+    expand(spec)  # the sweep's runs checked now, not in the kernel
     text = json.dumps(spec, indent=2, sort_keys=True) + "\n"  # JSON is YAML 1.2: the spec reader takes it
     spec_path = out / f"{path.stem}_spec_{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
     return Plan(path, {**params, "spec": str(spec_path)}, out / path.stem, discovery, seen, list(seeds), spec,
