@@ -24,10 +24,14 @@ def write_runs(root, diffs):
 
 def test_findings_compare_every_method_with_each_baseline(tmp_path):
     write_runs(tmp_path, [0.02, 0.03, 0.01, 0.04])
-    table = ol.records.gathered.gather(tmp_path, "01_magnitude_pruning").findings()
+    table = ol.records.gathered.gather(tmp_path, "01_magnitude_pruning").findings().findings
     assert list(table.claim) == ["obd_ggn/global beats magnitude/global", "magnitude/global beats random/layer",
                                  "obd_ggn/global beats random/layer"]
-    assert table.n.tolist() == [4, 4, 4] and table.verdict.tolist() == ["supported"] * 3
+    data = ol.load("synthetic")  # the runs' dataset sets the floor (its test split, the dense accuracy 0.9)
+    floor = ol.findings.effect_floor(0.9, len(data.test.y))
+    assert table.n.tolist() == [4, 4, 4] and table.floor.tolist() == pytest.approx([floor] * 3) and floor > 0.025
+    assert table.verdict.tolist() == ["inconclusive", "supported", "supported"]
+    assert (table.chance == 1 / data.num_classes).all()
     assert table.mean_difference.iloc[0] == pytest.approx(0.025)
     with pytest.raises(ValueError, match="none of the baselines"):
         ol.records.gathered.gather(tmp_path, "01_magnitude_pruning").findings(baselines=("taylor/global",))
@@ -75,7 +79,7 @@ def test_a_record_the_report_cannot_use_is_skipped_with_one_warning_naming_it(tm
         found = ol.records.gathered.gather(tmp_path, "01_magnitude_pruning")
     assert sorted(str(w.message) for w in caught) == [f"skipping run record {tmp_path / f'seed{s}' / 'metrics.csv'}: "
                                                       f"{reason}" for s in (1, 2)]
-    assert sorted(found.metrics.seed.unique()) == [0, 3] and found.findings().n.tolist() == [2, 2, 2]
+    assert sorted(found.metrics.seed.unique()) == [0, 3] and found.findings().findings.n.tolist() == [2, 2, 2]
     assert found.summary()["mean"].map(math.isfinite).all()
 
 

@@ -37,7 +37,7 @@ def metrics():
 
 
 def test_claims_pair_the_rows_they_name():
-    table = ticket_findings.evaluate(STUDY, metrics()).set_index(["claim", "setting"])
+    table = ticket_findings.evaluate(STUDY, metrics()).findings.set_index(["claim", "setting"])
     first = table.loc[("ticket beats reinit, both at 1x budget", "experiment=controls, level=1, weights_remaining=50")]
     differences = 0.1 + 0.01 * np.array(SEEDS)
     low, high = scipy_stats.t.interval(0.95, len(SEEDS) - 1, differences.mean(), scipy_stats.sem(differences))
@@ -62,7 +62,7 @@ def test_stability_claims_favour_the_lower_barrier():
     rows = [dict(seed=s, network=n, rewind_iteration=k, split=split,
                  barrier=(0.10 if n == "ticket" and k == 0 else 0.01) + 0.001 * s)
             for s in SEEDS for n in ("dense", "ticket") for k in (0, 50) for split in ("val", "test")]
-    table = ticket_findings.evaluate(STUDY, metrics(), pd.DataFrame(rows)).set_index("claim")
+    table = ticket_findings.evaluate(STUDY, metrics(), pd.DataFrame(rows)).findings.set_index("claim")
     assert table.loc["ticket is more stable rewound to k=50 than to k=0"].mean_difference == pytest.approx(0.09)
     assert table.loc["ticket is more stable rewound to k=50 than to k=0"].verdict == "supported"
     dense = table.loc["dense is more stable than the ticket"]

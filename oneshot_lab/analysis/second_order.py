@@ -3,9 +3,11 @@ method beside a plain backward pass, the reconstruction error of the layer-wise 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pandas as pd
 
-from . import stats
+from . import claims, findings, stats
 
 
 def cost_table(costs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -45,3 +47,14 @@ def reconstruction(layers: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     rows = layers.assign(reconstruction_error=pd.to_numeric(layers["reconstruction_error"]))
     rows = rows.dropna(subset=["reconstruction_error"])
     return stats.summarize(rows, ["setting", "sparsity", "layer", "method"], "reconstruction_error", confidence)
+
+
+def findings_family(metrics: pd.DataFrame, examples: Mapping[str, int], classes: int = 10,
+                    confidence: float = 0.95) -> findings.Family:
+    """Notebook 05's claims as one family, each setting's floor `findings.dense_floor` on its own test split."""
+    if not isinstance(metrics, pd.DataFrame) or "setting" not in metrics.columns:
+        raise ValueError("metrics must be Comparison.metrics (a table with a setting column)")
+    floors = {name: findings.dense_floor(metrics[metrics["setting"] == name], n) for name, n in examples.items()
+              if name in set(metrics["setting"])}
+    return findings.family(metrics, claims.second_order(metrics), confidence, floors, 1 / classes,
+                           floor_by="setting")

@@ -56,14 +56,16 @@ def stability_claims(study: TicketStudy, split: str = "val") -> list[Claim]:
 
 
 def evaluate(study: TicketStudy, metrics: pd.DataFrame, barriers: pd.DataFrame | None = None,
-             value: str = "final_val_accuracy", confidence: float = 0.95) -> pd.DataFrame:
-    """The findings table of a study: every claim per setting (`findings.evaluate`); barriers on `value`'s split."""
-    table = findings.evaluate(metrics, claims(study, value), confidence)
+             value: str = "final_val_accuracy", confidence: float = 0.95, floor: float = 0.0,
+             chance: float | None = None, adjust: str = "holm") -> findings.Family:
+    """The study's findings, one family: every claim per setting, barriers on `value`'s split, with their per-seed
+    rows (`findings.family`; `floor` and `chance` apply to every claim, chance to accuracy claims only)."""
+    seeds = findings.seed_rows(metrics, claims(study, value), floor, chance)
     if barriers is not None and not barriers.empty:
         split = "test" if "_test_" in value else "val"
-        table = pd.concat([table, findings.evaluate(barriers, stability_claims(study, split), confidence)],
+        seeds = pd.concat([seeds, findings.seed_rows(barriers, stability_claims(study, split), floor)],
                           ignore_index=True)
-    return table
+    return findings.Family(findings.decide(findings.measure(seeds, confidence), adjust), seeds)
 
 
 def matching_interval(matching: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

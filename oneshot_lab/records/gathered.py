@@ -10,6 +10,7 @@ from typing import Callable
 import pandas as pd
 
 from ..analysis import findings, stats
+from ..core.data import Dataset, load
 from ..util import checks
 from . import integrity, loading
 
@@ -24,6 +25,7 @@ class Gathered:
     metrics: pd.DataFrame  # complete runs' metrics rows, with `compression` and `setting`
     layers: pd.DataFrame  # complete runs' layer rows, with `setting`
     varying: list[str]  # run parameters other than the seed that differ between runs
+    params: pd.DataFrame | None = None  # the complete runs' parameters, one row per run
 
     def summary(self, value: str = "test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
         """`stats.summarize` of `value` per setting, stage, method and sparsity, with the compression ratio."""
@@ -44,9 +46,21 @@ class Gathered:
         return (at.groupby([*self.varying, "method", "layer"], sort=False, dropna=False)
                 .agg(density=("density", "mean"), collapsed_runs=("collapsed", "sum")).reset_index())
 
+    def dataset(self) -> Dataset | None:
+        """The dataset every run used (seed 0's splits; the test split is the same for every seed), or None when
+        the records name none or several."""
+        names = set(self.params["dataset"]) if self.params is not None and "dataset" in self.params else set()
+        roots = set(self.params["data_root"]) if names and "data_root" in self.params else {""}
+        if len(names) != 1 or len(roots) != 1:
+            return None
+        root = roots.pop()
+        return load(names.pop(), root=root or None)
+
     def findings(self, value: str = "test_accuracy", baselines: tuple = ("magnitude/global", "random/layer"),
-                 confidence: float = 0.95) -> pd.DataFrame:
-        """Every method against each baseline present, per setting, stage and sparsity, paired on the seed."""
+                 confidence: float = 0.95) -> findings.Family:
+        """Every method against each baseline present, per setting, stage and sparsity, paired on the seed: one
+        family. Its floor is `findings.dense_floor` on the runs' test split and chance one over their classes,
+        when the runs share one dataset (else no floor and no chance)."""
         present = set(self.metrics["method"]) - {"dense"}
         claims = [findings.Claim(claim=f"{method} beats {baseline}", a=method, b=baseline, value=value,
                                  by=(*self.varying, "stage", "sparsity"))
@@ -55,7 +69,10 @@ class Gathered:
                                                                       baselines.index(method) > baselines.index(baseline))]
         if not claims:
             raise ValueError(f"none of the baselines {list(baselines)} is among the methods {sorted(present)}")
-        return findings.evaluate(self.metrics[self.metrics["stage"] != "dense"], claims, confidence)
+        data = self.dataset() if value.startswith("test_") else None
+        floor = 0.0 if data is None else findings.dense_floor(self.metrics, len(data.test.y), value)
+        chance = None if data is None else 1 / data.num_classes
+        return findings.family(self.metrics[self.metrics["stage"] != "dense"], claims, confidence, floor, chance)
 
     def headline_stage(self, preferred: str) -> str:
         """`preferred` if the metrics have rows of that stage, else 'one_shot'."""
@@ -106,4 +123,4 @@ def gather(runs_dir: str | os.PathLike, notebook: str, value: str = "test_accura
     varying = [n for n in loading.varying_parameters(params) if n not in GROUPING]
     metrics = metrics.assign(compression=1 / metrics["density"], setting=loading.setting_labels(metrics, varying))
     layers = layers.assign(setting=loading.setting_labels(layers, varying))
-    return Gathered(records, metrics, layers, varying)
+    return Gathered(records, metrics, layers, varying, params)

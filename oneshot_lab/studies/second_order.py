@@ -150,3 +150,8 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
                            ("costs", costs), ("plan", pd.DataFrame(plan))):
             tables[key].append(frame.assign(setting=setting.name))
     return Comparison(**{k: pd.concat(v, ignore_index=True) for k, v in tables.items()})
+
+
+def test_examples(settings: list[Setting], root: str | None = None) -> dict[str, int]:
+    """The size of each setting's test split (the same for every seed), by setting name."""
+    return {s.name: len(load(s.dataset, seed=0, root=root).test.y) for s in settings}

@@ -1,0 +1,79 @@
+"""The conclusions the README may state: findings significant after the family's adjustment, beyond the effect
+floor and replicated on fresh seeds (`results/<notebook>/replication.csv`); everything else is open."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import findings
+
+REPLICATION = "replication.csv"  # the discovery findings with their re-test on fresh seeds (`oneshot-lab replicate`)
+NOTEBOOKS = ("01_magnitude_pruning", "02_obd_saliency", "03_lottery_ticket_rewinding", "04_sweep_report",
+             "05_beyond_the_diagonal", "07_pruning_at_init")
+
+
+def replications(results: Path) -> dict[str, pd.DataFrame]:
+    """The committed replication table of every notebook that has one, by notebook."""
+    return {nb: pd.read_csv(results / nb / REPLICATION) for nb in NOTEBOOKS if (results / nb / REPLICATION).is_file()}
+
+
+def funnel(table: pd.DataFrame) -> dict[str, int]:
+    """How many findings of one family survive each step: raw p < alpha, adjusted p < alpha, beyond the floor
+    (supported or contradicted) or equivalent, and replicated."""
+    alpha = 1 - table["confidence"]
+    return {"findings": len(table), "raw p < 0.05": int((table["p_value"] < alpha).sum()),
+            "adjusted p < 0.05": int((table["p_adjusted"] < alpha).sum()),
+            "beyond the floor": int(table["verdict"].isin(["supported", "contradicted"]).sum()),
+            "equivalent": int((table["verdict"] == "equivalent").sum()),
+            "replicated": int((table["replicated"] == "yes").sum())}
+
+
+def funnel_table(results: Path) -> str:
+    """Per notebook, the findings left after each step (docs/results.md)."""
+    from .readme import markdown
+
+    rows = [{"notebook": nb, **funnel(table)} for nb, table in replications(results).items()]
+    return markdown(pd.DataFrame(rows)) + "\n<sub>Generated from `results/*/replication.csv`.</sub>\n"
+
+
+def interval(mean: float, low: float, high: float) -> str:
+    """'+0.012 [+0.004, +0.020]'."""
+    return "—" if not np.isfinite(mean) else f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def conclusions(results: Path) -> str:
+    """The README's conclusions: per notebook and claim, the settings whose finding replicated, with the
+    discovery's difference and interval; then how many findings stay open."""
+    from .readme import markdown
+
+    rows, open_counts = [], []
+    for nb, table in replications(results).items():
+        held = table[table["replicated"] == "yes"]
+        for (claim, verdict), group in held.groupby(["claim", "verdict"], sort=False):
+            rows.append({"notebook": nb[:2], "claim": claim, "verdict": verdict, "settings": "; ".join(
+                f"{s} {interval(m, lo, hi)}" for s, m, lo, hi in
+                zip(group["setting"], group["mean_difference"], group["ci_low"], group["ci_high"]))})
+        open_counts.append(f"{nb[:2]}: {len(table) - len(held)} of {len(table)}")
+    if not rows:
+        return "No committed finding has replicated yet (`oneshot-lab replicate NN`).\n"
+    return (markdown(pd.DataFrame(rows)) + f"\nOpen (inconclusive, within the floor, both arms at chance, or not "
+            f"replicated): {', '.join(open_counts)}; every row is in [docs/results.md](docs/results.md).\n"
+            "<sub>Generated from `results/*/replication.csv`: differences a - b with 95% t-intervals over the "
+            "discovery seeds, each significant after Holm's adjustment within its notebook, beyond its floor, and "
+            "the same verdict again on fresh seeds.</sub>\n")
+
+
+def replication_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One notebook's discovered findings beside their replication (docs/results.md)."""
+    found = table[table["verdict"].isin(findings.DISCOVERED)]
+    return pd.DataFrame({
+        "claim": found["claim"], "setting": found["setting"],
+        "discovery": [interval(*v) for v in zip(found["mean_difference"], found["ci_low"], found["ci_high"])],
+        "verdict": found["verdict"],
+        "fresh seeds": [interval(*v) for v in zip(found["replication_mean_difference"],
+                                                  found["replication_ci_low"], found["replication_ci_high"])],
+        "verdict on fresh seeds": found["replication_verdict"].fillna("not run"),
+        "replicated": found["replicated"]})
