@@ -1,4 +1,5 @@
-"""The `oneshot-lab` command line: its parser, one-line errors and exit statuses (the commands are in `commands`)."""
+"""The `oneshot-lab` command line: its parser, one-line errors and exit statuses (the commands are in `commands` and
+`verdict_commands`)."""
 
 from __future__ import annotations
 

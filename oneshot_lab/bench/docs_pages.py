@@ -109,7 +109,8 @@ def top_level_entry(name: str) -> str:
 def api_pages(layers: tuple[str, ...] = API_LAYERS) -> dict[str, str]:
     """The API reference as {page name: MyST markdown}: `api/index` (the names `import oneshot_lab as ol` exports and
     the layers) and one page per layer of `layers` with each public module's docstrings."""
-    exported = [n for n in oneshot_lab.__all__ if n not in oneshot_lab.LAYERS and n not in ("cli", "commands")]
+    exported = [n for n in oneshot_lab.__all__
+                if n not in oneshot_lab.LAYERS and n not in ("cli", "commands", "verdict_commands")]
     aliases = [n for n in exported if isinstance(getattr(oneshot_lab, n), type(oneshot_lab))]
     index = ["# API reference", "", oneshot_lab.__doc__.split("\n\n")[0], "",
              "Generated from the docstrings when the site is built. The names `import oneshot_lab as ol` exports:", "",

@@ -184,7 +184,7 @@ def package() -> str:
         for path in sorted((source / layer).rglob("*.py")):
             if not path.name.startswith("_"):
                 rows.append(f"| `{path.relative_to(source / layer).with_suffix('').as_posix()}` | {summary(path)} |")
-    rows += [f"| **`{name}`** | {summary(source / f'{name}.py')} |" for name in ("commands", "cli")]
+    rows += [f"| **`{name}`** | {summary(source / f'{name}.py')} |" for name in ("commands", "verdict_commands", "cli")]
     return "| module | what it holds |\n|---|---|\n" + "\n".join(rows) + "\n"
 
 
