@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from ..records import compared
 from ..records.atomic import atomic_write_text
 from ..records.writing import is_complete
+from ..studies import smoke
 from ..util import project
 from .notebooks import check_parameters, declared_parameters, defaults, notebooks, resolve_notebook
 from .spec import expand, load_spec
@@ -106,6 +107,14 @@ def replicable(discovery: Path) -> None:
                          f"the notebook again, or give --against a newer record)") from None
 
 
+def smoke_seeds(notebook: Path, params: Mapping[str, Any], seeds: list) -> list:
+    """The seeds a run with `params` and `seeds` uses: fewer in a smoke run of one of the lab's notebooks."""
+    code = notebook.stem[:2]
+    if not params.get("smoke") or code not in smoke.SHRINK:
+        return list(seeds)
+    return list(smoke.overrides(code, {**params, "seeds": list(seeds)}).get("seeds", seeds))
+
+
 def derived_spec(source: Any, seeds: list, runs_dir: Path) -> tuple[dict, list]:
     """The sweep spec `source` with its grid seeds replaced by `seeds` and its runs in `runs_dir`, and the seeds it
     had; ValueError for a spec without one grid of seeds."""
@@ -146,7 +155,7 @@ def plan(notebook: str, seeds: list, given: Mapping[str, Any], against: str | os
     if how == "seeds":
         fresh(seeds, list(found.get("seeds", [])))
         return Plan(path, {**params, "seeds": list(seeds)}, out / path.stem, discovery,
-                    list(found.get("seeds", [])), list(seeds))
+                    smoke_seeds(path, found, found.get("seeds", [])), smoke_seeds(path, effective, seeds))
     if smoke:  # the smoke sweep runs seed and seed + 1, whatever the spec
         seen, mine = [found.get("seed", 0), found.get("seed", 0) + 1], [seeds[0], seeds[0] + 1]
         fresh(mine, seen)
