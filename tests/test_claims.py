@@ -4,6 +4,8 @@ expected lists are written out from the notebooks' former cells), filtered to wh
 import pandas as pd
 import pytest
 
+import oneshot_lab as ol
+
 from oneshot_lab.analysis import claims
 from oneshot_lab.analysis.findings import Claim
 from oneshot_lab.studies.oneshot import OneShotConfig
@@ -113,3 +115,27 @@ def test_bad_records_and_studies_are_value_errors():
         claims.magnitude_pruning(_metrics(["magnitude/global"], STAGES), {"methods": ["magnitude/global"]})
     with pytest.raises(ValueError, match="metrics lacks column 'stage'"):
         claims.magnitude_pruning(pd.DataFrame({"method": ["magnitude/global"]}), _study())
+
+
+def test_recipe_interaction_is_the_difference_of_paired_differences():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    def records(edge):
+        return pd.DataFrame([{"stage": stage, "sparsity": 0.9, "seed": seed, "method": method,
+                              "test_accuracy": 0.5 + rng.normal(0, 0.01) + (edge if method == "obd/global" else 0)}
+                             for stage in ("one_shot", "finetuned") for seed in range(4)
+                             for method in ("obd/global", "magnitude/global")])
+    first, second = records(0.05), records(0.0)
+    parts = ol.analysis.claims.recipe_interaction(first, second, "obd/global", "magnitude/global", ("wd", "no wd"))
+    family = ol.findings.combined(parts, floor=0.01)
+    seeds = family.seeds[family.seeds.value == "advantage"]
+    for stage in ("one_shot", "finetuned"):
+        def edge(frame):
+            rows = frame[frame.stage == stage].pivot_table(index="seed", columns="method", values="test_accuracy")
+            return (rows["obd/global"] - rows["magnitude/global"]).to_numpy()
+        got = seeds[seeds.setting == f"stage={stage}, sparsity=0.9"]["difference"].to_numpy()
+        assert got == pytest.approx(edge(first) - edge(second), abs=1e-12)
+    assert set(family.findings.claim) == {"obd/global beats magnitude/global, no wd",
+                                          "obd/global's advantage over magnitude/global is larger with wd than with no wd"}
+    assert (family.findings.verdict[family.findings.claim.str.contains("advantage")] == "supported").all()

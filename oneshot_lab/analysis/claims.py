@@ -87,6 +87,24 @@ def obd_saliency(metrics: pd.DataFrame, curvatures: Sequence[str]) -> list[Claim
     return present(out, metrics)
 
 
+def recipe_interaction(metrics: pd.DataFrame, other: pd.DataFrame, a: str, b: str,
+                       recipes: tuple[str, str]) -> list[tuple[pd.DataFrame, list[Claim]]]:
+    """Notebook 02's recipe as a factor: `a` against `b` on the `other` recipe's records, and the interaction:
+    how much more a beats b under the first recipe than under the second, per stage and sparsity, paired on the
+    seed (a difference of paired differences). [(frame, claims), ...] for `findings.combined`."""
+    by, stages = ("stage", "sparsity"), list(STAGES)
+    frames = []
+    for recipe, records in zip(recipes, (metrics, other)):
+        rows = records[records["stage"].isin(stages) & records["method"].isin([a, b])]
+        wide = rows.pivot_table(index=["stage", "sparsity", "seed"], columns="method", values="test_accuracy")
+        frames.append((wide[a] - wide[b]).rename("advantage").reset_index().assign(recipe=recipe))
+    advantage = pd.concat(frames, ignore_index=True)
+    other_claim = Claim(claim=f"{a} beats {b}, {recipes[1]}", a=a, b=b, by=by, where={"stage": stages})
+    interaction = Claim(claim=f"{a}'s advantage over {b} is larger with {recipes[0]} than with {recipes[1]}",
+                        a=recipes[0], b=recipes[1], column="recipe", by=by, value="advantage")
+    return [(other, present([other_claim], other)), (advantage, [interaction])]
+
+
 def second_order(metrics: pd.DataFrame, stages: Sequence[str] = STAGES) -> list[Claim]:
     """Notebook 05's claims (`SECOND_ORDER`) whose two methods both ran, per setting, stage and sparsity."""
     out = [Claim(claim=text, a=a, b=b, by=("setting", "stage", "sparsity"), where={"stage": list(stages)})

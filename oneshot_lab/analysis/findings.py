@@ -210,6 +210,16 @@ def family(frame: pd.DataFrame, claims: list[Claim], confidence: float = 0.95, f
     return Family(decide(measure(seeds, confidence), adjust), seeds)
 
 
+def combined(parts: list[tuple[pd.DataFrame, list[Claim]]], confidence: float = 0.95, floor: float = 0.0,
+             chance: float | None = None, adjust: str = "holm") -> Family:
+    """One family from claims read off several tables: [(frame, claims), ...] (e.g. the records of two recipes)."""
+    if adjust not in significance.ADJUSTMENTS:
+        raise ValueError(f"unknown adjust {adjust!r}; accepted: {', '.join(significance.ADJUSTMENTS)}")
+    tables = [seed_rows(frame, claims, floor, chance) for frame, claims in parts if claims]
+    seeds = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=SEED_COLUMNS)
+    return Family(decide(measure(seeds, confidence), adjust), seeds)
+
+
 def replicate(discovery: pd.DataFrame, replication_seeds: pd.DataFrame, adjust: str = "holm") -> pd.DataFrame:
     """`discovery` (a findings table) with its discovered rows re-tested on fresh seeds (`replication_seeds`,
     their `seed_rows`), with the discovery's floors; the family is the discovered rows only.

@@ -60,12 +60,10 @@ def evaluate(study: TicketStudy, metrics: pd.DataFrame, barriers: pd.DataFrame |
              chance: float | None = None, adjust: str = "holm") -> findings.Family:
     """The study's findings, one family: every claim per setting, barriers on `value`'s split, with their per-seed
     rows (`findings.family`; `floor` and `chance` apply to every claim, chance to accuracy claims only)."""
-    seeds = findings.seed_rows(metrics, claims(study, value), floor, chance)
+    parts = [(metrics, claims(study, value))]
     if barriers is not None and not barriers.empty:
-        split = "test" if "_test_" in value else "val"
-        seeds = pd.concat([seeds, findings.seed_rows(barriers, stability_claims(study, split), floor)],
-                          ignore_index=True)
-    return findings.Family(findings.decide(findings.measure(seeds, confidence), adjust), seeds)
+        parts.append((barriers, stability_claims(study, "test" if "_test_" in value else "val")))
+    return findings.combined(parts, confidence, floor, chance, adjust)
 
 
 def matching_interval(matching: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:

@@ -20,10 +20,12 @@ import pandas as pd
 
 from ..analysis import findings as findings_module
 from ..analysis import stats
+from . import conclusions
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
-COLLECTED = ("metrics.csv", "dense.csv", "dense_over_seeds.csv", "summary.csv", "findings.csv", "tally.csv", "costs.csv",
+COLLECTED = ("metrics.csv", "dense.csv", "dense_over_seeds.csv", "summary.csv", "findings.csv", "findings_seeds.csv",
+             "tally.csv", "costs.csv",
              "matching.csv", "published.csv", "plan.csv", "collapse_points.csv", "manifest.json")
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /generated:(?P=name) -->)", re.S)
 
@@ -133,6 +135,8 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
         "claim", "published", "settings", "supported", "inconclusive", "contradicted", "consistent", "confirmed"])),
     "07-tally": (NB07, "tally.csv", None),
     "07-findings": (NB07, "findings.csv", verdicts),
+    **{f"{nb[:2]}-replication": (nb, conclusions.REPLICATION, conclusions.replication_table)
+       for nb in conclusions.NOTEBOOKS},
 }
 
 
@@ -224,7 +228,9 @@ def headline(results: Path = RESULTS) -> str:
 
 
 SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package, "headline": headline,
-                                          "targets": targets, "demo-time": demo_time}
+                                          "targets": targets, "demo-time": demo_time,
+                                          "conclusions": lambda: conclusions.conclusions(RESULTS),
+                                          "funnel": lambda: conclusions.funnel_table(RESULTS)}
 DOCUMENTS = ("README.md", "docs/results.md", "docs/sweeps.md", "docs/performance.md", "docs/reference.md",
              "docs/architecture.md")
 
