@@ -31,12 +31,9 @@ def funnel(table: pd.DataFrame) -> dict[str, int]:
             "replicated": int((table["replicated"] == "yes").sum())}
 
 
-def funnel_table(results: Path) -> str:
+def funnel_table(results: Path) -> pd.DataFrame:
     """Per notebook, the findings left after each step (docs/results.md)."""
-    from .readme import markdown
-
-    rows = [{"notebook": nb, **funnel(table)} for nb, table in replications(results).items()]
-    return markdown(pd.DataFrame(rows)) + "\n<sub>Generated from `results/*/replication.csv`.</sub>\n"
+    return pd.DataFrame([{"notebook": nb, **funnel(table)} for nb, table in replications(results).items()])
 
 
 def interval(mean: float, low: float, high: float) -> str:
@@ -44,11 +41,9 @@ def interval(mean: float, low: float, high: float) -> str:
     return "—" if not np.isfinite(mean) else f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
-def conclusions(results: Path) -> str:
+def conclusions(results: Path) -> tuple[pd.DataFrame, list[str]]:
     """The README's conclusions: per notebook and claim, the settings whose finding replicated, with the
-    discovery's difference and interval; then how many findings stay open."""
-    from .readme import markdown
-
+    discovery's difference and interval; and per notebook how many findings stay open ('01: 12 of 40')."""
     rows, open_counts = [], []
     for nb, table in replications(results).items():
         held = table[table["replicated"] == "yes"]
@@ -57,13 +52,7 @@ def conclusions(results: Path) -> str:
                 f"{s} {interval(m, lo, hi)}" for s, m, lo, hi in
                 zip(group["setting"], group["mean_difference"], group["ci_low"], group["ci_high"]))})
         open_counts.append(f"{nb[:2]}: {len(table) - len(held)} of {len(table)}")
-    if not rows:
-        return "No committed finding has replicated yet (`oneshot-lab replicate NN`).\n"
-    return (markdown(pd.DataFrame(rows)) + f"\nOpen (inconclusive, within the floor, both arms at chance, or not "
-            f"replicated): {', '.join(open_counts)}; every row is in [docs/results.md](docs/results.md).\n"
-            "<sub>Generated from `results/*/replication.csv`: differences a - b with 95% t-intervals over the "
-            "discovery seeds, each significant after Holm's adjustment within its notebook, beyond its floor, and "
-            "the same verdict again on fresh seeds.</sub>\n")
+    return pd.DataFrame(rows, columns=["notebook", "claim", "verdict", "settings"]), open_counts
 
 
 def replication_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -192,6 +192,23 @@ def package() -> str:
     return "| module | what it holds |\n|---|---|\n" + "\n".join(rows) + "\n"
 
 
+def conclusions_text(results: Path = RESULTS) -> str:
+    """The README's conclusions (`conclusions.conclusions`) as a table and the count of open findings."""
+    rows, open_counts = conclusions.conclusions(results)
+    if rows.empty:
+        return "No committed finding has replicated yet (`oneshot-lab replicate NN`).\n"
+    return (markdown(rows) + f"\nOpen (inconclusive, within the floor, both arms at chance, or not replicated): "
+            f"{', '.join(open_counts)}; every row is in [docs/results.md](docs/results.md).\n"
+            "<sub>Generated from `results/*/replication.csv`: differences a - b with 95% t-intervals over the "
+            "discovery seeds, each significant after Holm's adjustment within its notebook, beyond its floor, and "
+            "the same verdict again on fresh seeds.</sub>\n")
+
+
+def funnel_text(results: Path = RESULTS) -> str:
+    """Per notebook, the findings left after each step (`conclusions.funnel_table`)."""
+    return markdown(conclusions.funnel_table(results)) + "\n<sub>Generated from `results/*/replication.csv`.</sub>\n"
+
+
 HEADLINE = ROOT / "docs" / "figures" / "headline.svg"
 DEMO_SUMMARY = "demo_summary.csv"  # the closing table of the demo that made results/ (`--collect runs/demo`)
 
@@ -229,8 +246,8 @@ def headline(results: Path = RESULTS) -> str:
 
 SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package, "headline": headline,
                                           "targets": targets, "demo-time": demo_time,
-                                          "conclusions": lambda: conclusions.conclusions(RESULTS),
-                                          "funnel": lambda: conclusions.funnel_table(RESULTS)}
+                                          "conclusions": lambda: conclusions_text(RESULTS),
+                                          "funnel": lambda: funnel_text(RESULTS)}
 DOCUMENTS = ("README.md", "docs/results.md", "docs/sweeps.md", "docs/performance.md", "docs/reference.md",
              "docs/architecture.md")
 
