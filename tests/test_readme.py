@@ -46,3 +46,25 @@ def test_readme_is_a_five_minute_read_with_what_a_newcomer_looks_for():
     for heading in ("## Quick start: two commands", "## Prune your own model", "## Your own method",
                     "## Exploring in JupyterLab", "## Sweeps", "## Where everything else lives"):
         assert heading in text
+
+
+def test_collecting_a_replication_lands_beside_the_discovery_never_over_it(tmp_path):
+    import json
+
+    from oneshot_lab.bench import readme
+
+    run = tmp_path / "runs" / "01_magnitude_pruning"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_text(json.dumps({"status": "complete"}))
+    (run / "01_magnitude_pruning.ipynb").write_text("{}")
+    for name in ("replication.csv", "findings.csv", "findings_seeds.csv", "metrics.csv"):
+        (run / name).write_text(f"fresh {name}\n")
+    results = tmp_path / "results"
+    (results / "01_magnitude_pruning").mkdir(parents=True)
+    (results / "01_magnitude_pruning" / "findings.csv").write_text("discovery\n")
+    assert readme.collect(run, results) == results / "01_magnitude_pruning" / "replication.csv"
+    target = results / "01_magnitude_pruning"
+    assert (target / "findings.csv").read_text() == "discovery\n" and not (target / "metrics.csv").exists()
+    assert (target / "replication.csv").read_text() == "fresh replication.csv\n"
+    assert sorted(p.name for p in (target / "replication").iterdir()) == ["findings.csv", "findings_seeds.csv",
+                                                                        "manifest.json"]

@@ -275,7 +275,8 @@ def render(text: str, results: Path = RESULTS) -> str:
 def collect(run_dir: Path, results: Path = RESULTS) -> Path:
     """Copy the small tables of a complete run (its manifest names the notebook) into results/<notebook>/:
     the COLLECTED ones, the executed notebook (what the documentation site shows before a user's own demo, and
-    the demo's estimates of time left) and every file already there, so no file is left from an older run."""
+    the demo's estimates of time left) and every file already there, so no file is left from an older run. A
+    replication record (`oneshot-lab replicate`) goes to results/<notebook>/replication.csv and replication/."""
     import json
 
     if (run_dir / "summary.csv").is_file() and not (run_dir / "manifest.json").exists():  # a demo's directory
@@ -288,6 +289,12 @@ def collect(run_dir: Path, results: Path = RESULTS) -> Path:
     notebook = next(p.stem for p in run_dir.glob("*.ipynb"))
     target = results / notebook
     target.mkdir(parents=True, exist_ok=True)
+    if (run_dir / conclusions.REPLICATION).is_file():  # `oneshot-lab replicate`: beside the discovery, never over it
+        (target / "replication").mkdir(exist_ok=True)
+        shutil.copyfile(run_dir / conclusions.REPLICATION, target / conclusions.REPLICATION)
+        for name in ("findings.csv", "findings_seeds.csv", "manifest.json"):
+            shutil.copyfile(run_dir / name, target / "replication" / name)
+        return target / conclusions.REPLICATION
     for name in sorted(set(COLLECTED) | {f"{notebook}.ipynb"} | {p.name for p in target.iterdir()}):
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, target / name)
