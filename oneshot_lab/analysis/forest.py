@@ -5,8 +5,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-COLOURS = {"supported": "tab:green", "contradicted": "tab:red", "inconclusive": "tab:gray",
-           "too few seeds": "lightgray"}
+COLOURS = {"supported": "tab:green", "contradicted": "tab:red", "equivalent": "tab:blue", "inconclusive": "tab:gray",
+           "both at chance": "tab:olive", "too few seeds": "lightgray"}
 
 
 def plot(findings: pd.DataFrame, title: str = "", ax: plt.Axes | None = None) -> plt.Axes:

@@ -182,8 +182,8 @@ AT_INIT_DIRECTIONS = {
     "after training": (True, "the methods stay below magnitude pruning after training and lottery-ticket rewinding "
                              "(theirs rewound to an early iteration, ours to the initialisation)"),
 }
-AGREEMENT = ["claim", "published", "source", "settings", "supported", "inconclusive", "contradicted", "consistent",
-             "confirmed"]
+AGREEMENT = ["claim", "published", "source", "settings", "supported", "equivalent", "inconclusive", "contradicted",
+             "consistent", "confirmed"]
 
 
 def at_init_direction(a: str, b: str) -> tuple[bool, str] | None:
@@ -206,7 +206,8 @@ def at_init_agreement(findings: pd.DataFrame) -> pd.DataFrame:
 
     Where the paper reports the claim holding, a supported setting is consistent and confirms it. Where it reports
     the claim not holding ("preserves or improves accuracy"), every setting that is not supported is consistent, and
-    only a contradicted one (the control better) confirms it: an inconclusive setting cannot show "no worse".
+    a contradicted one (the control better) or an equivalent one (within the floor) confirms it: an inconclusive
+    setting cannot show "no worse".
     Comparisons the paper did not make are left out.
     """
     needed = {"claim", "a", "b", "verdict"}
@@ -218,8 +219,8 @@ def at_init_agreement(findings: pd.DataFrame) -> pd.DataFrame:
         if direction is None:
             continue
         holds, text = direction
-        counts = {v: int((group.verdict == v).sum()) for v in ("supported", "inconclusive", "contradicted")}
+        counts = {v: int((group.verdict == v).sum()) for v in ("supported", "equivalent", "inconclusive", "contradicted")}
         rows.append({"claim": claim, "published": text, "source": FRANKLE_2021, "settings": len(group), **counts,
                      "consistent": counts["supported"] if holds else len(group) - counts["supported"],
-                     "confirmed": counts["supported"] if holds else counts["contradicted"]})
+                     "confirmed": counts["supported"] if holds else counts["contradicted"] + counts["equivalent"]})
     return pd.DataFrame(rows, columns=AGREEMENT)

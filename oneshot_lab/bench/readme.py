@@ -132,7 +132,8 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "07-accuracy": (NB07, "summary.csv", partial(pivot, index=["arm"], columns="weights_remaining", values="text")),
     "07-collapse": (NB07, "collapse_points.csv", partial(exact, columns=["collapses_at", "max_intact_sparsity"])),
     "07-published": (NB07, "published.csv", partial(select, columns=[
-        "claim", "published", "settings", "supported", "inconclusive", "contradicted", "consistent", "confirmed"])),
+        "claim", "published", "settings", "supported", "equivalent", "inconclusive", "contradicted", "consistent",
+        "confirmed"])),
     "07-tally": (NB07, "tally.csv", None),
     "07-findings": (NB07, "findings.csv", verdicts),
     **{f"{nb[:2]}-replication": (nb, conclusions.REPLICATION, conclusions.replication_table)
