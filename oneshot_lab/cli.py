@@ -20,6 +20,7 @@ EPILOG = """examples:
   oneshot-lab sweep my.yaml --runs runs/my --dry-run      list its runs and which are already complete
   oneshot-lab sweep my.yaml --executor dask --scheduler tls://scheduler-host:8786
   oneshot-lab report runs/compare_criteria                means with Student-t intervals, figures (notebook 04)
+  oneshot-lab recipes sweeps/recipes/01.yaml              dense recipes chosen on validation over a small grid
 
 A sweep is resumable: re-run the same command and complete runs are skipped, failed or missing
 ones run again. See `oneshot-lab sweep --help` for the spec format.
@@ -100,6 +101,13 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--html", action="store_true", help="also write the executed notebook as a self-contained HTML page")
     rep.set_defaults(func=commands.report_command)
 
+    rec = sub.add_parser("recipes", help="choose dense training recipes on validation over a grid (a YAML spec)")
+    rec.add_argument("spec", help="a recipe spec, e.g. sweeps/recipes/01.yaml")
+    rec.add_argument("--out", help="the record directory (default: runs/recipes/<spec stem>); a re-run resumes it")
+    rec.add_argument("--workers", type=commands.positive_int("workers"), metavar="N",
+                     help="processes training the seeds of a grid point (default: ONESHOT_LAB_WORKERS, else per core)")
+    rec.set_defaults(func=commands.recipes_command)
+
     cache = sub.add_parser("cache", help="the fit cache: directory, entries, size, cap (info); delete entries (clear)")
     cache.add_argument("action", choices=("info", "clear"))
     cache.set_defaults(func=commands.cache_command)
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(), notebooks.ending_on_signals():
             warnings.showwarning = _show_warning
-            if args.command in ("run", "demo", "sweep", "report"):  # a kernel would find a bad setting late
+            if args.command in ("run", "demo", "sweep", "report", "recipes"):  # a kernel would find a bad setting late
                 fit_store.check_environment()
             return args.func(args)
     except notebooks.Terminated:
