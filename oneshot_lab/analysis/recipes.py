@@ -9,6 +9,7 @@ from .stats import summarize
 
 POINT = ["setting", "point", "recipe"]
 ALL = "all settings"  # the setting label of the one recipe shared by several settings
+TIE = 1e-9  # means of accuracies (multiples of 1 / examples) this close are equal: rounding, not a difference
 
 
 def summary(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -24,22 +25,28 @@ def summary(rows: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
 
 
 def choose(table: pd.DataFrame) -> pd.DataFrame:
-    """Per setting, the `summary` row with the highest val_mean (a tie: the earlier point); with several settings,
-    also the point whose val_mean averaged over the settings is highest (setting 'all settings', no interval)."""
+    """Per setting, the `summary` row with the highest val_mean (a tie, within `TIE`: the earlier point); with
+    several settings, also the point whose val_mean averaged over them is highest (setting 'all settings', no
+    interval)."""
     missing = {*POINT, "val_mean", "test_mean"} - set(table.columns)
     if missing:
         raise ValueError(f"a recipe summary needs column(s) {sorted(missing)}; got {list(table.columns)}")
     if table.empty:
         raise ValueError("the recipe summary is empty: no grid point to choose from")
     ordered = table.sort_values("point", kind="stable")
-    best = [ordered[ordered["setting"] == s].loc[lambda t: t["val_mean"].idxmax()] for s in dict.fromkeys(table["setting"])]
+    best = [first_best(ordered[ordered["setting"] == s]) for s in dict.fromkeys(table["setting"])]
     out = pd.DataFrame(best).reset_index(drop=True)
     if table["setting"].nunique() > 1:
         shared = table.groupby(["point", "recipe"], sort=True)[["val_mean", "test_mean"]].mean().reset_index()
         shared = shared[table.groupby("point")["setting"].nunique().reindex(shared["point"]).to_numpy()
                         == table["setting"].nunique()]  # only points every setting ran
-        pick = shared.loc[shared["val_mean"].idxmax()]
+        pick = first_best(shared)
         row = {"setting": ALL, "point": pick["point"], "recipe": pick["recipe"], "val_mean": pick["val_mean"],
                "test_mean": pick["test_mean"], **({"n": table["n"].min()} if "n" in table else {})}
         out = pd.concat([out, pd.DataFrame([row])], ignore_index=True)
     return out
+
+
+def first_best(points: pd.DataFrame) -> pd.Series:
+    """The first row of `points` whose val_mean is the highest (within `TIE`)."""
+    return points[points["val_mean"] >= points["val_mean"].max() - TIE].iloc[0]
