@@ -23,6 +23,7 @@ EPILOG = """examples:
   oneshot-lab report runs/compare_criteria                means with Student-t intervals, figures (notebook 04)
   oneshot-lab compare results/01_magnitude_pruning runs/demo/01_magnitude_pruning   do the verdicts agree?
   oneshot-lab replicate 01                  run 01 on seeds 5-9 and say which findings replicate
+  oneshot-lab recipes sweeps/recipes/01.yaml              dense recipes chosen on validation over a small grid
 
 A sweep is resumable: re-run the same command and complete runs are skipped, failed or missing
 ones run again. See `oneshot-lab sweep --help` for the spec format.
@@ -125,6 +126,13 @@ def parser() -> argparse.ArgumentParser:
     rpl.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds (an integer >= 1)")
     rpl.set_defaults(func=verdict_commands.replicate_command)
 
+    rec = sub.add_parser("recipes", help="choose dense training recipes on validation over a grid (a YAML spec)")
+    rec.add_argument("spec", help="a recipe spec, e.g. sweeps/recipes/01.yaml")
+    rec.add_argument("--out", help="the record directory (default: runs/recipes/<spec stem>); a re-run resumes it")
+    rec.add_argument("--workers", type=commands.positive_int("workers"), metavar="N",
+                     help="processes training the seeds of a grid point (default: ONESHOT_LAB_WORKERS, else per core)")
+    rec.set_defaults(func=commands.recipes_command)
+
     cache = sub.add_parser("cache", help="the fit cache: directory, entries, size, cap (info); delete entries (clear)")
     cache.add_argument("action", choices=("info", "clear"))
     cache.set_defaults(func=commands.cache_command)
@@ -164,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings(), notebooks.ending_on_signals():
             warnings.showwarning = _show_warning
-            if args.command in ("run", "demo", "sweep", "report", "replicate"):  # a kernel would find a bad setting late
+            if args.command in ("run", "demo", "sweep", "report", "replicate", "recipes"):  # a kernel would find a bad setting late
                 fit_store.check_environment()
             return args.func(args)
     except notebooks.Terminated:

@@ -242,6 +242,16 @@ def report_command(args: argparse.Namespace) -> int:
     return code
 
 
+def recipes_command(args: argparse.Namespace) -> int:
+    """Run (or resume) a dense recipe search from a YAML spec; print the recipe chosen on validation per setting."""
+    from .runner import recipes
+
+    out, chosen = recipes.run(args.spec, args.out, args.workers)
+    print(chosen[["setting", "point", "recipe", "val_mean", "test_mean"]].to_string(index=False))
+    print(f"done: {out} (chosen on validation accuracy; test is reported, never used to choose)")
+    return 0
+
+
 def cache_command(args: argparse.Namespace) -> int:
     """Show the fit cache (directory, entries, size, cap) or delete its entries."""
     print("\n".join(fit_store.clear_lines() if args.action == "clear" else fit_store.summary()))
