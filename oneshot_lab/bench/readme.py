@@ -61,9 +61,14 @@ def wide(frame: pd.DataFrame, stages: tuple[str, ...], index: list[str], columns
     return stats.table(rows, index, columns).reset_index()
 
 
-def verdicts(frame: pd.DataFrame, keep: tuple[str, ...] = ("supported", "contradicted")) -> pd.DataFrame:
+def verdicts(frame: pd.DataFrame, keep: tuple[str, ...] = ("supported", "contradicted", "equivalent")) -> pd.DataFrame:
     """The findings whose verdict is in `keep`, as `findings.show` prints them."""
     return findings_module.show(frame[frame["verdict"].isin(keep)])
+
+
+def recipe_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Notebook 02's claims about its second recipe (weight decay), every verdict."""
+    return findings_module.show(frame[frame["claim"].str.contains("weight decay")])
 
 
 def tally_of(frame: pd.DataFrame) -> pd.DataFrame:
@@ -110,8 +115,7 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
                                                           "obd_hutchinson/global", "obd_ggn/layer"))),
     "02-tally": (NB02, "tally.csv", None),
     "02-findings": (NB02, "findings.csv", verdicts),
-    "02-dense-wd0": (f"{NB02}_weight_decay_0", "dense_over_seeds.csv", dense),
-    "02-tally-wd0": (f"{NB02}_weight_decay_0", "tally.csv", None),
+    "02-recipe": (NB02, "findings.csv", recipe_rows),
     "03-published": (NB03, "published.csv", partial(select, columns=[
         "quantity", "published", "source", "ours_mean", "ours_ci_low", "ours_ci_high", "seeds"])),
     "03-matching": (NB03, "matching.csv", partial(pivot, index=["seed"], columns="condition", values="weights_remaining")),
