@@ -66,3 +66,25 @@ def replication_table(table: pd.DataFrame) -> pd.DataFrame:
                                                   found["replication_ci_low"], found["replication_ci_high"])],
         "verdict on fresh seeds": found["replication_verdict"].fillna("not run"),
         "replicated": found["replicated"]})
+
+
+def accuracy(mean: float, low: float, high: float) -> str:
+    """'0.944 [0.916, 0.972]', or the mean alone when it has no interval."""
+    return f"{mean:.3f}" if not np.isfinite(low) else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def recipes_table(results: Path) -> pd.DataFrame:
+    """Per committed recipe search (`results/recipes/NN/`): the chosen recipe with its validation accuracy, beside
+    the best validation accuracy among the other points of its grid (test accuracy never enters the choice)."""
+    rows = []
+    for folder in sorted(p for p in (results / "recipes").iterdir() if (p / "chosen.csv").is_file()):
+        chosen, summary = pd.read_csv(folder / "chosen.csv"), pd.read_csv(folder / "summary.csv")
+        for row in chosen.itertuples():
+            grid = summary[summary["setting"] == row.setting] if row.setting in set(summary["setting"]) else None
+            others = None if grid is None else grid[grid["point"] != row.point].nlargest(1, "val_mean")
+            rows.append({"notebook": folder.name, "setting": row.setting, "chosen recipe": row.recipe,
+                         "validation": accuracy(row.val_mean, row.val_ci_low, row.val_ci_high),
+                         "best other point": "—" if others is None or others.empty else
+                         f"{others['recipe'].iloc[0]}: {others['val_mean'].iloc[0]:.3f}",
+                         "points x seeds": f"{summary['point'].nunique()} x {int(row.n)}"})
+    return pd.DataFrame(rows)

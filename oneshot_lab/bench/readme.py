@@ -252,7 +252,9 @@ def headline(results: Path = RESULTS) -> str:
 SECTIONS: dict[str, Callable[[], str]] = {"performance": performance, "package": package, "headline": headline,
                                           "targets": targets, "demo-time": demo_time,
                                           "conclusions": lambda: conclusions_text(RESULTS),
-                                          "funnel": lambda: funnel_text(RESULTS)}
+                                          "funnel": lambda: funnel_text(RESULTS),
+                                          "recipes": lambda: markdown(conclusions.recipes_table(RESULTS)) +
+                                          "\n<sub>Generated from `results/recipes/*/`.</sub>\n"}
 DOCUMENTS = ("README.md", "docs/results.md", "docs/sweeps.md", "docs/performance.md", "docs/reference.md",
              "docs/architecture.md")
 
