@@ -68,3 +68,22 @@ def test_collecting_a_replication_lands_beside_the_discovery_never_over_it(tmp_p
     assert (target / "replication.csv").read_text() == "fresh replication.csv\n"
     assert sorted(p.name for p in (target / "replication").iterdir()) == ["findings.csv", "findings_seeds.csv",
                                                                         "manifest.json"]
+
+
+def test_the_conclusions_name_only_replicated_findings_and_count_the_rest_open(tmp_path):
+    from oneshot_lab.bench import conclusions
+
+    rows = [("a beats b", "sparsity=0.5", "supported", "yes", 0.01), ("a beats b", "sparsity=0.9", "supported", "no", 0.01),
+            ("a beats b", "sparsity=0.95", "inconclusive", "", 0.2), ("c beats b", "sparsity=0.5", "equivalent", "yes", 0.3)]
+    table = pd.DataFrame([{"claim": c, "setting": s, "verdict": v, "replicated": r, "p_value": p / 2, "p_adjusted": p,
+                           "confidence": 0.95, "mean_difference": 0.1, "ci_low": 0.05, "ci_high": 0.15}
+                          for c, s, v, r, p in rows])
+    (tmp_path / "01_magnitude_pruning").mkdir()
+    table.to_csv(tmp_path / "01_magnitude_pruning" / "replication.csv", index=False)
+    held, open_counts = conclusions.conclusions(tmp_path)
+    assert list(zip(held.claim, held.verdict, held.settings)) == [
+        ("a beats b", "supported", "sparsity=0.5 +0.100 [+0.050, +0.150]"),
+        ("c beats b", "equivalent", "sparsity=0.5 +0.100 [+0.050, +0.150]")]
+    assert open_counts == ["01: 2 of 4"]
+    assert conclusions.funnel(table) == {"findings": 4, "raw p < 0.05": 2, "adjusted p < 0.05": 2,
+                                         "beyond the floor": 2, "equivalent": 1, "replicated": 2}
