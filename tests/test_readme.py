@@ -81,9 +81,9 @@ def test_the_conclusions_name_only_replicated_findings_and_count_the_rest_open(t
     (tmp_path / "01_magnitude_pruning").mkdir()
     table.to_csv(tmp_path / "01_magnitude_pruning" / "replication.csv", index=False)
     held, open_counts = conclusions.conclusions(tmp_path)
-    assert list(zip(held.claim, held.verdict, held.settings)) == [
-        ("a beats b", "supported", "sparsity=0.5 +0.100 [+0.050, +0.150]"),
-        ("c beats b", "equivalent", "sparsity=0.5 +0.100 [+0.050, +0.150]")]
+    assert list(held["replicated conclusions"]) == [
+        "a beats b (supported) at 0.5: +0.100 [+0.050, +0.150]; c beats b (equivalent) at 0.5: +0.100 [+0.050, +0.150]"]
+    assert list(held["open"]) == ["2 of 4"]
     assert open_counts == ["01: 2 of 4"]
     assert conclusions.funnel(table) == {"findings": 4, "raw p < 0.05": 2, "adjusted p < 0.05": 2,
                                          "beyond the floor": 2, "equivalent": 1, "replicated": 2}

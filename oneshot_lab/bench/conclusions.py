@@ -41,18 +41,26 @@ def interval(mean: float, low: float, high: float) -> str:
     return "—" if not np.isfinite(mean) else f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
+def short(setting: str) -> str:
+    """'stage=finetuned, sparsity=0.5' -> 'finetuned 0.5'."""
+    return " ".join(part.split("=", 1)[-1] for part in str(setting).split(", "))
+
+
 def conclusions(results: Path) -> tuple[pd.DataFrame, list[str]]:
-    """The README's conclusions: per notebook and claim, the settings whose finding replicated, with the
-    discovery's difference and interval; and per notebook how many findings stay open ('01: 12 of 40')."""
+    """The README's conclusions, one row per notebook: each claim with replicated findings, its verdict, in how
+    many settings and the range of the discovery's mean differences; and per notebook how many findings stay
+    open ('01: 12 of 40')."""
     rows, open_counts = [], []
     for nb, table in replications(results).items():
         held = table[table["replicated"] == "yes"]
-        for (claim, verdict), group in held.groupby(["claim", "verdict"], sort=False):
-            rows.append({"notebook": nb[:2], "claim": claim, "verdict": verdict, "settings": "; ".join(
-                f"{s} {interval(m, lo, hi)}" for s, m, lo, hi in
-                zip(group["setting"], group["mean_difference"], group["ci_low"], group["ci_high"]))})
+        parts = [f"{claim} ({verdict}) at {', '.join(map(short, group['setting']))}: "
+                 + (f"{group['mean_difference'].min():+.3f} to {group['mean_difference'].max():+.3f}" if len(group) > 1
+                    else interval(*group[['mean_difference', 'ci_low', 'ci_high']].iloc[0]))
+                 for (claim, verdict), group in held.groupby(["claim", "verdict"], sort=False)]
+        rows.append({"notebook": nb, "replicated conclusions": "; ".join(parts) or "none",
+                     "open": f"{len(table) - len(held)} of {len(table)}"})
         open_counts.append(f"{nb[:2]}: {len(table) - len(held)} of {len(table)}")
-    return pd.DataFrame(rows, columns=["notebook", "claim", "verdict", "settings"]), open_counts
+    return pd.DataFrame(rows, columns=["notebook", "replicated conclusions", "open"]), open_counts
 
 
 def replication_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -202,11 +202,11 @@ def conclusions_text(results: Path = RESULTS) -> str:
     rows, open_counts = conclusions.conclusions(results)
     if rows.empty:
         return "No committed finding has replicated yet (`oneshot-lab replicate NN`).\n"
-    return (markdown(rows) + f"\nOpen (inconclusive, within the floor, both arms at chance, or not replicated): "
-            f"{', '.join(open_counts)}; every row is in [docs/results.md](docs/results.md).\n"
-            "<sub>Generated from `results/*/replication.csv`: differences a - b with 95% t-intervals over the "
-            "discovery seeds, each significant after Holm's adjustment within its notebook, beyond its floor, and "
-            "the same verdict again on fresh seeds.</sub>\n")
+    return (markdown(rows) + "\n<sub>Generated from `results/*/replication.csv`: claims whose findings are "
+            "significant after Holm's adjustment within their notebook, beyond its floor, and gave the same verdict "
+            "on fresh seeds; the discovery's mean differences a - b. Open: inconclusive, within the floor, both arms "
+            "at chance, or not replicated. Every finding with its interval: [docs/results.md](docs/results.md)."
+            "</sub>\n")
 
 
 def funnel_text(results: Path = RESULTS) -> str:
