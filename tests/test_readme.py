@@ -82,7 +82,8 @@ def test_the_conclusions_name_only_replicated_findings_and_count_the_rest_open(t
     table.to_csv(tmp_path / "01_magnitude_pruning" / "replication.csv", index=False)
     held, open_counts = conclusions.conclusions(tmp_path)
     assert list(held["replicated conclusions"]) == [
-        "a beats b (supported) at 0.5: +0.100 [+0.050, +0.150]; c beats b (equivalent) at 0.5: +0.100 [+0.050, +0.150]"]
+        "a beats b (supported) at sparsity=0.5: +0.100 [+0.050, +0.150]; c beats b (equivalent) at sparsity=0.5: "
+        "+0.100 [+0.050, +0.150]"]
     assert list(held["open"]) == ["2 of 4"]
     assert open_counts == ["01: 2 of 4"]
     assert conclusions.funnel(table) == {"findings": 4, "raw p < 0.05": 2, "adjusted p < 0.05": 2,

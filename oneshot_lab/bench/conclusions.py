@@ -41,9 +41,13 @@ def interval(mean: float, low: float, high: float) -> str:
     return "—" if not np.isfinite(mean) else f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
+BARE = ("stage", "setting", "experiment", "method", "condition", "network", "split")  # keys whose value says it
+
+
 def short(setting: str) -> str:
-    """'stage=finetuned, sparsity=0.5' -> 'finetuned 0.5'."""
-    return " ".join(part.split("=", 1)[-1] for part in str(setting).split(", "))
+    """'stage=finetuned, sparsity=0.5' -> 'finetuned sparsity=0.5'; values of `BARE` keys alone."""
+    parts = [part.split("=", 1) for part in str(setting).split(", ")]
+    return " ".join(kv[-1] if len(kv) == 1 or kv[0] in BARE else f"{kv[0]}={kv[1]}" for kv in parts)
 
 
 def conclusions(results: Path) -> tuple[pd.DataFrame, list[str]]:
