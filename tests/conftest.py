@@ -135,3 +135,15 @@ def float64_mlp():
                 p.copy_(torch.empty_like(p).uniform_(-0.4, 0.4, generator=gen))
         return model
     return make
+
+
+# The files whose tests take tens of seconds (notebooks, sweeps, kernels, the browser): collected first, so the
+# two xdist workers share them from the start instead of one of them finishing the suite alone.
+SLOW_FIRST = ("test_sweep.py", "test_notebooks.py", "test_faults.py", "test_plugins.py", "test_browser.py",
+              "test_docs_site.py", "test_bench.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Put the tests of `SLOW_FIRST` before the rest, each file's order kept."""
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

