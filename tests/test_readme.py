@@ -78,13 +78,20 @@ def test_the_conclusions_name_only_replicated_findings_and_count_the_rest_open(t
     table = pd.DataFrame([{"claim": c, "setting": s, "verdict": v, "replicated": r, "p_value": p / 2, "p_adjusted": p,
                            "confidence": 0.95, "mean_difference": 0.1, "ci_low": 0.05, "ci_high": 0.15}
                           for c, s, v, r, p in rows])
-    (tmp_path / "01_magnitude_pruning").mkdir()
+    table["a"], table["b"], table["value"] = "a", "b", "test_accuracy"
+    (tmp_path / "01_magnitude_pruning" / "replication").mkdir(parents=True)
     table.to_csv(tmp_path / "01_magnitude_pruning" / "replication.csv", index=False)
+    own = table.assign(verdict=["supported", "inconclusive", "inconclusive", "equivalent"])  # the fresh run's family
+    own.to_csv(tmp_path / "01_magnitude_pruning" / "replication" / "findings.csv", index=False)
     held, open_counts = conclusions.conclusions(tmp_path)
     assert list(held["replicated conclusions"]) == [
         "a beats b (supported) at sparsity=0.5: +0.100 [+0.050, +0.150]; c beats b (equivalent) at sparsity=0.5: "
         "+0.100 [+0.050, +0.150]"]
     assert list(held["open"]) == ["2 of 4"]
     assert open_counts == ["01: 2 of 4"]
-    assert conclusions.funnel(table) == {"findings": 4, "raw p < 0.05": 2, "adjusted p < 0.05": 2,
-                                         "beyond the floor": 2, "equivalent": 1, "replicated": 2}
+    assert conclusions.funnel(conclusions.replications(tmp_path)["01_magnitude_pruning"]) == {
+        "findings": 4, "raw p < 0.05": 2, "adjusted p < 0.05": 2, "beyond the floor": 2, "equivalent": 1,
+        "replicated": 2, "also in the fresh run's family": 2}
+    own.assign(verdict="inconclusive").to_csv(tmp_path / "01_magnitude_pruning" / "replication" / "findings.csv",
+                                              index=False)  # replicated among the re-tested only: not a conclusion
+    assert list(conclusions.conclusions(tmp_path)[0]["replicated conclusions"]) == ["none"]

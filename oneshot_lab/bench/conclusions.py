@@ -15,9 +15,25 @@ NOTEBOOKS = ("01_magnitude_pruning", "02_obd_saliency", "03_lottery_ticket_rewin
              "05_beyond_the_diagonal", "07_pruning_at_init")
 
 
+KEYS = ["claim", "setting", "a", "b", "value"]
+
+
 def replications(results: Path) -> dict[str, pd.DataFrame]:
-    """The committed replication table of every notebook that has one, by notebook."""
-    return {nb: pd.read_csv(results / nb / REPLICATION) for nb in NOTEBOOKS if (results / nb / REPLICATION).is_file()}
+    """The committed replication table of every notebook that has one, by notebook, with `held`: replicated among
+    the re-tested findings AND given the same verdict by the fresh run's own family (its `findings.csv`, adjusted
+    over all its claims), so a conclusion survives both ways of counting the comparisons."""
+    out = {}
+    for nb in NOTEBOOKS:
+        if not (results / nb / REPLICATION).is_file():
+            continue
+        table = pd.read_csv(results / nb / REPLICATION)
+        own = results / nb / "replication" / "findings.csv"
+        fresh = pd.read_csv(own)[[*KEYS, "verdict"]].rename(columns={"verdict": "own_verdict"}) if own.is_file() \
+            else pd.DataFrame(columns=[*KEYS, "own_verdict"])
+        table = table.merge(fresh, on=KEYS, how="left")
+        table["held"] = (table["replicated"] == "yes") & (table["own_verdict"] == table["verdict"])
+        out[nb] = table
+    return out
 
 
 def funnel(table: pd.DataFrame) -> dict[str, int]:
@@ -28,7 +44,8 @@ def funnel(table: pd.DataFrame) -> dict[str, int]:
             "adjusted p < 0.05": int((table["p_adjusted"] < alpha).sum()),
             "beyond the floor": int(table["verdict"].isin(["supported", "contradicted"]).sum()),
             "equivalent": int((table["verdict"] == "equivalent").sum()),
-            "replicated": int((table["replicated"] == "yes").sum())}
+            "replicated": int((table["replicated"] == "yes").sum()),
+            "also in the fresh run's family": int(table["held"].sum()) if "held" in table else 0}
 
 
 def funnel_table(results: Path) -> pd.DataFrame:
@@ -56,7 +73,7 @@ def conclusions(results: Path) -> tuple[pd.DataFrame, list[str]]:
     open ('01: 12 of 40')."""
     rows, open_counts = [], []
     for nb, table in replications(results).items():
-        held = table[table["replicated"] == "yes"]
+        held = table[table["held"]]
         parts = [f"{claim} ({verdict}) at {', '.join(map(short, group['setting']))}: "
                  + (f"{group['mean_difference'].min():+.3f} to {group['mean_difference'].max():+.3f}" if len(group) > 1
                     else interval(*group[['mean_difference', 'ci_low', 'ci_high']].iloc[0]))

@@ -204,7 +204,8 @@ def conclusions_text(results: Path = RESULTS) -> str:
         return "No committed finding has replicated yet (`oneshot-lab replicate NN`).\n"
     return (markdown(rows) + "\n<sub>Generated from `results/*/replication.csv`: claims whose findings are "
             "significant after Holm's adjustment within their notebook, beyond its floor, and gave the same verdict "
-            "on fresh seeds; the discovery's mean differences a - b. Open: inconclusive, within the floor, both arms "
+            "on fresh seeds, both among the re-tested findings and in the fresh run's own family; the discovery's "
+            "mean differences a - b. Open: inconclusive, within the floor, both arms "
             "at chance, or not replicated. Every finding with its interval: [docs/results.md](docs/results.md)."
             "</sub>\n")
 
