@@ -6,7 +6,6 @@ which, and the machines, library versions and code revisions of both records say
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ import pandas as pd
 
 from ..analysis import compare
 from ..util import machine
-from .integrity import MANIFEST, manifest_problem, read_json, table_problem
+from .integrity import MANIFEST, manifest_problem, read_json, read_table
 
 def _no_link(path: Path) -> None:
     """ValueError if `path` is a symbolic link: a record's own files are compared, not what a link points at."""
@@ -50,13 +49,10 @@ def read_findings(run_dir: str | os.PathLike, table: str = "findings") -> pd.Dat
     _no_link(path)
     if not path.exists():
         raise ValueError(f"{run_dir} has no {path.name} (only notebooks that compute findings write one)")
-    reason, text = table_problem(path)
-    if reason is None:
-        try:
-            return pd.read_csv(io.StringIO(text))
-        except (ValueError, pd.errors.ParserError) as err:
-            reason = f"not CSV ({' '.join(str(err).split())[:120]})"
-    raise ValueError(f"{path}: {reason}")
+    frame, reason = read_table(path)
+    if frame is None:
+        raise ValueError(f"{path}: {reason}")
+    return frame
 
 
 def _changed(a: dict, b: dict, key: str) -> list[tuple[str, object, object]]:

@@ -77,6 +77,19 @@ def read_json(path: Path) -> tuple[Any, str | None]:
         return None, "not valid JSON (it nests too deeply)"
 
 
+def read_table(path: Path) -> tuple[Any, str | None]:
+    """(the CSV at `path` as a DataFrame, None), or (None, why it is not a whole CSV table)."""
+    import pandas as pd
+
+    reason, text = table_problem(path)
+    if reason is None:
+        try:
+            return pd.read_csv(io.StringIO(text)), None
+        except (ValueError, pd.errors.ParserError) as err:
+            reason = f"not CSV ({' '.join(str(err).split())[:120]})"
+    return None, reason
+
+
 def table_problem(path: Path) -> tuple[str | None, str]:
     """(why the CSV at `path` is not a whole table, or None; its text)."""
     try:

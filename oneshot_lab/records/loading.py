@@ -3,7 +3,6 @@ malformed records are skipped with a warning."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -13,7 +12,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from .integrity import MANIFEST, RecordWarning, manifest_problem, read_json, table_problem
+from .integrity import MANIFEST, RecordWarning, manifest_problem, read_json, read_table
 
 
 def _skip(skipped: list[dict], path: Path, runs_dir: Path, reason: str, warn: bool) -> None:
@@ -45,14 +44,10 @@ def _table(run_dir: Path, manifest: dict, table: str, runs_dir: Path, skipped: l
         if table in manifest.get("tables", []):
             _skip(skipped, path, runs_dir, "the manifest lists this table but the file is missing", True)
         return None
-    reason, text = table_problem(path)
-    if reason is None:
-        try:
-            return pd.read_csv(io.StringIO(text))
-        except (ValueError, pd.errors.ParserError) as err:
-            reason = f"not CSV ({' '.join(str(err).split())[:120]})"
-    _skip(skipped, path, runs_dir, reason, True)
-    return None
+    frame, reason = read_table(path)
+    if frame is None:
+        _skip(skipped, path, runs_dir, reason, True)
+    return frame
 
 
 def _run_name(run_dir: Path, runs_dir: Path) -> str:
