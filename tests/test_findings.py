@@ -172,3 +172,16 @@ def test_forest_plot_draws_one_row_per_finding():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["supported", "inconclusive"]
     with pytest.raises(ValueError, match="empty"):
         ol.analysis.forest.plot(table.iloc[:0])
+
+
+def test_only_seeds_both_arms_have_are_paired_and_bad_pairings_are_named():
+    frame = records({0.5: [0.02, 0.01, 0.03, 0.02]})
+    fewer = frame[~((frame.method == "b") & (frame.seed == 3))]
+    assert evaluate(fewer, [Claim(claim="x", a="a", b="b", where={"stage": "one_shot"})])["n"].tolist() == [3]
+    with pytest.raises(ValueError, match="'seed' is what pairs are matched on; it cannot also be in by"):
+        Claim(claim="x", a="a", b="b", by=("seed",))
+    apart = frame.assign(seed=frame.seed + 10 * (frame.method == "a"))
+    with pytest.raises(ValueError, match="nothing to pair"):
+        evaluate(apart, [Claim(claim="x", a="a", b="b", where={"stage": "one_shot"})])
+    with pytest.raises(ValueError, match="confidence must be strictly between 0 and 1"):
+        evaluate(frame, [Claim(claim="x", a="a", b="b")], confidence=1.5)

@@ -37,29 +37,6 @@ def test_one_value_has_no_spread():
     assert out.n.iloc[0] == 1 and np.isnan(out["std"].iloc[0]) and out.text.iloc[0] == "0.500 (n=1)"
 
 
-def test_paired_difference_matches_a_one_sample_t_interval_on_differences():
-    data = frame()
-    out = stats.paired(data, "a", "b", by=["sparsity"], value="acc")
-    for row in out.itertuples():
-        at = data[data.sparsity == row.sparsity]
-        diff = (at[at.method == "a"].set_index("seed").acc - at[at.method == "b"].set_index("seed").acc)
-        low, high = scipy_stats.t.interval(0.95, len(diff) - 1, loc=diff.mean(), scale=scipy_stats.sem(diff))
-        assert row.mean_difference == pytest.approx(diff.mean())
-        assert (row.ci_low, row.ci_high) == (pytest.approx(low), pytest.approx(high))
-        assert row.agree == int((np.sign(diff) == np.sign(diff.mean())).sum()) and row.supported == (low > 0)
-        assert row.n == 5
-
-
-def test_paired_uses_only_seeds_both_have_and_names_bad_input():
-    data = frame()
-    data = data[~((data.method == "b") & (data.seed == 4))]
-    assert (stats.paired(data, "a", "b", by="sparsity", value="acc").n == 4).all()
-    with pytest.raises(ValueError, match="method 'c' is not in the table"):
-        stats.paired(data, "a", "c", value="acc")
-    with pytest.raises(ValueError, match="no column"):
-        stats.paired(data, "a", "b", value="top5")
-
-
 def test_table_is_wide_text():
     out = stats.table(stats.summarize(frame(), ["sparsity", "method"], "acc"), "sparsity", "method")
     assert list(out.columns) == ["a", "b"] and list(out.index) == [0.5, 0.9]
@@ -70,9 +47,6 @@ def test_table_is_wide_text():
     (lambda f: stats.summarize(f, ["method"], "method"), "column 'method' must be numeric"),
     (lambda f: stats.summarize([1, 2], ["method"], "acc"), "expected a pandas DataFrame"),
     (lambda f: stats.summarize(f, None, "acc"), "by must be a list"),
-    (lambda f: stats.paired(f, "a", "b", by="seed", value="acc"), "cannot also be in by"),
-    (lambda f: stats.paired(f[~((f.method == "b") & (f.sparsity == 0.5))].assign(
-        seed=lambda g: g.seed + 10 * (g.method == "a")), "a", "b", value="acc"), "nothing to pair"),
     (lambda f: stats.table(stats.summarize(f, ["method"], "acc"), ["method"], ["n"]), "column names must be text"),
 ])
 def test_bad_input_is_one_clear_error(call, match):

@@ -44,6 +44,8 @@ class Claim(Config):
         if self.a == self.b:
             raise ValueError(f"a and b must differ, both are {self.a!r}")
         by = [self.by] if isinstance(self.by, str) else checks.listing("by", self.by, nonempty=False)
+        if self.on in by:
+            raise ValueError(f"{self.on!r} is what pairs are matched on; it cannot also be in by={by!r}")
         self.store("by", tuple(by))
         self.store("where", dict(checks.mapping("where", self.where)))
 
@@ -204,18 +206,17 @@ class Family:
 def family(frame: pd.DataFrame, claims: list[Claim], confidence: float = 0.95, floor: float | Mapping = 0.0,
            chance: float | None = None, adjust: str = "holm", floor_by: str | None = None) -> Family:
     """`evaluate`'s findings (one family) together with their per-seed rows."""
-    if adjust not in significance.ADJUSTMENTS:
-        raise ValueError(f"unknown adjust {adjust!r}; accepted: {', '.join(significance.ADJUSTMENTS)}")
-    seeds = seed_rows(frame, claims, floor, chance, floor_by)
-    return Family(decide(measure(seeds, confidence), adjust), seeds)
+    return combined([(frame, claims)], confidence, floor, chance, adjust, floor_by)
 
 
-def combined(parts: list[tuple[pd.DataFrame, list[Claim]]], confidence: float = 0.95, floor: float = 0.0,
-             chance: float | None = None, adjust: str = "holm") -> Family:
+def combined(parts: list[tuple[pd.DataFrame, list[Claim]]], confidence: float = 0.95, floor: float | Mapping = 0.0,
+             chance: float | None = None, adjust: str = "holm", floor_by: str | None = None) -> Family:
     """One family from claims read off several tables: [(frame, claims), ...] (e.g. the records of two recipes)."""
     if adjust not in significance.ADJUSTMENTS:
         raise ValueError(f"unknown adjust {adjust!r}; accepted: {', '.join(significance.ADJUSTMENTS)}")
-    tables = [seed_rows(frame, claims, floor, chance) for frame, claims in parts if claims]
+    if not 0 < checks.number("confidence", confidence) < 1:
+        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence!r}")
+    tables = [seed_rows(frame, claims, floor, chance, floor_by) for frame, claims in parts if claims]
     seeds = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=SEED_COLUMNS)
     return Family(decide(measure(seeds, confidence), adjust), seeds)
 

@@ -1,4 +1,4 @@
-"""Statistics over seeds: Student-t intervals, paired differences, and the text tables built from them."""
+"""Statistics over seeds: Student-t intervals and the text tables built from them (paired findings: `findings`)."""
 
 from __future__ import annotations
 
@@ -72,44 +72,6 @@ def summarize(frame: pd.DataFrame, by: Sequence[str], value: str, confidence: fl
     out["text"] = [f"{m:.3f} ± {h:.3f}" if n > 1 else f"{m:.3f} (n={n})"
                    for m, h, n in zip(out["mean"], out["half_width"], out["n"])]
     return out
-
-
-def paired(frame: pd.DataFrame, a: str, b: str, by: Sequence[str] = (), on: str = "seed",
-           value: str = "test_accuracy", column: str = "method", confidence: float = 0.95) -> pd.DataFrame:
-    """Mean paired difference `value`[a] - `value`[b] per group of `by`, paired on `on` (the seed).
-
-    `a` and `b` are values of `column`. Columns: the `by` columns, a, b, n (pairs), mean_difference,
-    ci_low, ci_high, agree (pairs whose difference has the sign of the mean), positive (pairs where a
-    is above b) and supported (the
-    interval excludes 0). A pair is a seed where both a and b have a value.
-    """
-    by = [by] if isinstance(by, str) else checks.listing("by", by, nonempty=False)
-    _columns(frame, [value, column, on, *by])
-    if on in by:
-        raise ValueError(f"{on!r} is what pairs are matched on; it cannot also be in by={by!r}")
-    for name in (a, b):
-        if name not in set(frame[column]):
-            raise ValueError(f"{column} {name!r} is not in the table; present: "
-                             f"{', '.join(map(str, sorted(set(frame[column]), key=str)))}")
-    both = frame[frame[column].isin([a, b])]
-    wide = both.pivot_table(index=[*by, on], columns=column, values=value, aggfunc="mean").reset_index()
-    wide = wide.dropna(subset=[a, b])
-    wide["difference"] = wide[a] - wide[b]
-    if wide.empty:
-        raise ValueError(f"no {on} has a {value} for both {a!r} and {b!r}: nothing to pair")
-    out = summarize(wide, by, "difference", confidence)
-    agree, positive = [], []
-    for _, row in out.iterrows():
-        mask = np.logical_and.reduce([wide[c] == row[c] for c in by]) if by else np.ones(len(wide), bool)
-        agree.append(int((np.sign(wide.loc[mask, "difference"]) == np.sign(row["mean"])).sum()))
-        positive.append(int((wide.loc[mask, "difference"] > 0).sum()))
-    out = out.rename(columns={"mean": "mean_difference"})
-    out.insert(len(by), "a", a)
-    out.insert(len(by) + 1, "b", b)
-    out["agree"] = agree
-    out["positive"] = positive
-    out["supported"] = (out["ci_low"] > 0) | (out["ci_high"] < 0)
-    return out[[*by, "a", "b", "n", "mean_difference", "ci_low", "ci_high", "agree", "positive", "supported"]]
 
 
 def table(summary: pd.DataFrame, index: str | Sequence[str], columns: str) -> pd.DataFrame:
