@@ -94,14 +94,18 @@ def test_obd_saliency_without_ggn_features_the_first_curvature_but_hutchinson():
         claims.obd_saliency(_metrics(methods, ["one_shot"]), ["lbfgs"])
 
 
-def test_second_order_claims_in_table_order_for_the_methods_that_ran():
-    chosen = claims.second_order(_metrics(["obs/global", "obd/global", "magnitude/global", "wanda/layer"], ["dense"]))
+def test_second_order_claims_in_table_order_for_the_methods_that_ran_never_across_scopes():
+    methods = ["obs/global", "obd/global", "magnitude/global", "wanda/layer", "obc/layer", "obc/global"]
+    chosen = claims.second_order(_metrics(methods, ["dense"]))
     by = ("setting", "stage", "sparsity")
-    assert chosen == [
-        Claim(claim="obs (full Fisher, with update) beats obd (diagonal, no update)", a="obs/global", b="obd/global",
-              by=by, where={"stage": STAGES}),
-        Claim(claim="obs beats magnitude", a="obs/global", b="magnitude/global", by=by, where={"stage": STAGES}),
-        Claim(claim="obd beats magnitude", a="obd/global", b="magnitude/global", by=by, where={"stage": STAGES})]
+    assert [(c.a, c.b) for c in chosen] == [("obc/layer", "wanda/layer"), ("obc/global", "magnitude/global"),
+                                            ("obs/global", "obd/global"), ("obs/global", "magnitude/global"),
+                                            ("obd/global", "magnitude/global")]
+    assert all(c.a.split("/")[1] == c.b.split("/")[1] for c in chosen)  # wanda/layer is never set against obc/global
+    assert chosen[2] == Claim(claim="obs beats obd (the full Fisher with updates against its diagonal without; global "
+                                    "scope: one count over all layers, each arm's per-layer densities its own)",
+                              a="obs/global", b="obd/global", by=by, where={"stage": STAGES})
+    assert "layer scope: the same count in every layer" in chosen[0].claim
     assert claims.second_order(_metrics(["obs/global", "obd/global"], ["dense"]), stages=["one_shot"])[0].where == \
         {"stage": ["one_shot"]}
 

@@ -256,3 +256,16 @@ def test_global_and_layer_methods():
     assert oneshot.global_and_layer(["magnitude"], []) == ["magnitude/global"]
     with pytest.raises(ValueError, match="random"):
         oneshot.global_and_layer(["magnitude"], ["random"])
+
+
+def test_dense_layers_stay_dense_and_the_sparsity_applies_to_the_others(synthetic, tiny_mlp):
+    last = ol.prunable(tiny_mlp)[-1]
+    config = oneshot.OneShotConfig(methods=("magnitude/global", "obc/layer"), sparsities=(0.8,), dense_layers=(last,))
+    _, layers = oneshot.one_shot(tiny_mlp, synthetic, config, progress=False)
+    kept = layers[layers.layer == last]
+    assert (kept.density == 1.0).all() and len(kept) == 2
+    others = layers[layers.layer != last]
+    for method, group in others.groupby("method"):
+        assert round(0.8 * group.entries.sum()) == (group.entries - group.kept).sum(), method
+    with pytest.raises(ValueError, match="'nope.weight', not a prunable parameter"):
+        oneshot.one_shot(tiny_mlp, synthetic, config.replace(dense_layers=("nope.weight",)), progress=False)

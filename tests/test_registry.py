@@ -102,3 +102,10 @@ def test_a_broken_plugin_warns_and_the_lab_goes_on(monkeypatch):
         warnings.simplefilter("always")
         assert "magnitude" in fresh and "broken" not in fresh
     assert any("plug-in method 'broken' (nowhere:METHOD) not loaded" in str(w.message) for w in caught)
+
+
+def test_a_configuration_names_every_option_with_the_value_it_runs_with():
+    assert ol.METHODS["sparsegpt"].configuration({"samples": 64}) == "samples=64, damp=0.01, block_size=128"
+    assert ol.METHODS["magnitude"].configuration() == "no options"
+    with pytest.raises(ValueError, match="has no option 'bogus'"):
+        ol.METHODS["obc"].configuration({"bogus": 1})

@@ -125,3 +125,33 @@ def test_standard_settings_are_the_named_networks():
         second_order.standard(["mnist_mlp"], RECIPE, mnist_dataset="digits")
     with pytest.raises(ValueError, match="mnist_cnn"):
         second_order.standard(["mnist_cnn"], RECIPE)
+
+
+def test_each_arm_of_a_claim_states_its_per_layer_densities():
+    layers = pd.DataFrame({"setting": "s", "method": ["a/global"] * 4 + ["b/global"] * 4, "sparsity": 0.9,
+                           "layer": ["1.weight", "3.weight"] * 4, "seed": [0, 0, 1, 1] * 2,
+                           "density": [0.1, 0.5, 0.2, 0.5, 0.1, 0.1, 0.1, 0.1]})
+    table = pd.DataFrame({"setting": ["setting=s, stage=one_shot, sparsity=0.9"], "a": ["a/global"], "b": ["b/global"]})
+    out = tables.with_densities(table, layers)
+    assert out.density_a[0] == "1.weight 15% · 3.weight 50%" and out.density_b[0] == "1.weight 10% · 3.weight 10%"
+    with pytest.raises(ValueError, match="layers lacks column"):
+        tables.arm_densities(layers.drop(columns="density"))
+
+
+def test_the_reproduction_table_puts_every_method_with_its_config_beside_the_published_figure():
+    from scipy import stats as sps
+
+    values = [0.89, 0.905, 0.91]
+    metrics = pd.DataFrame({"method": ["magnitude/global"] * 3 + ["obc/global"] * 3, "sparsity": 0.9,
+                            "stage": "one_shot", "seed": [0, 1, 2] * 2, "test_accuracy": values + [0.92] * 3})
+    plan = pd.DataFrame({"method": ["magnitude/global", "obc/global"], "config": ["no options", "samples=1024"]})
+    out = published.reproduction(metrics, plan)
+    mag = out[out.method == "magnitude/global"].iloc[0]
+    low, high = sps.t.interval(0.95, 2, loc=100 * sum(values) / 3, scale=sps.sem([100 * v for v in values]))
+    assert math.isclose(mag.ci_low, low) and math.isclose(mag.ci_high, high)
+    assert mag.published_accuracy == 90.3 and mag.inside == (low <= 90.3 <= high) and mag.config == "no options"
+    obc = out[out.method == "obc/global"].iloc[0]
+    assert obc.config == "samples=1024" and math.isnan(obc.published_accuracy) and obc.published_method == ""
+    assert set(out[out.method == ""].published_method) == {"woodfisher", "cbs"}  # published, not run here
+    with pytest.raises(ValueError, match="reproduction needs"):
+        published.reproduction(metrics, plan.drop(columns="config"))

@@ -100,7 +100,7 @@ def dense_table(metrics: pd.DataFrame, dataset: str, model: str, confidence: flo
 def mnist_mlp() -> pd.DataFrame:
     """The published MNIST MLP 784-40-20-10 one-shot table: source, network, data, method, sparsity, accuracy (%)."""
     rows = [{"source": f.source, "network": f.network, "data": f.data, "method": f.condition,
-             "sparsity": f.sparsity, "published_accuracy": f.value} for f in FIGURES if f.source == CBS]
+             "sparsity": f.sparsity, "published_accuracy": f.value} for f in FIGURES if f.source in MNIST_MLP_SOURCES]
     return pd.DataFrame(rows)
 
 
@@ -136,6 +136,52 @@ def beside(metrics: pd.DataFrame, match: dict[str, str | None] | None = None, st
                     "ci_high": 100 * found["ci_high"] if found is not None else float("nan"),
                     "difference": mean - row.published_accuracy})
     return pd.DataFrame(out).sort_values(["sparsity", "method"], ignore_index=True)
+
+
+# the lab's method/scope label -> the published method whose figures it reproduces (`reproduction`)
+REPRODUCES = {"magnitude/global": "magnitude", "woodfisher/global": "woodfisher", "chita/global": "chita",
+              "chita_pp/global": "chita++"}
+MNIST_MLP_SOURCES = (CBS,)  # the sources of published MNIST MLP one-shot figures (`mnist_mlp`)
+
+
+def published_figure(method: str, sparsity: float) -> tuple[float, str] | None:
+    """The published MNIST MLP one-shot accuracy (percent) of `method` at `sparsity` with its source, or None."""
+    found = [f for f in FIGURES if f.source in MNIST_MLP_SOURCES and f.condition == method
+             and checks.same_fraction(f.sparsity, sparsity)]
+    return (found[0].value, found[0].source) if found else None
+
+
+def reproduction(metrics: pd.DataFrame, plan: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Every method and sparsity of a one-shot run on the MNIST MLP in percent (n, mean, Student-t interval) with its
+    configuration, beside the published figure of the method it reproduces (`REPRODUCES`) and whether that figure
+    lies inside our interval; published methods the lab lacks (CBS) get rows of their own, without ours.
+
+    `plan`: the study's plan table (columns method, config). Columns: sparsity, method, config, n, our_accuracy,
+    ci_low, ci_high, published_method, published_accuracy, inside (published figure within our interval), source.
+    """
+    missing = {"method", "sparsity", "stage", "test_accuracy"} - set(getattr(metrics, "columns", ()))
+    if missing or not {"method", "config"} <= set(getattr(plan, "columns", ())):
+        raise ValueError("reproduction needs the metrics (method, sparsity, stage, test_accuracy) and plan "
+                         "(method, config) tables of a second-order comparison")
+    configs = dict(zip(plan["method"], plan["config"]))
+    rows = metrics[metrics["stage"] == "one_shot"]
+    ours = stats.summarize(rows, ["method", "sparsity"], "test_accuracy", confidence)
+    out = []
+    for row in ours.itertuples():
+        theirs = REPRODUCES.get(row.method)
+        figure = published_figure(theirs, row.sparsity) if theirs else None
+        low, high = 100 * row.ci_low, 100 * row.ci_high
+        out.append({"sparsity": row.sparsity, "method": row.method, "config": configs.get(row.method, ""),
+                    "n": int(row.n), "our_accuracy": 100 * row.mean, "ci_low": low, "ci_high": high,
+                    "published_method": theirs or "", "published_accuracy": figure[0] if figure else float("nan"),
+                    "inside": bool(figure and low <= figure[0] <= high), "source": figure[1] if figure else ""})
+    mine = set(REPRODUCES[m] for m in set(ours["method"]) if m in REPRODUCES)
+    for f in FIGURES:
+        if f.source in MNIST_MLP_SOURCES and f.condition not in mine and checks.among(f.sparsity, list(ours["sparsity"])):
+            out.append({"sparsity": f.sparsity, "method": "", "config": "", "n": 0, "our_accuracy": float("nan"),
+                        "ci_low": float("nan"), "ci_high": float("nan"), "published_method": f.condition,
+                        "published_accuracy": f.value, "inside": False, "source": f.source})
+    return pd.DataFrame(out).sort_values(["sparsity", "method", "published_method"], ignore_index=True)
 
 
 def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset: str, model: str,

@@ -49,6 +49,31 @@ def reconstruction(layers: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     return stats.summarize(rows, ["setting", "sparsity", "layer", "method"], "reconstruction_error", confidence)
 
 
+def arm_densities(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per (setting, method, sparsity): each layer's fraction of weights kept, mean over seeds, as one text
+    ('1.weight 16% · 3.weight 21% · 5.weight 60%'), so that a claim shows what each arm kept where."""
+    missing = {"setting", "method", "sparsity", "layer", "density"} - set(getattr(layers, "columns", ()))
+    if missing:
+        raise ValueError(f"layers lacks column(s) {sorted(missing)}: pass Comparison.layers")
+    mean = layers.groupby(["setting", "method", "sparsity", "layer"], sort=False)["density"].mean().reset_index()
+    return (mean.groupby(["setting", "method", "sparsity"], sort=False)
+            .apply(lambda g: " · ".join(f"{layer} {100 * d:.3g}%" for layer, d in zip(g["layer"], g["density"])),
+                   include_groups=False)
+            .rename("densities").reset_index())
+
+
+def with_densities(table: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
+    """A findings table of notebook 05 with each arm's per-layer densities (`arm_densities`): density_a, density_b."""
+    known = {(r.setting, r.method, round(float(r.sparsity), 9)): r.densities for r in arm_densities(layers).itertuples()}
+
+    def lookup(setting: str, arm: str) -> str:
+        parts = dict(part.split("=", 1) for part in setting.split(", "))
+        return known.get((parts.get("setting"), arm, round(float(parts.get("sparsity", "nan")), 9)), "")
+
+    return table.assign(density_a=[lookup(s, a) for s, a in zip(table["setting"], table["a"])],
+                        density_b=[lookup(s, b) for s, b in zip(table["setting"], table["b"])])
+
+
 def findings_family(metrics: pd.DataFrame, examples: Mapping[str, int], classes: int = 10,
                     confidence: float = 0.95) -> findings.Family:
     """Notebook 05's claims as one family, each setting's floor `findings.dense_floor` on its own test split."""

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 DEFAULT_SECTIONS = ("training", "global_prune", "second_order", "inference")
-NAMED_SECTIONS = ("fit_cache", "curvature_cost", "explorer_slider", "rejection_time", "quality", "lab")  # run only when named
+NAMED_SECTIONS = ("fit_cache", "curvature_cost", "explorer_slider", "rejection_time", "quality", "lab",
+                 "published_mlp")  # run only when named
 ALL_SECTIONS = (*DEFAULT_SECTIONS, *NAMED_SECTIONS, "readme")
 RESULTS = "benchmarks/results"
 

@@ -137,6 +137,11 @@ class Method:
         """Why this method cannot prune `model` with `options`, or None if it can."""
         return None if self.supports is None else self.supports(model, self.check_options(options))
 
+    def configuration(self, options: Mapping[str, Any] | None = None) -> str:
+        """Every option with the value this run uses, e.g. 'samples=1024, damp=0.01' (a table's config column)."""
+        return ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}"
+                         for k, v in self.check_options(options).items()) or "no options"
+
     def describe(self) -> str:
         """Several lines: name, help, kind, needs and every option with default, accepted values and help."""
         kind = ("updates the surviving weights" if self.updates_weights

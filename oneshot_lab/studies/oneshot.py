@@ -16,7 +16,7 @@ from ..core.model_checks import check_model
 from ..core.models import build
 from ..pruning import registry
 from ..pruning.curvature import compare
-from ..pruning.prune import check_request, prune
+from ..pruning.prune import check_layer_sparsities, check_request, prune
 from ..training.fit_cache import cached_fit
 from ..training.train import TrainConfig, evaluate
 from ..util import checks, parallel
@@ -38,6 +38,8 @@ class OneShotConfig(Config):
         None, "train each mask from the initial weights with this recipe (stage 'from_init'); None: no control")
     control_sparsities: tuple = option((), "sparsities at which budgets and from_init run (empty: all)")
     control_methods: tuple = option((), "methods for which budgets and from_init run (empty: all)")
+    dense_layers: tuple = option((), "prunable parameters kept dense (e.g. the output layer's weight); the "
+                                     "sparsity applies to the others")
 
     def __post_init__(self) -> None:
         """Validate every field and store it normalised."""
@@ -56,6 +58,8 @@ class OneShotConfig(Config):
         if unknown:
             raise ValueError(f"control_methods {unknown} are not among the methods {list(self.methods)}")
         self.store("control_methods", tuple(control_methods))
+        self.store("dense_layers", tuple(checks.listing("dense_layers", self.dense_layers, nonempty=False,
+                                                        distinct=True)))
         self.store("score_options", registry.check_options(self.score_options))
         if self.report_sparsity is not None and not checks.among(self.report_sparsity, self.sparsities):
             raise ValueError(f"report_sparsity {self.report_sparsity!r} is not one of the sparsities "
@@ -78,6 +82,7 @@ def global_and_layer(criteria: list[str], layer_criteria: list[str]) -> list[str
 def check_methods(model: nn.Module, dataset: Dataset, config: OneShotConfig) -> None:
     """Raise a ValueError if a method of `config` cannot prune `model` on `dataset` (before any work)."""
     check_model(model, dataset)  # the model's shape and one example through it, once for every method
+    check_layer_sparsities(model, dict.fromkeys(config.dense_layers, 0.0))
     for method in config.methods:
         entry = registry.get(registry.split_label(method)[0])
         check_request(entry, model, dataset, entry.check_options(config.score_options.get(entry.name)), fits=False)
@@ -139,7 +144,8 @@ def one_shot(model: nn.Module, dataset: Dataset, config: OneShotConfig, progress
             labels: dict[str, Any] = dict(method=method, criterion=name, scope=scope, sparsity=sparsity)
             started = time.perf_counter()
             result = prune(model, dataset, sparsity, name, scope, seed=config.seed,
-                           scores=scores_by_criterion.get(name), **options)
+                           scores=scores_by_criterion.get(name),
+                           layer_sparsities=dict.fromkeys(config.dense_layers, 0.0), **options)
             if result.scores is not None:
                 scores_by_criterion[name] = result.scores
             if costs is not None:

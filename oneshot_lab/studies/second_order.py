@@ -86,12 +86,15 @@ class Comparison:
 
 
 def applicable(methods: list[str], model: nn.Module, score_options: dict) -> tuple[list[str], list[dict]]:
-    """The methods that can prune `model` (the registry's `supports`), and one {method, runs, reason} per method."""
+    """The methods that can prune `model` (the registry's `supports`), and one {method, runs, reason, config} per
+    method (config: every option with the value it runs with)."""
     keep, plan = [], []
     for label in methods:
         name, _ = registry.split_label(label)
-        reason = registry.get(name).unsupported(model, score_options.get(name))
-        plan.append({"method": label, "runs": reason is None, "reason": reason or ""})
+        entry = registry.get(name)
+        reason = entry.unsupported(model, score_options.get(name))
+        plan.append({"method": label, "runs": reason is None, "reason": reason or "",
+                     "config": entry.configuration(score_options.get(name))})
         if reason is None:
             keep.append(label)
     return keep, plan
