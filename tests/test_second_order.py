@@ -155,3 +155,19 @@ def test_the_reproduction_table_puts_every_method_with_its_config_beside_the_pub
     assert set(out[out.method == ""].published_method) == {"woodfisher", "cbs"}  # published, not run here
     with pytest.raises(ValueError, match="reproduction needs"):
         published.reproduction(metrics, plan.drop(columns="config"))
+
+
+def test_the_published_setting_runs_every_method_in_its_preset_and_says_so():
+    from oneshot_lab.studies import published_mlp
+
+    config = published_mlp.PublishedConfig(
+        methods=("magnitude/global", "sparsegpt/global"), dataset="mnist_subset", seeds=(0,), sparsities=(0.9,),
+        train=published_mlp.RECIPE.replace(iterations=5), score_options={"sparsegpt": {"samples": 32}})
+    assert config.options() == {"magnitude": {}, "sparsegpt": {"samples": 32}}  # the preset's 1024, overridden
+    comparison = published_mlp.run(config)
+    assert set(comparison.metrics.stage) == {"dense", "one_shot"}  # one shot, no retraining
+    assert set(comparison.plan.config) == {"no options", "samples=32, damp=0.01, block_size=128"}
+    with pytest.raises(ValueError, match="dataset"):
+        published_mlp.PublishedConfig(dataset="digits")
+    with pytest.raises(ValueError, match="has no option 'bogus'"):
+        published_mlp.PublishedConfig(methods=("magnitude/global",), score_options={"obc": {"bogus": 1}})
