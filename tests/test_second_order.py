@@ -171,3 +171,13 @@ def test_the_published_setting_runs_every_method_in_its_preset_and_says_so():
         published_mlp.PublishedConfig(dataset="digits")
     with pytest.raises(ValueError, match="has no option 'bogus'"):
         published_mlp.PublishedConfig(methods=("magnitude/global",), score_options={"obc": {"bogus": 1}})
+
+
+def test_the_wide_reproduction_table_puts_ours_first_with_interval_published_figure_and_config():
+    metrics = pd.DataFrame({"method": ["magnitude/global"] * 3, "sparsity": 0.9, "stage": "one_shot",
+                            "seed": [0, 1, 2], "test_accuracy": [0.89, 0.905, 0.91]})
+    plan = pd.DataFrame({"method": ["magnitude/global"], "config": ["no options"]})
+    wide = published.reproduction_wide(published.reproduction(metrics, plan))
+    assert list(wide.method) == ["magnitude/global", "(cbs, published only)", "(woodfisher, published only)"]
+    assert wide["90%"][0] == "90.2 [87.6, 92.8] / 90.3" and wide["90%"][1] == "— / 93.1"
+    assert list(wide.config) == ["no options", "", ""]

@@ -184,6 +184,24 @@ def reproduction(metrics: pd.DataFrame, plan: pd.DataFrame, confidence: float = 
     return pd.DataFrame(out).sort_values(["sparsity", "method", "published_method"], ignore_index=True)
 
 
+def reproduction_wide(table: pd.DataFrame) -> pd.DataFrame:
+    """`reproduction`'s table as one row per method and one column per sparsity, each cell 'ours [interval] /
+    published' in percent ('—' where a side is missing), and the method's configuration last."""
+    def cell(row) -> str:
+        ours = "—" if pd.isna(row.our_accuracy) else f"{row.our_accuracy:.1f} [{row.ci_low:.1f}, {row.ci_high:.1f}]"
+        return f"{ours} / {'—' if pd.isna(row.published_accuracy) else f'{row.published_accuracy:g}'}"
+
+    named = table.assign(method=[m if isinstance(m, str) and m else f"({p}, published only)"
+                                 for m, p in zip(table["method"], table["published_method"])],
+                         cell=[cell(r) for r in table.itertuples()],
+                         column=[f"{100 * s:g}%" for s in table["sparsity"]])
+    wide = named.pivot_table(index="method", columns="column", values="cell", aggfunc="first", sort=False)
+    configs = named.drop_duplicates("method").set_index("method")["config"].fillna("")
+    wide = wide.rename_axis(columns=None).astype(object).fillna("")
+    wide = wide.loc[sorted(wide.index, key=lambda m: m.startswith("("))]  # ours first, published-only rows last
+    return wide.assign(config=configs.reindex(wide.index).tolist()).reset_index()
+
+
 def published_comparison(metrics: pd.DataFrame, matching: pd.DataFrame, dataset: str, model: str,
                          value: str = "final_test_accuracy", confidence: float = 0.95) -> pd.DataFrame:
     """A lottery study's published figures for (`dataset`, `model`) beside ours: mean over seeds and its

@@ -19,7 +19,7 @@ from typing import Callable
 import pandas as pd
 
 from ..analysis import findings as findings_module
-from ..analysis import stats
+from ..analysis import published, stats
 from . import conclusions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,6 +133,7 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
                                                     values="seconds (interval)")),
     "05-tally": (NB05, "findings.csv", tally_of),
     "05-findings": (NB05, "findings.csv", verdicts),
+    "published-mlp": ("published_mlp", "published.csv", published.reproduction_wide),
     "07-accuracy": (NB07, "summary.csv", partial(pivot, index=["arm"], columns="weights_remaining", values="text")),
     "07-collapse": (NB07, "collapse_points.csv", partial(exact, columns=["collapses_at", "max_intact_sparsity"])),
     "07-published": (NB07, "published.csv", partial(select, columns=[
