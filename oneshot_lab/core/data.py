@@ -15,7 +15,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import torch
 
-from ..util import checks
+from ..util import checks, project
 
 VAL_FRACTION = 0.1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -55,6 +55,15 @@ class Dataset:
 
 
 SPLITS = ("train", "val", "test")
+DATA_ENV = "ONESHOT_LAB_DATA"  # the lab's data directory; `oneshot-lab data mnist` writes DATA_ENV/mnist
+
+
+def data_directory() -> Path:
+    """Where datasets the lab fetched live, one folder each: $ONESHOT_LAB_DATA, else the user's data directory."""
+    text = os.environ.get(DATA_ENV, "").strip()
+    if text:
+        return project.path(text)
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "oneshot_lab"
 
 
 def _finish(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
@@ -265,9 +274,14 @@ def _idx_loader(name: str) -> Callable[[int, Path | None], Dataset]:
     """A loader for an MNIST-format dataset read from local IDX files."""
 
     def load_idx(seed: int, root: Path | None) -> Dataset:
-        if root is None:
-            raise ValueError(f"dataset {name!r} is read from local IDX files: pass root=DIR "
-                             f"(a directory with {', '.join(IDX_FILES.values())}, gzipped or not)")
+        if root is None:  # the lab's own copy (`oneshot-lab data mnist`), when it is whole
+            root = data_directory() / name
+            if not all((root / stem).is_file() or (root / f"{stem}.gz").is_file() for stem in IDX_FILES.values()):
+                fetch = "run `oneshot-lab data mnist` once (no install; checks what it fetches), or " \
+                    if name == "mnist" else ""
+                raise ValueError(f"dataset {name!r} is read from local IDX files and the lab's data directory has "
+                                 f"no complete copy in {root} (${DATA_ENV} moves it): {fetch}pass root=DIR (a "
+                                 f"directory with {', '.join(IDX_FILES.values())}, gzipped or not)")
         if not root.is_dir():
             raise FileNotFoundError(f"IDX directory {root} does not exist")
         arrays = {key: read_idx(_find_idx(root, stem)) for key, stem in IDX_FILES.items()}
@@ -290,7 +304,8 @@ SOURCES: dict[str, Callable[[int, Path | None], Dataset]] = {
 
 
 def load(name: str = "mnist1d", seed: int = 0, root: str | os.PathLike | None = None) -> Dataset:
-    """Load dataset `name` offline; `seed` picks the validation split, `root` locates IDX files."""
+    """Load dataset `name` offline; `seed` picks the validation split, `root` locates IDX files (default: the lab's
+    data directory's folder `name`, see `data_directory`)."""
     checks.one_of("dataset", name, SOURCES)
     seed = checks.seed("seed", seed)
     return SOURCES[name](seed, None if root is None else Path(root).expanduser())
