@@ -77,3 +77,47 @@ def test_chunk_rows_bounded_by_memory():
     assert obc_rows.rows_per_chunk(10) == obc_rows.MAX_ROWS
     assert obc_rows.rows_per_chunk(4000) == max(1, obc_rows.CHUNK_ENTRIES // 4000**2)
     assert obc_rows.rows_per_chunk(10**5) == 1
+
+
+def brute_force_increments(weight, h_inv):
+    """Every row pruned completely by the brute-force greedy loop: w_q^2 / (2 [H^-1]_qq) at every step."""
+    out = torch.empty_like(weight)
+    for r in range(weight.shape[0]):
+        w, hinv, alive = weight[r].clone(), h_inv.clone(), torch.ones(weight.shape[1], dtype=torch.bool)
+        for k in range(weight.shape[1]):
+            q = int(torch.where(alive, w**2 / torch.diagonal(hinv), torch.inf).argmin())
+            col = hinv[:, q].clone()
+            out[r, k] = w[q] ** 2 / (2 * col[q])
+            w -= w[q] / col[q] * col
+            hinv -= torch.outer(col, col) / col[q]
+            alive[q] = False
+    return out
+
+
+@pytest.mark.parametrize("block, compact, max_rows", [(32, 128, 32), (4, 8, 3), (5, 7, 4)])
+def test_traces_equal_brute_force_and_the_objective_of_the_pruned_rows(monkeypatch, block, compact, max_rows):
+    monkeypatch.setattr(obc_rows, "BLOCK", block)
+    monkeypatch.setattr(obc_rows, "COMPACT", compact)
+    monkeypatch.setattr(obc_rows, "MAX_ROWS", max_rows)
+    weight, h_inv, counts = problem(3, 9, 40, 200)
+    traces = obc_rows.traces(weight, h_inv)
+    torch.testing.assert_close(traces, brute_force_increments(weight, h_inv), rtol=1e-9, atol=1e-12)
+    new, keep = reconstruction.obc(weight, h_inv, counts)
+    delta = new - weight
+    objective = ((delta @ torch.linalg.inv(h_inv)) * delta).sum(1) / 2  # dw^T H dw / 2 per row
+    prefix = torch.stack([traces[r, :k].sum() for r, k in enumerate(counts.tolist())])
+    torch.testing.assert_close(prefix, objective, rtol=1e-8, atol=1e-9)
+
+
+def test_traces_bit_identical_for_any_thread_count(monkeypatch):
+    monkeypatch.setattr(obc_rows, "MAX_ROWS", 4)
+    weight, h_inv, _ = problem(4, 13, 30, 200)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            results.append(obc_rows.traces(weight, h_inv))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(r, results[0]) for r in results[1:])

@@ -169,7 +169,7 @@ def magnitude_error(x, w, count):
     return float(((x @ (w - w * keep.reshape(w.shape)).T) ** 2).sum()) / len(x)
 
 
-@pytest.mark.parametrize("scope, sparsity", [("layer", 0.6), ("global", 0.3)])
+@pytest.mark.parametrize("scope, sparsity", [("layer", 0.6), ("global", 0.3), ("layer", 0.8), ("global", 0.7)])
 def test_obc_rows_are_exact_refits(data, tanh_mlp, scope, sparsity):
     result = prune(tanh_mlp, data, sparsity, "obc", scope, samples=300, damp=0)
     for layer in result.table().itertuples():

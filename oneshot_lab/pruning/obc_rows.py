@@ -7,7 +7,9 @@ Row r of W (rows x d) loses counts[r] weights, one at a time: each step removes 
 of least w_q^2 / [H_r^-1]_qq (`obs_core.row_choice`: an argmin per row, ties to the lowest index), moves
 the row by dw = -(w_q / [H_r^-1]_qq) H_r^-1 e_q and downdates H_r^-1 <- H_r^-1 - H_r^-1 e_q e_q^T H_r^-1 /
 [H_r^-1]_qq (`obs_core.remove_from_blocks` with one entry per block, written out here so that it can be
-delayed), where H_r^-1 starts as the shared H^-1 and is then row r's own.
+delayed), where H_r^-1 starts as the shared H^-1 and is then row r's own. `traces` prunes every row completely and
+records each step's increase of the objective, w_q^2 / (2 [H_r^-1]_qq): the greedy error traces from which
+OBC chooses the per-row counts (`obc_counts`) before `prune_rows` prunes the rows to them.
 
 The arithmetic is arranged so that most of it is matrix-matrix products (float64 throughout):
 
@@ -52,17 +54,8 @@ def prune_rows(weight: torch.Tensor, h_inv: torch.Tensor, counts: torch.Tensor) 
     keep = torch.ones(rows, d, dtype=torch.bool)
     order = torch.argsort(counts, descending=True, stable=True)
     order = order[counts[order] > 0]
-    size = rows_per_chunk(d)
-    chunks = [order[start:start + size] for start in range(0, len(order), size)]
-    threads = min(torch.get_num_threads(), len(chunks)) or 1
-    job = lambda ids: prune_chunk(weight[ids], h_inv, counts[ids].tolist())
-    with one_thread():
-        if threads > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                results = list(pool.map(job, chunks))
-        else:
-            results = [job(ids) for ids in chunks]
-    for ids, (new, removed) in zip(chunks, results):
+    chunks, results = run_chunks(weight, h_inv, counts, order, trace=False)
+    for ids, (new, removed, _) in zip(chunks, results):
         out[ids] = new
         for row, count, gone in zip(ids.tolist(), counts[ids].tolist(), removed):
             keep[row, gone[:count]] = False
@@ -70,11 +63,44 @@ def prune_rows(weight: torch.Tensor, h_inv: torch.Tensor, counts: torch.Tensor) 
     return out, keep
 
 
-def prune_chunk(weight: torch.Tensor, h_inv: torch.Tensor, need: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+def traces(weight: torch.Tensor, h_inv: torch.Tensor) -> torch.Tensor:
+    """Every row pruned completely by exact greedy OBS: the increase of dw^T H dw / 2 at each step (rows x d).
+
+    Entry [r, k] is w_q^2 / (2 [H_r^-1]_qq) of row r's (k+1)-th removal, so the sum of row r's first k
+    entries is the objective of the row pruned to k weights and refitted (exact for the quadratic); the
+    first k removals are those of `prune_rows` with count k (the same steps).
+    """
+    rows, d = weight.shape
+    counts = torch.full((rows,), d, dtype=torch.long)
+    chunks, results = run_chunks(weight.to(torch.float64), h_inv.to(torch.float64), counts, torch.arange(rows),
+                                 trace=True)
+    out = torch.empty(rows, d, dtype=torch.float64)
+    for ids, (_, _, increments) in zip(chunks, results):
+        out[ids] = increments
+    return out
+
+
+def run_chunks(weight: torch.Tensor, h_inv: torch.Tensor, counts: torch.Tensor, order: torch.Tensor,
+               trace: bool) -> tuple[list[torch.Tensor], list[tuple]]:
+    """`prune_chunk` on the rows `order` (counts non-increasing) in chunks, on torch's threads; (chunks, results)."""
+    size = rows_per_chunk(weight.shape[1])
+    chunks = [order[start:start + size] for start in range(0, len(order), size)]
+    threads = min(torch.get_num_threads(), len(chunks)) or 1
+    job = lambda ids: prune_chunk(weight[ids], h_inv, counts[ids].tolist(), trace)
+    with one_thread():
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                return chunks, list(pool.map(job, chunks))
+        return chunks, [job(ids) for ids in chunks]
+
+
+def prune_chunk(weight: torch.Tensor, h_inv: torch.Tensor, need: list[int],
+                trace: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Greedy OBS on the rows of `weight` (need: removals per row, non-increasing).
 
-    Returns the updated rows (entries removed are not zeroed) and the removed columns of each row in
-    order of removal (row r: its first need[r] entries).
+    Returns the updated rows (entries removed are not zeroed), the removed columns of each row in
+    order of removal (row r: its first need[r] entries) and, with `trace`, the increase of the
+    objective at every step (n x need[0]; row r: its first need[r] entries), else None.
     """
     n, d = weight.shape
     total = need[0]
@@ -85,6 +111,7 @@ def prune_chunk(weight: torch.Tensor, h_inv: torch.Tensor, need: list[int]) -> t
     pos = torch.arange(d).expand(n, d).clone()  # working column -> layer column
     barrier = torch.zeros(n, d, dtype=torch.float64)  # +inf on columns removed since the last compaction
     removed = torch.zeros(n, total, dtype=torch.long)
+    increments = torch.zeros(n, total, dtype=torch.float64) if trace else None
     u = torch.empty(n, BLOCK, d, dtype=torch.float64)
     scratch = torch.empty(d * d, dtype=torch.float64)
     finishing: dict[int, list[int]] = {}
@@ -97,7 +124,7 @@ def prune_chunk(weight: torch.Tensor, h_inv: torch.Tensor, need: list[int]) -> t
         b = min(BLOCK, total - step)
         view = (w[:n, :m], diag[:n, :m], barrier[:n, :m], pos[:n, :m], u[:n, :b, :m])
         for j in range(b):
-            steps(a, view, j, removed[:n, step])
+            steps(a, view, j, removed[:n, step], None if increments is None else increments[:n, step])
             step += 1
             for row in finishing.get(step, ()):
                 out[row, view[3][row]] = view[0][row]
@@ -116,11 +143,12 @@ def prune_chunk(weight: torch.Tensor, h_inv: torch.Tensor, need: list[int]) -> t
         else:
             scaled = u[:n, :b, :m]
         store[:n * m * m].view(n, m, m).baddbmm_(scaled.transpose(1, 2), scaled, alpha=-1.0)
-    return out, removed
+    return out, removed, increments
 
 
-def steps(a: torch.Tensor, view: tuple, j: int, removed: torch.Tensor) -> None:
-    """Step j of a block on every row of the chunk: choose, update weights and diagonal, record the column."""
+def steps(a: torch.Tensor, view: tuple, j: int, removed: torch.Tensor, increments: torch.Tensor | None) -> None:
+    """Step j of a block on every row of the chunk: choose, update weights and diagonal, record the column
+    (and, given `increments`, w_q^2 / (2 [H^-1]_qq))."""
     w, diag, barrier, pos, u = view
     q = row_choice(w, diag, barrier)
     q1 = q[:, None]
@@ -129,6 +157,9 @@ def steps(a: torch.Tensor, view: tuple, j: int, removed: torch.Tensor) -> None:
     if j:
         col.sub_(torch.bmm(u[at, :j, q].unsqueeze(1), u[:, :j]).squeeze(1))
     pivot = col.gather(1, q1)
+    if increments is not None:
+        wq = w.gather(1, q1)[:, 0]
+        increments.copy_(wq * wq / (2.0 * pivot[:, 0]))
     w.addcmul_(w.gather(1, q1) / pivot, col, value=-1.0)
     scaled = torch.mul(col, pivot.rsqrt(), out=u[:, j])
     diag.addcmul_(scaled, scaled, value=-1.0)

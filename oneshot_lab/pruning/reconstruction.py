@@ -9,7 +9,9 @@ and Wanda's input norms are sqrt(diag G). All inverse-Hessian maths is float64.
 
 Callers go through `ol.prune` with the methods of `oneshot_lab.pruning.updating` (whose docstring gives the
 per-layer counts); this module holds the layer-wise algorithms, and `oneshot_lab.pruning.layer_by_layer.prune_layers`
-runs them over a model.
+runs them over a model. OBC's per-row counts (how many weights each row loses) are chosen there from every row's
+greedy error trace (`obc_rows.traces`, `obc_counts.allocate`: least total trace error, as published); `obc` below
+is the exact per-row solver given the counts.
 """
 
 from __future__ import annotations
@@ -138,11 +140,6 @@ def spread(count: int, sizes: torch.Tensor) -> torch.Tensor:
     edges = [0, *torch.cumsum(sizes, 0).tolist()]
     cut = torch.tensor([round(count * e / edges[-1]) if edges[-1] else 0 for e in edges])
     return cut[1:] - cut[:-1]
-
-
-def row_counts(scores: torch.Tensor, count: int) -> torch.Tensor:
-    """How many of the `count` lowest entries of `scores` (rows x d) fall in each row (`topk.lowest`'s set)."""
-    return topk.lowest(scores.reshape(-1), count).reshape(scores.shape).sum(1)
 
 
 def obc(weight: torch.Tensor, h_inv: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -30,13 +30,18 @@ Methods (formulas in REFERENCES.md, "Second order with weight updates"):
   "wanda" keeps the weights and prunes within each output row.
 
 Per-layer counts of the layer-wise methods: scope="layer" gives each layer round(s * n_layer).
-scope="global" ranks every weight of every layer once, at the start, by its OBS reconstruction
-saliency w^2 / (2 [H^-1]_jj) (H from the dense model's calibration inputs; the predicted squared output
-error per example, comparable across layers) and gives each layer the number of its entries among the
-round(s * n_total) lowest. Within a layer, "obc" gives each row the number of its entries among the
-layer's count lowest saliencies (on the layer's current inputs) and then prunes the row greedily;
-"sparsegpt" picks its mask per column block over all rows; "wanda" spreads the layer's count evenly
-over the rows (floor or ceil of count / rows, by cumulative rounding) and compares within each row.
+With scope="global", "sparsegpt" and "wanda" rank every weight of every layer once, at the start, by its
+OBS reconstruction saliency w^2 / (2 [H^-1]_jj) (H from the dense model's calibration inputs; the
+predicted squared output error per example, comparable across layers) and give each layer the number of
+its entries among the round(s * n_total) lowest; "obc" gives each layer the sum of its rows' counts among
+the per-row counts of least total greedy-trace error over all rows of all layers (traces, below, on the
+dense model's calibration inputs; the same units). Within a layer, "obc" is OBC as published (Frantar,
+Singh & Alistarh 2022): every row is pruned completely by exact greedy OBS on the layer's current inputs,
+recording each step's error increment (the row's greedy trace); the row counts of least total trace error
+for the layer's count are chosen (`pruning.obc_counts`, exact; a row's count is a prefix of its greedy
+order, so no row is emptied unless that is optimal), and the exact per-row solver then prunes every row
+to its count. "sparsegpt" picks its mask per column block over all rows; "wanda" spreads the layer's count
+evenly over the rows (floor or ceil of count / rows, by cumulative rounding) and compares within each row.
 
 Existing masks (`masks=`, e.g. the previous level of IMP) and per-layer targets (`layer_sparsities=`):
 the copy is the model under `masks`, whose pruned entries stay pruned and exactly 0 and count toward the
@@ -44,8 +49,8 @@ targets (cumulative, as in `core.masks.masks_from_scores`; a group whose target 
 prunes nothing more). A layer of `layer_sparsities` is a group of its own; `sparsity` and `scope` apply to
 the others. The pruned entries are out of the problem from the start, so no update revives them:
 "obs" / "woodfisher" work on the Fisher restricted to the surviving weights (each block restricted to its
-survivors); "obc" prunes each row on H restricted to its kept columns (rows grouped by pattern, see
-`oneshot_lab.pruning.layer_by_layer`), and the global ranking uses those restricted saliencies; "sparsegpt" has them in
+survivors); "obc" traces and prunes each row on H restricted to its kept columns (rows grouped by pattern, see
+`oneshot_lab.pruning.layer_by_layer`; its global counts too), and the global ranking uses those restricted saliencies; "sparsegpt" has them in
 its mask at their columns and shares the remaining count over the column blocks in proportion to their
 survivors; "wanda" shares it over the rows in proportion to their survivors. Without masks (or with
 all-true ones) every method gives bit for bit what it gives without the argument.
