@@ -133,8 +133,8 @@ def test_woodfisher_layer_blocks_greedy_equals_brute_force_on_the_block_diagonal
     assert result.predicted_increase == pytest.approx(predicted, rel=1e-6)
 
 
-@pytest.mark.parametrize("block, samples, scope, scale", [("network", 40, "global", 1.0), ("network", 200, "layer", 0.7),
-                                                          ("layer", 60, "global", 1.0), (16, 30, "global", 0.9)])
+@pytest.mark.parametrize("block, samples, scope, scale", [
+    ("network", 40, "global", 1.0), ("network", 200, "layer", 0.7), ("layer", 60, "global", 1.0), (16, 30, "global", 0.9)])
 def test_independent_update_by_hand(data, net, block, samples, scope, scale):
     """The published one-shot rule: pruned set Q chosen at once by w^2 / [F^-1]_qq, survivors moved by
     scale * sum_q -F^-1 e_q w_q / [F^-1]_qq, Q set to 0 (dense inverse of the block-diagonal Fisher)."""
@@ -201,12 +201,14 @@ def test_published_configuration_is_described():
 @pytest.mark.parametrize("options, message", [
     (dict(method="obs", batch="all"), r"batch must be an integer in \[1, 1000000000\] or one of auto, got 'all'"),
     (dict(method="obs", batch=2.5), r"batch must be an integer in \[1, 1000000000\] or one of auto, got 2.5"),
-    (dict(block_size="rows"), r"block_size must be an integer in \[1, 1000000000\] or one of layer, network, got 'rows'"),
+    (dict(block_size="rows"),
+     r"block_size must be an integer in \[1, 1000000000\] or one of layer, network, got 'rows'"),
     (dict(update="joint"), "unknown update 'joint'; valid choices: greedy, independent"),
     (dict(damping="mean"), "unknown damping 'mean'; valid choices: relative, absolute"),
     (dict(scale=-1), "scale must be a number >= 0"),
     (dict(scale=0.9), "scale applies to update='independent' only, got scale=0.9 with update='greedy'"),
-    (dict(update="independent", batch=1), "batch applies to update='greedy' only, got batch=1 with update='independent'"),
+    (dict(update="independent", batch=1),
+     "batch applies to update='greedy' only, got batch=1 with update='independent'"),
 ])
 def test_bad_options_are_one_line_errors(data, net, options, message):
     args = dict(model=net, data=data, sparsity=0.5, method="woodfisher")
@@ -245,3 +247,10 @@ def test_lazy_downdates_equal_brute_force(monkeypatch, data, net, lazy):
         assert torch.equal(kept, keep)
         torch.testing.assert_close(new, oracle, rtol=1e-6, atol=1e-8)
         assert increase == pytest.approx(predicted, rel=1e-8)
+
+
+def test_gram_blocks_equal_the_full_product():
+    a = torch.randn(2100, 30, generator=torch.Generator().manual_seed(0), dtype=F64)
+    k = obs_core.gram(a)
+    torch.testing.assert_close(k, a @ a.T, rtol=1e-12, atol=1e-12)
+    assert torch.equal(k, k.T)

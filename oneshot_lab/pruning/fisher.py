@@ -56,11 +56,13 @@ def fisher_inverse(grads: torch.Tensor, damp: float, absolute: bool = False) -> 
     n_examples, n = grads.shape
     lam = damping(grads, damp, absolute)
     if lam > 0 and n_examples < n:
-        inner = torch.linalg.cholesky(grads @ grads.T + n_examples * lam * torch.eye(n_examples, dtype=grads.dtype))
-        out = -(grads.T @ torch.cholesky_solve(grads, inner))
+        kernel = obs_core.gram(grads)
+        torch.diagonal(kernel).add_(n_examples * lam)
+        inner = torch.linalg.cholesky(kernel)
+        out = obs_core.gram(torch.linalg.solve_triangular(inner, grads, upper=False).T).neg_()  # G^T K^-1 G
         torch.diagonal(out).add_(1.0)
         return out / lam
-    fisher = grads.T @ grads / n_examples + lam * torch.eye(n, dtype=grads.dtype)
+    fisher = obs_core.gram(grads.T) / n_examples + lam * torch.eye(n, dtype=grads.dtype)
     factor, info = torch.linalg.cholesky_ex(fisher)
     if int(info):
         raise ValueError(f"the empirical Fisher of {n} weights from {n_examples} examples is singular; use damp > 0")
@@ -110,11 +112,11 @@ class BlockInverse:
         self.grads, self.lam = grads, lam
         n_examples, size = grads.shape
         if lam > 0 and n_examples < size:
-            kernel = grads @ grads.T
+            kernel = obs_core.gram(grads)
             torch.diagonal(kernel).add_(n_examples * lam)
             self.factor, self.inverse = torch.linalg.cholesky(kernel), None
         else:
-            self.factor, self.inverse = None, fisher_inverse(grads, lam, absolute=True)
+            self.factor, self.inverse = None, fisher_inverse(grads.contiguous(), lam, absolute=True)
 
     def diagonal(self) -> torch.Tensor:
         """diag F_b^-1; in Woodbury form (1 - ||L^-1 g_j||^2) / lambda per column, computed in slices."""

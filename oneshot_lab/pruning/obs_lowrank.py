@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .obs_core import greedy
+from .obs_core import gram, greedy
 
 
 class LowRankInverse:
@@ -22,7 +22,7 @@ class LowRankInverse:
     def __init__(self, grads: torch.Tensor, lam: float) -> None:
         self.lam = lam
         self.gt = grads.to(torch.float64).T.contiguous()  # weights x examples
-        kernel = self.gt.T @ self.gt
+        kernel = gram(self.gt.T)
         torch.diagonal(kernel).add_(len(grads) * lam)
         self.zt = torch.cholesky_solve(self.gt.T, torch.linalg.cholesky(kernel)).T.contiguous()  # (K^-1 G_A)^T
 

@@ -88,7 +88,7 @@ def too_big(model: torch.nn.Module, options: dict) -> str | None:
 
 
 def woodfisher_fits(model: torch.nn.Module, options: dict) -> str | None:
-    """Refuse conflicting 'woodfisher' options (a ValueError); say why greedy blocks of `model` would not fit, or None."""
+    """Refuse conflicting 'woodfisher' options (a ValueError); why greedy blocks of `model` would not fit, or None."""
     block, update = options["block_size"], options["update"]
     if update == "greedy" and options["scale"] != 1.0:
         raise ValueError(f"scale applies to update='independent' only, got scale={options['scale']} with "
