@@ -182,4 +182,4 @@ def test_budgets_count_what_a_prior_already_removed():
     alive = torch.tensor([True, False, True, True, False, False])
     group, left = obs_core.budgets([(("a",), 2), (("b", "c"), 3)], ["a", "b", "c"], [2, 1, 3], alive)
     assert group.tolist() == [0, 0, 1, 1, 1, 1] and left.tolist() == [1, 1]
-    assert obs_core.auto_batch(None, 513) == 3 and obs_core.auto_batch(5, 513) == 5
+    assert obs_core.auto_batch("auto", 513) == 3 and obs_core.auto_batch(5, 513) == 5

@@ -1,7 +1,8 @@
 """Empirical-Fisher inverses for greedy OBS ('obs') and WoodFisher, and `solve`, which runs them on a model.
 
 The greedy removal itself is `obs_core` (dense and block-diagonal inverses) and `obs_lowrank` (Woodbury
-form). Formulas in REFERENCES.md, "Second order with weight updates".
+form); WoodFisher's published one-shot update (every pruned weight's OBS update computed alone, summed) is
+`independent` here. Formulas in REFERENCES.md, "Second order with weight updates".
 """
 
 from __future__ import annotations
@@ -12,6 +13,14 @@ import torch
 from torch import nn
 
 from . import obs_core, obs_lowrank, reconstruction
+
+DENSE_MAX = 2**14  # weights of the largest dense inverse held (n x n float64: 2 GiB)
+CHUNK_ENTRIES = 2**25  # entries of one N x c slice of the Woodbury diagonal (256 MiB float64)
+
+
+def gib(entries: int) -> str:
+    """The memory of `entries` float64 numbers, e.g. '7.3 GiB'."""
+    return f"{entries * 8 / 2**30:.1f} GiB"
 
 
 def per_example_gradients(model: nn.Module, names: list[str], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -25,28 +34,35 @@ def per_example_gradients(model: nn.Module, names: list[str], x: torch.Tensor, y
         out = functional_call(model, ({**params, **weights}, buffers), (xi.unsqueeze(0),))
         return nn.functional.cross_entropy(out, yi.unsqueeze(0))
 
-    rows = []
+    out = torch.empty(len(y), sum(params[n].numel() for n in names), dtype=torch.float64)  # no second copy
     for start in range(0, len(y), reconstruction.CHUNK):
         g = vmap(grad(loss), in_dims=(None, 0, 0))({n: params[n] for n in names}, x[start:start + reconstruction.CHUNK],
                                                     y[start:start + reconstruction.CHUNK])
-        rows.append(torch.cat([g[n].reshape(len(g[n]), -1) for n in names], 1).to(torch.float64))
-    return torch.cat(rows)
+        torch.cat([g[n].reshape(len(g[n]), -1) for n in names], 1, out=out[start:start + reconstruction.CHUNK])
+    return out
 
 
-def fisher_inverse(grads: torch.Tensor, damp: float) -> torch.Tensor:
-    """(F + lambda I)^-1 with F = G^T G / N and lambda = damp * mean(diag F), in one piece.
+def damping(grads: torch.Tensor, damp: float, absolute: bool = False) -> float:
+    """lambda: `damp` itself (absolute, the reference code's --fisher-damp) or damp * mean(diag F), F = G^T G / N."""
+    return float(damp) if absolute else damp * float((grads**2).mean())
+
+
+def fisher_inverse(grads: torch.Tensor, damp: float, absolute: bool = False) -> torch.Tensor:
+    """(F + lambda I)^-1 with F = G^T G / N and lambda = `damping(grads, damp, absolute)`, in one piece.
 
     With fewer examples than weights (and lambda > 0) this uses the Woodbury identity
     (lambda I + G^T G / N)^-1 = (I - G^T (N lambda I + G G^T)^-1 G) / lambda; else a Cholesky inverse.
     """
     n_examples, n = grads.shape
-    lam = damp * float((grads**2).sum()) / (n_examples * n)
+    lam = damping(grads, damp, absolute)
     if lam > 0 and n_examples < n:
-        inner = torch.linalg.cholesky(grads @ grads.T + n_examples * lam * torch.eye(n_examples, dtype=grads.dtype))
-        out = -(grads.T @ torch.cholesky_solve(grads, inner))
+        kernel = obs_core.gram(grads)
+        torch.diagonal(kernel).add_(n_examples * lam)
+        inner = torch.linalg.cholesky(kernel)
+        out = obs_core.gram(torch.linalg.solve_triangular(inner, grads, upper=False).T).neg_()  # G^T K^-1 G
         torch.diagonal(out).add_(1.0)
         return out / lam
-    fisher = grads.T @ grads / n_examples + lam * torch.eye(n, dtype=grads.dtype)
+    fisher = obs_core.gram(grads.T) / n_examples + lam * torch.eye(n, dtype=grads.dtype)
     factor, info = torch.linalg.cholesky_ex(fisher)
     if int(info):
         raise ValueError(f"the empirical Fisher of {n} weights from {n_examples} examples is singular; use damp > 0")
@@ -85,16 +101,114 @@ def _blocked(values: torch.Tensor, sizes: list[int], block: int) -> tuple[torch.
     return torch.cat(pieces, -2), torch.cat(valid)
 
 
-def solve(clone: nn.Module, names: list[str], x: torch.Tensor, y: torch.Tensor, method: str,
-          groups: list[tuple[tuple[str, ...], int]], damp: float, batch: int | None, block_size: int = 128,
-          prior: Mapping[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
-    """Greedy OBS ('obs') or WoodFisher ('woodfisher') removal of prunable weights of `clone`.
+class BlockInverse:
+    """One diagonal block of the damped Fisher, F_b = G_b^T G_b / N + lambda I (G_b: N x B), for the one-shot update.
 
+    With N < B it is held in Woodbury form (F_b^-1 = (I - G_b^T K^-1 G_b) / lambda, K = N lambda I + G_b G_b^T:
+    O(N^2) memory besides G_b); else as its dense inverse (B x B).
+    """
+
+    def __init__(self, grads: torch.Tensor, lam: float) -> None:
+        self.grads, self.lam = grads, lam
+        n_examples, size = grads.shape
+        if lam > 0 and n_examples < size:
+            kernel = obs_core.gram(grads)
+            torch.diagonal(kernel).add_(n_examples * lam)
+            self.factor, self.inverse = torch.linalg.cholesky(kernel), None
+        else:
+            self.factor, self.inverse = None, fisher_inverse(grads.contiguous(), lam, absolute=True)
+
+    def diagonal(self) -> torch.Tensor:
+        """diag F_b^-1; in Woodbury form (1 - ||L^-1 g_j||^2) / lambda per column, computed in slices."""
+        if self.inverse is not None:
+            return torch.diagonal(self.inverse).clone()
+        n_examples, size = self.grads.shape
+        step = max(1, CHUNK_ENTRIES // n_examples)
+        parts = [torch.linalg.solve_triangular(self.factor, self.grads[:, j:j + step], upper=False).pow_(2).sum(0)
+                 for j in range(0, size, step)]
+        return (1.0 - torch.cat(parts)) / self.lam
+
+    def apply(self, v: torch.Tensor) -> torch.Tensor:
+        """F_b^-1 v."""
+        if self.inverse is not None:
+            return self.inverse @ v
+        inner = torch.cholesky_solve((self.grads @ v).unsqueeze(1), self.factor)[:, 0]
+        return (v - self.grads.T @ inner) / self.lam
+
+    def quadratic(self, d: torch.Tensor) -> float:
+        """d^T F_b d."""
+        return float((self.grads @ d).pow(2).sum()) / len(self.grads) + self.lam * float(d @ d)
+
+
+def ranges(sizes: list[int], block: int | str) -> list[tuple[int, int]]:
+    """(start, stop) of every Fisher block in the flat weights: the whole network, each layer, or `block`
+    consecutive weights within a layer (row-major)."""
+    if block == "network":
+        return [(0, sum(sizes))]
+    out, start = [], 0
+    for s in sizes:
+        step = s if block == "layer" else int(block)
+        out += [(start + j, start + min(j + step, s)) for j in range(0, s, step)]
+        start += s
+    return out
+
+
+def independent(w: torch.Tensor, grads: torch.Tensor, alive: torch.Tensor, blocks: list[tuple[int, int]], lam: float,
+                group: torch.Tensor, budgets: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """WoodFisher's one-shot update on a block-diagonal Fisher (`blocks`, each restricted to its `alive` entries).
+
+    All removals Q are chosen at once, the `budgets` lowest saliencies w_q^2 / [F^-1]_qq of each group (the
+    registry's selection rule); the survivors move by scale * sum_q -(w_q / [F^-1]_qq) F^-1 e_q (each pruned
+    weight's OBS update computed alone, summed) and Q is set to 0. Returns (new weights, keep mask, predicted
+    increase 1/2 d^T F d of the whole displacement d).
+    """
+    parts, diag = [], torch.full_like(w, float("inf"))
+    for start, stop in blocks:
+        idx = alive[start:stop].nonzero()[:, 0] + start
+        if len(idx):
+            whole = len(idx) == stop - start
+            parts.append((idx, BlockInverse(grads[:, start:stop] if whole else grads[:, idx], lam)))
+            diag[idx] = parts[-1][1].diagonal()
+    q = obs_core.choose(obs_core.saliency(w, diag, ~alive), group, budgets, int(budgets.sum()))
+    basis = torch.zeros_like(w)
+    basis[q] = -w[q] / diag[q]
+    new = w.clone()
+    for idx, part in parts:
+        new[idx] += scale * part.apply(basis[idx])
+    keep = alive.clone()
+    keep[q] = False
+    new[~keep] = 0.0
+    predicted = 0.5 * sum(part.quadratic(new[idx] - w[idx]) for idx, part in parts)
+    return new, keep, predicted
+
+
+def check_blocks(sizes: list[int], block: int | str, n_examples: int, damp: float) -> None:
+    """Refuse, before any work, a Fisher block above DENSE_MAX weights that cannot be held in Woodbury form
+    (as many examples as weights, or no damping): its dense inverse would not fit."""
+    for start, stop in ranges(sizes, block):
+        size = stop - start
+        if size > DENSE_MAX and (n_examples >= size or damp == 0):
+            raise ValueError(f"a Fisher block of {size} weights from {n_examples} examples with damp={damp} needs its "
+                             f"dense {size} x {size} inverse ({gib(size * size)}), above the lab's "
+                             f"limit of {DENSE_MAX} weights; use fewer samples than weights and damp > 0 (Woodbury "
+                             f"form) or a smaller block_size")
+
+
+def solve(clone: nn.Module, names: list[str], x: torch.Tensor, y: torch.Tensor,
+          groups: list[tuple[tuple[str, ...], int]], prior: Mapping[str, torch.Tensor] | None = None,
+          block: int | str = "network", damp: float = 0.01, absolute: bool = False, batch: int | str = 1,
+          update: str = "greedy", scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor, float, list[int]]:
+    """OBS removal of prunable weights of `clone` on their damped empirical Fisher: 'obs' and WoodFisher.
+
+    `block`: the Fisher's diagonal blocks ("network": one, 'obs'; "layer": one per layer; an int: that many
+    consecutive weights of a layer). `damp`, `absolute`: lambda (`damping`). `update="greedy"`: each step
+    removes the `batch` weights of least saliency ("auto": ceil(count / 256)) with the group OBS update
+    (`obs_core`; the whole network's inverse dense up to DENSE_MAX weights, else in Woodbury form);
+    `update="independent"`: WoodFisher's one-shot update scaled by `scale` (`independent`).
     `groups`: (layers, count) pairs; a weight can only go while its group has fewer than `count` pruned.
     `prior`: masks of entries already pruned (0 in `clone`); they count toward their group and are out of the
-    problem from the start: the Fisher is restricted to the surviving weights ('woodfisher': each block to its
-    survivors). Returns the new flat weights (float64), the flat keep mask, the predicted loss increase and the
-    parameter sizes.
+    problem from the start: the Fisher is restricted to the surviving weights (each block to its survivors).
+    Returns the new flat weights (float64), the flat keep mask, the predicted loss increase and the parameter sizes.
     """
     sizes = [clone.get_parameter(n).numel() for n in names]
     w = torch.cat([clone.get_parameter(n).detach().reshape(-1) for n in names]).to(torch.float64)
@@ -104,25 +218,32 @@ def solve(clone: nn.Module, names: list[str], x: torch.Tensor, y: torch.Tensor, 
     total = int(budgets.sum())
     if total == 0:
         return w * alive, alive, 0.0, sizes
-    batch = obs_core.auto_batch(batch, total)
+    if update == "independent" or block == "network":
+        check_blocks(sizes, block, len(y), damp)
     grads = per_example_gradients(clone, names, x, y)
     live = alive.nonzero()[:, 0] if prior is not None else None
-    lam = damp * float((grads**2 if live is None else grads[:, live]**2).mean())
-    if method == "obs":
+    lam = damping(grads if live is None else grads[:, live], damp, absolute)
+    if update == "independent":
+        new, keep, predicted = independent(w, grads, alive, ranges(sizes, block), lam, group, budgets, scale)
+        return new, keep, predicted, sizes
+    batch = obs_core.auto_batch(batch, total)
+    if block == "network":
         g, wl, gl = (grads, w, group) if live is None else (grads[:, live], w[live], group[live])
-        if lam > 0 and len(g) < len(wl):
+        if len(wl) > DENSE_MAX:
             new_l, keep_l, predicted = obs_lowrank.remove_lowrank(wl, g, lam, total, batch, gl, budgets)
         else:
-            new_l, keep_l, predicted = obs_core.remove(wl, fisher_inverse(g, damp), total, batch, gl, budgets)
+            h_inv = fisher_inverse(g, lam, absolute=True)
+            new_l, keep_l, predicted = obs_core.remove(wl, h_inv, total, batch, gl, budgets)
         if live is None:
             return new_l, keep_l, predicted, sizes
         new, keep = torch.zeros_like(w), torch.zeros_like(alive)
         new[live], keep[live] = new_l, keep_l
         return new, keep, predicted, sizes
-    gb, valid = _blocked(grads if live is None else grads * alive, sizes, block_size)
-    wb, _ = _blocked(w, sizes, block_size)
-    groupb, _ = _blocked(group, sizes, block_size)
-    aliveb, _ = _blocked(alive, sizes, block_size)
+    size = max(sizes) if block == "layer" else int(block)
+    gb, valid = _blocked(grads if live is None else grads * alive, sizes, size)
+    wb, _ = _blocked(w, sizes, size)
+    groupb, _ = _blocked(group, sizes, size)
+    aliveb, _ = _blocked(alive, sizes, size)
     newb, keepb, predicted = obs_core.remove_blocks(wb, woodbury_blocks(gb, lam), valid & aliveb,
                                                     groupb.reshape(-1), budgets, batch)
     return newb[valid], keepb[valid], predicted, sizes

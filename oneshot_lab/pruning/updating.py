@@ -9,17 +9,25 @@ Methods (formulas in REFERENCES.md, "Second order with weight updates"):
 
 - "obs": Optimal Brain Surgeon (Hassibi & Stork 1993) with the inverse of the full empirical Fisher
   F = (1/N) sum_n g_n g_n^T + lambda I over all prunable weights (g_n: per-example gradients of the
-  cross-entropy), lambda = damp * mean(diag F). Greedy: each step removes the `batch` weights of least
-  w_q^2 / [F^-1]_qq together with the group OBS update dw = -F^-1[:, Q] (F^-1[Q, Q])^-1 w_Q and the
-  matching downdate of F^-1 (batch=1: exact greedy OBS). scope="layer" only lets a layer's weights be
-  chosen while the layer is short of its count. Refuses models above `max_weights` prunable weights.
-  With fewer examples than weights the inverse is held in Woodbury form (`obs_lowrank.remove_lowrank`: N x n
-  memory, no n x n matrix); the removals are the same as with the dense inverse (`obs_core.remove`; both on the one greedy-OBS core of `obs_core`).
-- "woodfisher": WoodFisher (Singh & Alistarh 2020): the same greedy OBS on a block-diagonal Fisher,
-  blocks of `block_size` consecutive weights of one layer (row-major); each block's inverse is built by
-  N Woodbury rank-one updates from (1/lambda) I. Each step removes the `batch` weights of least saliency
-  over all blocks and applies the group OBS formula within every block that lost weights (greedy within
-  blocks; with batch >= the count it is the one-shot group formula per block).
+  cross-entropy), lambda = damp * mean(diag F). Exact greedy by default (batch=1): each step removes the one
+  weight of least w_q^2 / [F^-1]_qq with the OBS update dw = -(w_q / [F^-1]_qq) F^-1 e_q and the matching
+  downdate of F^-1. batch=k > 1 (or "auto": ceil(count / 256)) is the batched variant: each step removes the
+  k weights of least saliency together with the group OBS update dw = -F^-1[:, Q] (F^-1[Q, Q])^-1 w_Q; say
+  which ran (`describe_config`). scope="layer" only lets a layer's weights be chosen while the layer is short
+  of its count. Refuses models above `max_weights` prunable weights, before any work. The inverse is dense up
+  to `fisher.DENSE_MAX` weights (built by the Woodbury identity when N < n), else held in Woodbury form
+  (`obs_lowrank`: N x n memory); both on the one greedy-OBS core of `obs_core`.
+- "woodfisher": WoodFisher (Singh & Alistarh 2020) on a block-diagonal Fisher: blocks of `block_size`
+  consecutive weights of one layer (row-major), "layer" (a block per layer) or "network" (one block: the
+  full Fisher); lambda = damp * mean(diag F) (damping="relative") or damp itself (damping="absolute", the
+  reference code's --fisher-damp). update="greedy": greedy OBS over all blocks, each step removing the
+  `batch` weights of least saliency with the group OBS formula within every block that lost weights
+  (block_size="network" with batch=1 is "obs"). update="independent", the published one-shot rule: all
+  pruned weights chosen at once by w_q^2 / [F^-1]_qq (the registry's selection rule), the survivors moved
+  by `scale` times the sum of every pruned weight's own OBS update -(w_q / [F^-1]_qq) F^-1 e_q, the pruned
+  set to 0 (`fisher.independent`); a block with more weights than examples is held in Woodbury form.
+  The published MNIST-MLP configuration (784-40-20-10, the table in `analysis.published`): samples=10000,
+  damp=1e-3, damping="absolute", block_size="network", update="independent", scale=1.
 - "wanda" (Sun et al. 2024): |W_ij| * ||X_j||_2 over calibration inputs; by default compared within a layer
   (scope="layer") or over all layers (scope="global") by the registry's selection rule, like a score; with
   rows=True compared within each output row, the paper's rule, layer by layer as below.
@@ -58,6 +66,9 @@ all-true ones) every method gives bit for bit what it gives without the argument
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 
 from ..core.data import sample
@@ -66,11 +77,10 @@ from . import fisher, layer_by_layer
 from .criteria import CALIBRATION, matrix_layers, wanda
 from .prune import Outcome, Request, select
 from ..util.rules import MAX_WEIGHTS, Rule
-from .registry import Method, Option
+from .registry import Method, Option, get
 
 DAMP = Option("damp", 0.01, "damping lambda relative to the mean curvature diagonal")
-BATCH = Option("batch", None, "weights removed per greedy step (1: exact greedy; None: ceil(count / 256))",
-               Rule("int", 1, MAX_WEIGHTS))
+STEP = Rule("int", 1, MAX_WEIGHTS, choices=("auto",))
 
 
 def too_big(model: torch.nn.Module, options: dict) -> str | None:
@@ -82,13 +92,59 @@ def too_big(model: torch.nn.Module, options: dict) -> str | None:
             f"max_weights={options['max_weights']}; use method 'woodfisher', 'obc' or 'sparsegpt'")
 
 
+def woodfisher_fits(model: torch.nn.Module, options: dict) -> str | None:
+    """Refuse conflicting 'woodfisher' options (a ValueError); why greedy blocks of `model` would not fit, or None."""
+    block, update = options["block_size"], options["update"]
+    if update == "greedy" and options["scale"] != 1.0:
+        raise ValueError(f"scale applies to update='independent' only, got scale={options['scale']} with "
+                         f"update='greedy' (the greedy update is exact for the quadratic model)")
+    if update == "independent" and options["batch"] != "auto":
+        raise ValueError(f"batch applies to update='greedy' only, got batch={options['batch']!r} with "
+                         f"update='independent' (all pruned weights are chosen at once)")
+    if update == "independent" or block == "network":
+        return None
+    sizes = [parameter(model, n).numel() for n in prunable(model)]
+    size = max(sizes) if block == "layer" else block
+    count = sum(-(-s // size) for s in sizes)
+    if count * size * size <= fisher.DENSE_MAX ** 2:
+        return None
+    return (f"block_size={block!r} with update='greedy' holds {count} blocks of {size} x {size} "
+            f"({fisher.gib(count * size * size)}), above the lab's {fisher.gib(fisher.DENSE_MAX ** 2)}; "
+            f"use update='independent', block_size='network' or a smaller block_size")
+
+
+def describe_config(method: str, options: Mapping[str, Any] | None = None) -> str:
+    """What `method` with `options` (defaults filled in) computes, in a few words for a table's `config` column.
+
+    E.g. 'obs exact greedy, 1024 samples, damp 0.01' or 'woodfisher network Fisher, independent update,
+    10000 samples, damp 0.001 absolute'; other methods: their name and options.
+    """
+    entry = get(method)
+    o = entry.check_options(options)
+    if entry.name not in ("obs", "woodfisher") or entry.source != __name__:
+        return ", ".join([entry.name] + [f"{k} {v}" for k, v in o.items()])
+    samples = "all samples" if o["samples"] is None else f"{o['samples']} samples"
+    steps = ("exact greedy" if o["batch"] == 1 else
+             "batched ceil(count/256)/step" if o["batch"] == "auto" else f"batched {o['batch']}/step")
+    if entry.name == "obs":
+        return f"obs {steps}, {samples}, damp {o['damp']}"
+    block = {"network": "network Fisher", "layer": "layer-wise Fisher"}.get(o["block_size"],
+                                                                          f"blocks of {o['block_size']}")
+    update = (f"greedy {steps}" if o["update"] == "greedy" else
+              "independent update" + ("" if o["scale"] == 1.0 else f" x {o['scale']}"))
+    return f"woodfisher {block}, {update}, {samples}, damp {o['damp']} {o['damping']}"
+
+
 def run_fisher(request: Request, method: str) -> Outcome:
     """'obs' or 'woodfisher': greedy OBS on the empirical Fisher of the working copy (`pruning.fisher`)."""
     clone, options = request.model, request.options
     names = prunable(clone)
     x, y = sample(request.data, options["samples"], request.seed)
-    new, keep, predicted, sizes = fisher.solve(clone, names, x, y, method, request.groups, options["damp"],
-                                               options["batch"], options.get("block_size", 128), request.prior)
+    wood = method == "woodfisher"
+    new, keep, predicted, sizes = fisher.solve(
+        clone, names, x, y, request.groups, request.prior, options["block_size"] if wood else "network",
+        options["damp"], wood and options["damping"] == "absolute", options["batch"],
+        options["update"] if wood else "greedy", options["scale"] if wood else 1.0)
     masks, start = {}, 0
     with torch.no_grad():
         for name, size in zip(names, sizes):
@@ -117,17 +173,35 @@ def run_wanda(request: Request) -> Outcome | Masks:
 
 
 METHODS = (
-    Method("obs", "greedy Optimal Brain Surgeon with the full empirical-Fisher inverse (small models)",
+    Method("obs", "greedy Optimal Brain Surgeon with the full empirical-Fisher inverse (small models); exact "
+                  "greedy (one weight per step) unless batch says otherwise",
            run=lambda r: run_fisher(r, "obs"), updates_weights=True, needs=("data", "trained"), source=__name__,
-           options=(CALIBRATION, DAMP, BATCH,
+           options=(CALIBRATION, DAMP,
+                    Option("batch", 1, "weights removed per greedy step: 1 exact greedy OBS; k > 1 or 'auto' "
+                                       "(ceil(count / 256)) the batched variant", STEP),
                     Option("max_weights", 12000, "largest number of prunable weights 'obs' accepts")),
            supports=too_big),
-    Method("woodfisher", "greedy OBS with a block-diagonal empirical Fisher inverted by Woodbury rank-one updates",
+    Method("woodfisher", "OBS with a block-diagonal empirical Fisher (WoodFisher): greedy, or the published "
+                         "one-shot independent update",
            run=lambda r: run_fisher(r, "woodfisher"), updates_weights=True, needs=("data", "trained"),
-           source=__name__,
-           options=(CALIBRATION, Option("damp", 0.01, "damping lambda relative to the mean Fisher diagonal (its "
-                                        "inverse starts from (1/lambda) I)", Rule("float", 0.0, open_minimum=True)),
-                    Option("block_size", 128, "weights per Fisher block"), BATCH)),
+           source=__name__, supports=woodfisher_fits,
+           options=(CALIBRATION,
+                    Option("damp", 0.01, "damping: lambda = damp * mean(diag F) (damping='relative') or damp "
+                                         "(damping='absolute')", Rule("float", 0.0, open_minimum=True)),
+                    Option("damping", "relative", "how damp sets lambda: 'relative' to the mean Fisher diagonal, "
+                                                  "or 'absolute' (the reference code's --fisher-damp)",
+                           Rule("str", choices=("relative", "absolute"))),
+                    Option("block_size", 128, "Fisher blocks: that many consecutive weights of a layer, 'layer' "
+                                              "(one per layer) or 'network' (the full Fisher)",
+                           Rule("int", 1, MAX_WEIGHTS, choices=("layer", "network"))),
+                    Option("update", "greedy", "'greedy': greedy OBS, batch weights per step; 'independent': all "
+                                               "pruned weights chosen at once, the sum of their own OBS updates "
+                                               "(the published one-shot rule)",
+                           Rule("str", choices=("greedy", "independent"))),
+                    Option("batch", "auto", "update='greedy': weights removed per step (1 exact greedy; 'auto' "
+                                            "ceil(count / 256))", STEP),
+                    Option("scale", 1.0, "update='independent': multiplier of the summed update (the reference "
+                                         "code's --scale-prune-update)", Rule("float", 0.0)))),
     Method("obc", "layer-wise exact greedy OBS on the reconstruction error of every row (OBC)",
            run=lambda r: run_layerwise(r, "obc"), updates_weights=True, needs=("data",), source=__name__,
            options=(CALIBRATION, DAMP), supports=matrix_layers),

@@ -24,7 +24,7 @@ class Rule:
     minimum: float | None = None
     maximum: float | None = None
     open_minimum: bool = False  # minimum itself excluded (lr > 0)
-    choices: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # a str's accepted values; an int's accepted words besides integers ("auto")
     item: Rule | None = None  # the rule of every item of a list
     distinct: bool = False  # a list may not hold a value twice
     nonempty: bool = True  # a list (or a text) may not be empty
@@ -41,6 +41,13 @@ class Rule:
         """`value` normalised (int, float, list), or a one-line ValueError naming it and what is accepted."""
         if value is None and self.optional:
             return None
+        if self.kind == "int" and self.choices:  # an integer, or one of the words
+            if isinstance(value, str) and value in self.choices:
+                return value
+            try:
+                return checks.integer(name, value, self.minimum, self.maximum)
+            except ValueError:
+                raise ValueError(f"{name} must be {self.text()}, got {checks.shown(value)}") from None
         if self.kind == "int":
             return checks.integer(name, value, self.minimum, self.maximum)
         if self.kind == "float":
@@ -60,6 +67,7 @@ class Rule:
         """What the rule accepts, in a few words: 'an integer >= 1', 'a number in [0.0, 1.0]', ..."""
         if self.kind == "int":
             words = f"an integer{checks.bound_text(self.minimum, self.maximum)}"
+            words += f" or one of {', '.join(self.choices)}" if self.choices else ""
         elif self.kind == "float":
             bound = f" > {self.minimum}" if self.open_minimum and self.maximum is None else \
                 checks.bound_text(self.minimum, self.maximum)
