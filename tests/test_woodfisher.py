@@ -16,7 +16,6 @@ import oneshot_lab as ol
 from oneshot_lab.core.data import Dataset, Split, sample
 from oneshot_lab.pruning import fisher, obs_core
 from oneshot_lab.pruning.prune import prune
-from oneshot_lab.pruning.updating import describe_config
 
 F64 = torch.float64
 
@@ -106,10 +105,8 @@ def test_batched_obs_is_another_configuration_and_says_so(data, net):
     exact = prune(net, data, 0.7, "obs", samples=40, damp=0.05)
     batched = prune(net, data, 0.7, "obs", samples=40, damp=0.05, batch=10)
     assert not exact.masks.equal(batched.masks)  # ten at a time is not the greedy sequence here
-    assert describe_config("obs") == "obs exact greedy, 1024 samples, damp 0.01"
-    assert describe_config("obs", {"batch": 10, "samples": 40}) == "obs batched 10/step, 40 samples, damp 0.01"
-    assert describe_config("obs", {"batch": "auto"}).startswith("obs batched ceil(count/256)/step")
-    assert describe_config("magnitude") == "magnitude"
+    assert ol.METHODS["obs"].configuration() == "samples=1024, damp=0.01, batch=1, max_weights=12000"
+    assert ol.METHODS["obs"].configuration({"batch": "auto"}) == "samples=1024, damp=0.01, batch='auto', max_weights=12000"
 
 
 @pytest.mark.parametrize("samples", [40, 200])  # Woodbury form (N < n) and dense
@@ -190,12 +187,8 @@ def test_independent_update_keeps_prior_masks_out(data, net):
 
 def test_published_configuration_is_described():
     published = dict(samples=10000, damp=1e-3, damping="absolute", block_size="network", update="independent")
-    assert describe_config("woodfisher", published) == \
-        "woodfisher network Fisher, independent update, 10000 samples, damp 0.001 absolute"
-    assert describe_config("woodfisher") == \
-        "woodfisher blocks of 128, greedy batched ceil(count/256)/step, 1024 samples, damp 0.01 relative"
-    assert describe_config("woodfisher", {"update": "independent", "scale": 0.9, "block_size": "layer"}) == \
-        "woodfisher layer-wise Fisher, independent update x 0.9, 1024 samples, damp 0.01 relative"
+    assert ol.METHODS["woodfisher"].configuration(published) == \
+        "samples=10000, damp=0.001, damping='absolute', block_size='network', update='independent', batch='auto', scale=1.0"
 
 
 @pytest.mark.parametrize("options, message", [
@@ -254,3 +247,24 @@ def test_gram_blocks_equal_the_full_product():
     k = obs_core.gram(a)
     torch.testing.assert_close(k, a @ a.T, rtol=1e-12, atol=1e-12)
     assert torch.equal(k, k.T)
+
+
+def test_the_independent_fisher_is_factored_once_per_model_sample_and_setting(data, net, monkeypatch):
+    """Several sparsities of one model reuse its factored Fisher (the same result as a fresh factorisation); another
+    model, sample or damping is computed anew."""
+    options = dict(samples=40, damp=1e-3, damping="absolute", block_size="network", update="independent")
+    fisher.RECENT.clear()
+    fresh = {s: flat_weights(prune(net, data, s, "woodfisher", **options).model) for s in (0.5, 0.8)}
+    calls = []
+    real = fisher.per_example_gradients
+    monkeypatch.setattr(fisher, "per_example_gradients", lambda *a: calls.append(1) or real(*a))
+    for s in (0.5, 0.8):  # the cache holds the last Fisher: equal results, no gradients recomputed
+        assert torch.equal(flat_weights(prune(net, data, s, "woodfisher", **options).model), fresh[s])
+    assert calls == []
+    prune(net, data, 0.8, "woodfisher", **{**options, "samples": 41})
+    other = copy.deepcopy(net)
+    with torch.no_grad():
+        other[0].bias.add_(1.0)  # not a pruned weight, but the gradients depend on it
+    prune(other, data, 0.8, "woodfisher", **options)
+    prune(net, data, 0.8, "woodfisher", **{**options, "damp": 2e-3})
+    assert len(calls) == 3

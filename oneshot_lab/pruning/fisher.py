@@ -7,6 +7,8 @@ form); WoodFisher's published one-shot update (every pruned weight's OBS update 
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Mapping
 
 import torch
@@ -153,22 +155,28 @@ def ranges(sizes: list[int], block: int | str) -> list[tuple[int, int]]:
     return out
 
 
-def independent(w: torch.Tensor, grads: torch.Tensor, alive: torch.Tensor, blocks: list[tuple[int, int]], lam: float,
-                group: torch.Tensor, budgets: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """WoodFisher's one-shot update on a block-diagonal Fisher (`blocks`, each restricted to its `alive` entries).
-
-    All removals Q are chosen at once, the `budgets` lowest saliencies w_q^2 / [F^-1]_qq of each group (the
-    registry's selection rule); the survivors move by scale * sum_q -(w_q / [F^-1]_qq) F^-1 e_q (each pruned
-    weight's OBS update computed alone, summed) and Q is set to 0. Returns (new weights, keep mask, predicted
-    increase 1/2 d^T F d of the whole displacement d).
-    """
-    parts, diag = [], torch.full_like(w, float("inf"))
+def inverse_blocks(grads: torch.Tensor, alive: torch.Tensor, blocks: list[tuple[int, int]],
+                   lam: float) -> tuple[torch.Tensor, list]:
+    """diag F^-1 (inf where pruned) and the (indices, `BlockInverse`) of every block restricted to its `alive` entries."""
+    parts, diag = [], torch.full((grads.shape[1],), float("inf"), dtype=torch.float64)
     for start, stop in blocks:
         idx = alive[start:stop].nonzero()[:, 0] + start
         if len(idx):
             whole = len(idx) == stop - start
             parts.append((idx, BlockInverse(grads[:, start:stop] if whole else grads[:, idx], lam)))
             diag[idx] = parts[-1][1].diagonal()
+    return diag, parts
+
+
+def independent(w: torch.Tensor, diag: torch.Tensor, parts: list, alive: torch.Tensor, group: torch.Tensor,
+                budgets: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """WoodFisher's one-shot update on a block-diagonal Fisher (`inverse_blocks`).
+
+    All removals Q are chosen at once, the `budgets` lowest saliencies w_q^2 / [F^-1]_qq of each group (the
+    registry's selection rule); the survivors move by scale * sum_q -(w_q / [F^-1]_qq) F^-1 e_q (each pruned
+    weight's OBS update computed alone, summed) and Q is set to 0. Returns (new weights, keep mask, predicted
+    increase 1/2 d^T F d of the whole displacement d).
+    """
     q = obs_core.choose(obs_core.saliency(w, diag, ~alive), group, budgets, int(budgets.sum()))
     basis = torch.zeros_like(w)
     basis[q] = -w[q] / diag[q]
@@ -180,6 +188,24 @@ def independent(w: torch.Tensor, grads: torch.Tensor, alive: torch.Tensor, block
     new[~keep] = 0.0
     predicted = 0.5 * sum(part.quadratic(new[idx] - w[idx]) for idx, part in parts)
     return new, keep, predicted
+
+
+def digest(clone: nn.Module, tensors: tuple[torch.Tensor, ...], settings: tuple) -> str:
+    """A digest of everything an independent-update Fisher depends on: every parameter and buffer of `clone`,
+    the calibration tensors and the settings (blocks, damping)."""
+    h = hashlib.blake2b(digest_size=20)
+    for name, t in [*clone.state_dict().items(), *(("", t) for t in tensors)]:
+        h.update(name.encode())
+        h.update(t.detach().contiguous().cpu().numpy().tobytes())
+    h.update(repr(settings).encode())
+    return h.hexdigest()
+
+
+# The last independent-update Fisher (its digest -> diag and blocks): pruning one model at several sparsities
+# factors its Fisher once (with 10,000 samples that is most of the cost); a different model, sample or setting
+# has another digest and is computed anew.
+RECENT: dict[str, tuple[torch.Tensor, list]] = {}
+RECENT_LOCK = threading.Lock()
 
 
 def check_blocks(sizes: list[int], block: int | str, n_examples: int, damp: float) -> None:
@@ -220,12 +246,22 @@ def solve(clone: nn.Module, names: list[str], x: torch.Tensor, y: torch.Tensor,
         return w * alive, alive, 0.0, sizes
     if update == "independent" or block == "network":
         check_blocks(sizes, block, len(y), damp)
-    grads = per_example_gradients(clone, names, x, y)
     live = alive.nonzero()[:, 0] if prior is not None else None
-    lam = damping(grads if live is None else grads[:, live], damp, absolute)
     if update == "independent":
-        new, keep, predicted = independent(w, grads, alive, ranges(sizes, block), lam, group, budgets, scale)
+        key = digest(clone, (x, y, alive), (tuple(names), block, damp, absolute))
+        with RECENT_LOCK:
+            found = RECENT.get(key)
+        if found is None:
+            grads = per_example_gradients(clone, names, x, y)
+            lam = damping(grads if live is None else grads[:, live], damp, absolute)
+            found = inverse_blocks(grads, alive, ranges(sizes, block), lam)
+            with RECENT_LOCK:
+                RECENT.clear()
+                RECENT[key] = found
+        new, keep, predicted = independent(w, *found, alive, group, budgets, scale)
         return new, keep, predicted, sizes
+    grads = per_example_gradients(clone, names, x, y)
+    lam = damping(grads if live is None else grads[:, live], damp, absolute)
     batch = obs_core.auto_batch(batch, total)
     if block == "network":
         g, wl, gl = (grads, w, group) if live is None else (grads[:, live], w[live], group[live])

@@ -13,7 +13,7 @@ Methods (formulas in REFERENCES.md, "Second order with weight updates"):
   weight of least w_q^2 / [F^-1]_qq with the OBS update dw = -(w_q / [F^-1]_qq) F^-1 e_q and the matching
   downdate of F^-1. batch=k > 1 (or "auto": ceil(count / 256)) is the batched variant: each step removes the
   k weights of least saliency together with the group OBS update dw = -F^-1[:, Q] (F^-1[Q, Q])^-1 w_Q; say
-  which ran (`describe_config`). scope="layer" only lets a layer's weights be chosen while the layer is short
+  which ran (`Method.configuration`, every table's config column). scope="layer" only lets a layer's weights be chosen while the layer is short
   of its count. Refuses models above `max_weights` prunable weights, before any work. The inverse is dense up
   to `fisher.DENSE_MAX` weights (built by the Woodbury identity when N < n), else held in Woodbury form
   (`obs_lowrank`: N x n memory); both on the one greedy-OBS core of `obs_core`.
@@ -66,9 +66,6 @@ all-true ones) every method gives bit for bit what it gives without the argument
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 
 from ..core.data import sample
@@ -77,7 +74,7 @@ from . import fisher, layer_by_layer
 from .criteria import CALIBRATION, matrix_layers, wanda
 from .prune import Outcome, Request, select
 from ..util.rules import MAX_WEIGHTS, Rule
-from .registry import Method, Option, get
+from .registry import Method, Option
 
 DAMP = Option("damp", 0.01, "damping lambda relative to the mean curvature diagonal")
 STEP = Rule("int", 1, MAX_WEIGHTS, choices=("auto",))
@@ -111,28 +108,6 @@ def woodfisher_fits(model: torch.nn.Module, options: dict) -> str | None:
     return (f"block_size={block!r} with update='greedy' holds {count} blocks of {size} x {size} "
             f"({fisher.gib(count * size * size)}), above the lab's {fisher.gib(fisher.DENSE_MAX ** 2)}; "
             f"use update='independent', block_size='network' or a smaller block_size")
-
-
-def describe_config(method: str, options: Mapping[str, Any] | None = None) -> str:
-    """What `method` with `options` (defaults filled in) computes, in a few words for a table's `config` column.
-
-    E.g. 'obs exact greedy, 1024 samples, damp 0.01' or 'woodfisher network Fisher, independent update,
-    10000 samples, damp 0.001 absolute'; other methods: their name and options.
-    """
-    entry = get(method)
-    o = entry.check_options(options)
-    if entry.name not in ("obs", "woodfisher") or entry.source != __name__:
-        return ", ".join([entry.name] + [f"{k} {v}" for k, v in o.items()])
-    samples = "all samples" if o["samples"] is None else f"{o['samples']} samples"
-    steps = ("exact greedy" if o["batch"] == 1 else
-             "batched ceil(count/256)/step" if o["batch"] == "auto" else f"batched {o['batch']}/step")
-    if entry.name == "obs":
-        return f"obs {steps}, {samples}, damp {o['damp']}"
-    block = {"network": "network Fisher", "layer": "layer-wise Fisher"}.get(o["block_size"],
-                                                                          f"blocks of {o['block_size']}")
-    update = (f"greedy {steps}" if o["update"] == "greedy" else
-              "independent update" + ("" if o["scale"] == 1.0 else f" x {o['scale']}"))
-    return f"woodfisher {block}, {update}, {samples}, damp {o['damp']} {o['damping']}"
 
 
 def run_fisher(request: Request, method: str) -> Outcome:

@@ -23,7 +23,8 @@ SPARSITIES = (0.8, 0.9, 0.95, 0.98)
 # method/scope label -> its options here (the published configuration where one was published)
 PRESETS: dict[str, dict] = {
     "magnitude/global": {},
-    "woodfisher/global": {"samples": 10000, "damp": 1e-3, "block_size": "network", "update": "independent"},
+    "woodfisher/global": {"samples": 10000, "damp": 1e-3, "damping": "absolute", "block_size": "network",
+                          "update": "independent"},  # yuxwind/CBS, scripts/sweep_mnist_mlpnet_woodfisher.sh
     "obc/global": {"samples": 1024},
     "sparsegpt/global": {"samples": 1024},
     "chita/global": {"samples": 1000},
