@@ -93,7 +93,8 @@ def test_the_calibration_sample_follows_the_run_seed(synthetic, tiny_mlp):
 
 def test_an_unknown_criterion_lists_the_criteria_and_the_pruners():
     with pytest.raises(ValueError, match="unknown method 'obcx'; valid choices: magnitude, random, .*, obs, "
-                                         "woodfisher, obc, sparsegpt, wanda \\(a method of your own"):
+                                         "woodfisher, obc, sparsegpt, wanda, chita, chita_pp "
+                                         "\\(a method of your own"):
         imp_config(criterion="obcx")
 
 

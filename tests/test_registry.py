@@ -16,7 +16,7 @@ def test_every_builtin_method_is_registered_once_with_help_and_options():
     assert names[:3] == ["magnitude", "random", "taylor"] and len(names) == len(set(names))
     assert {"obd", "obd_ggn", "obs", "woodfisher", "obc", "sparsegpt", "wanda"} <= set(names)
     updating = {n for n, m in ol.METHODS.items() if m.updates_weights}
-    assert updating == {"obs", "woodfisher", "obc", "sparsegpt"}
+    assert updating == {"obs", "woodfisher", "obc", "sparsegpt", "chita", "chita_pp"}
     scoring = {n for n, m in ol.METHODS.items() if m.score is not None}
     assert "wanda" not in scoring | updating and "magnitude" in scoring
     for method in ol.METHODS.values():

@@ -4,9 +4,9 @@ A method either scores weights (`score`: low scores are pruned, turned into mask
 selection rule, torch.nn.utils.prune's rounding and tie order) or prunes and updates the survivors itself
 (`run`). Studies, IMP, the explorer, sweeps and `oneshot-lab params` ask only this registry.
 
-Built-in methods are defined in `criteria` (scores), `at_init` (SNIP, GraSP, SynFlow) and `updating` (weight
-updates); a user adds one with `register(Method(...))`, or ships it in a package under the entry-point group
-`oneshot_lab.methods` (`[project.entry-points."oneshot_lab.methods"] name = "module:METHOD"`, the object a
+Built-in methods are defined in `criteria` (scores), `at_init` (SNIP, GraSP, SynFlow), `updating` and `chita`
+(weight updates); a user adds one with `register(Method(...))`, or ships it in a package under the entry-point
+group `oneshot_lab.methods` (`[project.entry-points."oneshot_lab.methods"] name = "module:METHOD"`, the object a
 `Method` or a sequence of them), so that it is there in every fresh kernel and sweep worker.
 """
 
@@ -28,7 +28,7 @@ from ..util.plugins import GROUP
 from ..util.rules import Rule
 
 BUILTIN = ("oneshot_lab.pruning.criteria", "oneshot_lab.pruning.at_init",  # modules defining `METHODS`
-           "oneshot_lab.pruning.updating")
+           "oneshot_lab.pruning.updating", "oneshot_lab.pruning.chita")
 MISSING = ("a method of your own must be registered in this process (ol.register) or installed as a package "
            f"with an entry point in the group {GROUP!r}")
 RESERVED = ("seed", "model", "data", "sparsity", "method", "scope", "masks", "layer_sparsities", "scores")
