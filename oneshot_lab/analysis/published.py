@@ -141,7 +141,9 @@ def beside(metrics: pd.DataFrame, match: dict[str, str | None] | None = None, st
 # the lab's method/scope label -> the published method whose figures it reproduces (`reproduction`)
 REPRODUCES = {"magnitude/global": "magnitude", "woodfisher/global": "woodfisher", "chita/global": "chita",
               "chita_pp/global": "chita++"}
-MNIST_MLP_SOURCES = (CBS,)  # the sources of published MNIST MLP one-shot figures (`mnist_mlp`)
+MNIST_MLP_SOURCES = (CBS,)
+REPRODUCTION = ["sparsity", "method", "config", "n", "our_accuracy", "ci_low", "ci_high", "published_method",
+                "published_accuracy", "inside", "source"]  # the sources of published MNIST MLP one-shot figures (`mnist_mlp`)
 
 
 def published_figure(method: str, sparsity: float) -> tuple[float, str] | None:
@@ -165,6 +167,8 @@ def reproduction(metrics: pd.DataFrame, plan: pd.DataFrame, confidence: float = 
                          "(method, config) tables of a second-order comparison")
     configs = dict(zip(plan["method"], plan["config"]))
     rows = metrics[metrics["stage"] == "one_shot"]
+    if rows.empty:  # e.g. a run without the MNIST MLP setting
+        return pd.DataFrame(columns=REPRODUCTION)
     ours = stats.summarize(rows, ["method", "sparsity"], "test_accuracy", confidence)
     out = []
     for row in ours.itertuples():

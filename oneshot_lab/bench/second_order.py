@@ -16,12 +16,14 @@ from . import measure
 
 # model key -> (dataset, model, options, Adam steps of dense training before pruning)
 MODELS = {"mlp 128-40": ("mnist1d", "mlp", {"widths": [128, 40]}, 0), "conv1d": ("mnist1d", "conv1d", {}, 0),
+          "mlp 784-40-20-10 mnist": ("mnist_subset", "mlp", {"widths": [40, 20]}, 600),
           "lenet-300-100 mnist": ("mnist_subset", "mlp", {"widths": [300, 100]}, 600)}
 QUICK_MODELS = {"mlp 16": ("mnist1d", "mlp", {"widths": [16]}, 0),
                 "lenet 16 mnist": ("mnist_subset", "mlp", {"widths": [16]}, 10)}
 CURVATURES = ("hessian", "ggn", "ggn_mc", "fisher", "hutchinson")
-PRUNERS = ("wanda", "sparsegpt", "obc", "woodfisher", "obs")  # registry methods that use calibration data
-ONLY = {"lenet-300-100 mnist": ("backward", "sparsegpt", "obc"), "lenet 16 mnist": ("backward", "sparsegpt", "obc")}
+PRUNERS = ("wanda", "sparsegpt", "obc", "woodfisher", "obs", "chita", "chita_pp")  # methods that use calibration data
+ONLY = {"lenet-300-100 mnist": ("backward", "sparsegpt", "obc"), "lenet 16 mnist": ("backward", "sparsegpt", "obc"),
+        "mlp 784-40-20-10 mnist": ("backward", "wanda", "sparsegpt", "obc", "woodfisher", "chita", "chita_pp")}
 LENET = {False: "lenet-300-100 mnist", True: "lenet 16 mnist"}  # the model of `by_scope`, by `quick`
 SPARSITY = 0.9
 SLOW = 5.0  # a computation taking longer than this many seconds is timed once
