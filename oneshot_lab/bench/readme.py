@@ -127,8 +127,7 @@ BLOCKS: dict[str, tuple[str, str, Formatter]] = {
     "05-dense": (NB05, "dense.csv", partial(select, columns=["setting", "n", "text"])),
     "05-oneshot": (NB05, "summary.csv", partial(pivot, index=["setting", "method"], columns="sparsity", values="text",
                                                  where={"stage": ["one_shot"], "sparsity": [0.9, 0.95]})),
-    "05-published": (NB05, "published.csv", partial(select, columns=[
-        "sparsity", "method", "published_accuracy", "lab_method", "n", "our_accuracy", "ci_low", "ci_high"])),
+    "05-published": (NB05, "published.csv", published.reproduction_wide),
     "05-costs": (NB05, "cost_summary.csv", partial(pivot, index=["method"], columns="setting",
                                                     values="seconds (interval)")),
     "05-tally": (NB05, "findings.csv", tally_of),

@@ -72,7 +72,12 @@ class PublishedConfig(Config):
                                     train=self.train, sparsities=tuple(self.sparsities))
 
 
-def run(config: PublishedConfig, root: str | None = None, progress: bool = False) -> second_order.Comparison:
-    """Every method at every sparsity on every seed's dense network (paired on the seed), one shot."""
+def run(config: PublishedConfig, root: str | None = None, progress: bool = False,
+        workers: int | None = 1) -> second_order.Comparison:
+    """Every method at every sparsity on every seed's dense network (paired on the seed), one shot.
+
+    Seeds run on `workers` processes (default one: WoodFisher's 10,000-sample Fisher takes gigabytes per process).
+    """
     PublishedConfig.checked("config", config)
-    return second_order.run([config.setting()], config.study(), list(config.seeds), root=root, progress=progress)
+    return second_order.run([config.setting()], config.study(), list(config.seeds), root=root, progress=progress,
+                            workers=workers)

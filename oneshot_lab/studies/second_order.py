@@ -110,13 +110,14 @@ def backward_seconds(model: nn.Module, dataset, samples: int | None = 1024, seed
 
 
 def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: str | None = None,
-        progress: bool = True) -> Comparison:
+        progress: bool = True, workers: int | None = None) -> Comparison:
     """Per setting: `oneshot.replicate` of `study` over `seeds` with the methods the model can run
     (at the setting's own sparsities, if it has any).
 
     Methods are paired on the seed within a setting (same data split, dense model and calibration samples).
     `costs` gains, per setting and seed, the time of one plain forward + backward pass over obc's
-    calibration samples (method `REFERENCE`), the yardstick for each method's `prune_seconds`.
+    calibration samples (method `REFERENCE`), the yardstick for each method's `prune_seconds`. `workers`: processes
+    for the seeds (`oneshot.replicate`; results do not depend on it).
     """
     settings = checks.listing("settings", settings)
     if any(not isinstance(s, Setting) for s in settings):
@@ -143,7 +144,7 @@ def run(settings: list[Setting], study: OneShotConfig, seeds: list[int], root: s
         local = study.replace(methods=tuple(methods), sparsities=sparsities, control_sparsities=controls,
                               report_sparsity=report)
         result = replicate(setting.dataset, setting.model, setting.train, local, seeds, setting.model_options,
-                           root=root, progress=progress)
+                           root=root, progress=progress, workers=workers)
         samples = registry.get("obc").check_options(study.score_options.get("obc"))["samples"]
         reference = [{"method": REFERENCE, "sparsity": float("nan"), "seed": seed,
                       "prune_seconds": backward_seconds(net, load(setting.dataset, seed=seed, root=root), samples,
