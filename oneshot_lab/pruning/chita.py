@@ -35,7 +35,7 @@ MAX_ENTRIES = 2**28  # entries of A (samples x weights, float64: 2 GiB) a call m
 
 OPTIONS = (Option("samples", 1000, "calibration examples of the training split (rows of A)"),
            Option("damp", 0.01, "ridge lambda relative to the mean empirical-Fisher diagonal"),
-           Option("iterations", 30, "most iterative-hard-thresholding steps per solve", Rule("int", 1, 10**6)))
+           Option("iterations", 100, "most iterative-hard-thresholding steps per solve", Rule("int", 1, 10**6)))
 
 
 def too_big(model: nn.Module, options: dict) -> str | None:

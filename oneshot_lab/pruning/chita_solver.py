@@ -19,10 +19,7 @@ candidate is compared after `REFINE` conjugate-gradient steps on its own support
 so that a new support is judged by what it can reach rather than by the raw gradient step. The best candidate
 is taken if it lowers f; when it keeps the support, the weights on it become the exact refit (the minimiser of f
 on that support). The run stops when no candidate from an exact refit lowers f by more than `tolerance`
-(relative), or after `iterations` steps; the result is always the exact refit on its final support. As in the
-reference (`Active_IHTCDLS`), the steps run on an active set of columns, at first the `ACTIVE` x keep[g] largest
-|w0| of each group g; at a fixed point there, one step on the whole problem that takes in weights outside the
-active set and lowers f widens it, and the steps go on.
+(relative), or after `iterations` steps; the result is always the exact refit on its final support.
 """
 
 from __future__ import annotations
