@@ -30,7 +30,6 @@ import torch
 
 SEARCH = 6  # support-changing steps tried per iteration: t_c, 2 t_c, ..., 2^5 t_c (the reference doubles up to 5 times)
 REFINE = 3  # conjugate-gradient steps on a candidate's support before candidates are compared
-ACTIVE = 1.5  # the active set starts with the 1.5 k largest |w0| of each group (the reference's kimp)
 POWER_STEPS = 10  # power iterations for ||A||_2^2 (deterministic start; the estimate is raised by 5%)
 
 
@@ -63,12 +62,10 @@ def project(v: torch.Tensor, group: torch.Tensor, keep: torch.Tensor) -> torch.T
     return support
 
 
-def refit(a: torch.Tensor, w0: torch.Tensor, lam: float, support: torch.Tensor,
-          b: torch.Tensor | None = None) -> torch.Tensor:
-    """The minimiser of ||A w - b||^2 + lam ||w - w0||^2 (b = A w0 unless given) with the weights off `support` at 0
-    (lam = 0 and not unique: the one nearest w0).
+def refit(a: torch.Tensor, w0: torch.Tensor, lam: float, support: torch.Tensor) -> torch.Tensor:
+    """The minimiser of f with the weights off `support` at 0 (lam = 0 and not unique: the one nearest w0).
 
-    On S, w_S = w0_S + u with u = argmin ||A_S u - r||^2 + lam ||u||^2, r = b - A_S w0_S (what the dropped
+    On S, w_S = w0_S + u with u = argmin ||A_S u - r||^2 + lam ||u||^2, r = A w0 - A_S w0_S (what the dropped
     weights contributed): u = A_S^T (A_S A_S^T + lam I)^-1 r (n x n) when S has more weights than A has rows,
     else (A_S^T A_S + lam I)^-1 A_S^T r; with lam = 0 the least-norm u.
     """
@@ -77,7 +74,7 @@ def refit(a: torch.Tensor, w0: torch.Tensor, lam: float, support: torch.Tensor,
     if len(cols) == 0:
         return w
     a_s = a[:, cols]
-    r = (a @ w0 if b is None else b) - a_s @ w0[cols]
+    r = a @ w0 - a_s @ w0[cols]
     n, m = a_s.shape
     if lam == 0:
         u = torch.linalg.lstsq(a_s, r[:, None], driver="gelsd").solution[:, 0]
@@ -166,11 +163,16 @@ def best_step(a: torch.Tensor, b: torch.Tensor, w: torch.Tensor, w0: torch.Tenso
     return best
 
 
-def iht(a: torch.Tensor, b: torch.Tensor, w0: torch.Tensor, lam: float, group: torch.Tensor, keep: torch.Tensor,
-        w: torch.Tensor, support: torch.Tensor, iterations: int,
-        tolerance: float) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-    """Hard-thresholding steps (`best_step`) from (w, support) until a fixed point or `iterations` steps, with the
-    exact refit whenever the support stops changing; (weights, support, steps, refits), ending at an exact refit."""
+def solve(a: torch.Tensor, w0: torch.Tensor, lam: float, group: torch.Tensor, keep: torch.Tensor,
+          iterations: int = 100, tolerance: float = 1e-7) -> Solution:
+    """min ||A (w - w0)||^2 + lam ||w - w0||^2 with at most keep[g] nonzeros in each group g (float64 throughout).
+
+    `group`: a group id (0, 1, ...) per weight; `keep`: the weights each group keeps (at most its size).
+    """
+    a, w0 = a.to(torch.float64), w0.to(torch.float64)
+    b = a @ w0
+    support = project(w0, group, keep)
+    w = w0 * support
     f = value(a, b, w0, lam, w)
     lip = curvature_bound(a, lam)
     steps = refits = 0
@@ -186,45 +188,12 @@ def iht(a: torch.Tensor, b: torch.Tensor, w0: torch.Tensor, lam: float, group: t
                 continue
         elif refitted:  # no step from the minimiser on its support improves f: a fixed point
             break
-        w, refitted = refit(a, w0, lam, support, b), True
+        w = refit(a, w0, lam, support)
         f = value(a, b, w0, lam, w)
         refits += 1
+        refitted = True
     if not refitted:
-        w = refit(a, w0, lam, support, b)
-        refits += 1
-    return w, support, steps, refits
-
-
-def solve(a: torch.Tensor, w0: torch.Tensor, lam: float, group: torch.Tensor, keep: torch.Tensor,
-          iterations: int = 100, tolerance: float = 1e-7) -> Solution:
-    """min ||A (w - w0)||^2 + lam ||w - w0||^2 with at most keep[g] nonzeros in each group g (float64 throughout).
-
-    `group`: a group id (0, 1, ...) per weight; `keep`: the weights each group keeps (at most its size).
-    The steps run on an active set of columns (the reference's): the `ACTIVE` x keep[g] largest |w0| of each group;
-    at a fixed point there, one step on the whole problem that takes in weights outside it and lowers f adds them.
-    """
-    a, w0 = a.to(torch.float64), w0.to(torch.float64)
-    b = a @ w0
-    members = torch.bincount(group, minlength=len(keep))
-    active = project(w0, group, torch.minimum(members, torch.ceil(ACTIVE * keep).long()))
-    support = project(w0, group, keep)
-    w = w0 * support
-    steps = refits = 0
-    lip = None
-    while True:
-        cols = active.nonzero()[:, 0]
-        sub_w, sub_s, sub_steps, sub_refits = iht(a[:, cols], b, w0[cols], lam, group[cols], keep, w[cols],
-                                                  support[cols], iterations - steps, tolerance)
-        w, support = torch.zeros_like(w0), torch.zeros_like(active)
-        w[cols], support[cols] = sub_w, sub_s
-        steps, refits = steps + sub_steps, refits + sub_refits
-        if steps >= iterations or bool(active.all()):
-            break
-        lip = curvature_bound(a, lam) if lip is None else lip
+        w = refit(a, w0, lam, support)
         f = value(a, b, w0, lam, w)
-        z, s, fz = best_step(a, b, w, w0, a.T @ (a @ w - b) + lam * (w - w0), lam, support, group, keep, lip)
-        steps += 1
-        if not (fz < f - tolerance * abs(f) and bool((s & ~active).any())):
-            break
-        active, w, support = active | s, z, s
-    return Solution(w, support, value(a, b, w0, lam, w), steps, refits)
+        refits += 1
+    return Solution(w, support, f, steps, refits)
