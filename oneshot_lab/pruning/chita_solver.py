@@ -7,7 +7,7 @@ over sqrt(n)) and the dense weights w0,
 
 that is ||A w - b||^2 + lam ||w - w0||^2 with b = A w0, or twice the OBS quadratic model
 1/2 (w - w0)^T (A^T A + lam I) (w - w0). A^T A (p x p) is never formed: every step is a product with A or A^T,
-and the refit on a support S of m weights solves an n x n system (Woodbury) when m > n, else an m x m one.
+and the refit on a support S of m weights solves an n x n system when m > n, else an m x m one.
 
 `solve` follows the reference implementation (github mazumder-lab/CHITA, `CHITA_opt/L0_card_const.py`):
 start from the magnitude projection of w0 (the first hard-thresholding step from w0, where the gradient is 0);
@@ -65,33 +65,33 @@ def project(v: torch.Tensor, group: torch.Tensor, keep: torch.Tensor) -> torch.T
 def refit(a: torch.Tensor, w0: torch.Tensor, lam: float, support: torch.Tensor) -> torch.Tensor:
     """The minimiser of f with the weights off `support` at 0 (lam = 0 and not unique: the one nearest w0).
 
-    On S: (A_S^T A_S + lam I) w_S = A_S^T A w0 + lam w0_S, solved through the n x n matrix lam I + A_S A_S^T
-    (Woodbury) when S has more weights than A has rows.
+    On S, w_S = w0_S + u with u = argmin ||A_S u - r||^2 + lam ||u||^2, r = A w0 - A_S w0_S (what the dropped
+    weights contributed): u = A_S^T (A_S A_S^T + lam I)^-1 r (n x n) when S has more weights than A has rows,
+    else (A_S^T A_S + lam I)^-1 A_S^T r; with lam = 0 the least-norm u.
     """
     w = torch.zeros_like(w0)
     cols = support.nonzero()[:, 0]
     if len(cols) == 0:
         return w
     a_s = a[:, cols]
-    b = a @ w0
-    if lam == 0:  # the minimiser nearest w0: the limit of the ridge solution as lam -> 0
-        w[cols] = w0[cols] + torch.linalg.lstsq(a_s, (b - a_s @ w0[cols])[:, None], driver="gelsd").solution[:, 0]
-        return w
-    c = a_s.T @ b + lam * w0[cols]
+    r = a @ w0 - a_s @ w0[cols]
     n, m = a_s.shape
-    if m > n:
+    if lam == 0:
+        u = torch.linalg.lstsq(a_s, r[:, None], driver="gelsd").solution[:, 0]
+    elif m > n:
         inner = a_s @ a_s.T
         inner.diagonal().add_(lam)
-        w[cols] = (c - a_s.T @ torch.cholesky_solve((a_s @ c)[:, None], torch.linalg.cholesky(inner))[:, 0]) / lam
+        u = a_s.T @ torch.cholesky_solve(r[:, None], torch.linalg.cholesky(inner))[:, 0]
     else:
         normal = a_s.T @ a_s
         normal.diagonal().add_(lam)
-        w[cols] = torch.cholesky_solve(c[:, None], torch.linalg.cholesky(normal))[:, 0]
+        u = torch.cholesky_solve((a_s.T @ r)[:, None], torch.linalg.cholesky(normal))[:, 0]
+    w[cols] = w0[cols] + u
     return w
 
 
 def curvature_bound(a: torch.Tensor, lam: float) -> float:
-    """L = ||A||_2^2 + lam, ||A||_2^2 by power iteration from a fixed start on the smaller Gram side, raised by 5%."""
+    """L = ||A||_2^2 + lam, ||A||_2^2 by power iteration on A^T A from a fixed start, raised by 5%."""
     v = torch.ones(a.shape[1], dtype=a.dtype) / a.shape[1] ** 0.5
     norm = 0.0
     for _ in range(POWER_STEPS):
