@@ -181,3 +181,10 @@ def test_the_wide_reproduction_table_puts_ours_first_with_interval_published_fig
     assert list(wide.method) == ["magnitude/global", "(cbs, published only)", "(woodfisher, published only)"]
     assert wide["90%"][0] == "90.2 [87.6, 92.8] / 90.3" and wide["90%"][1] == "— / 93.1"
     assert list(wide.config) == ["no options", "", ""]
+
+
+def test_a_run_without_the_mnist_mlp_gets_the_published_figures_alone():
+    empty = pd.DataFrame(columns=["method", "sparsity", "stage", "test_accuracy"])
+    out = published.reproduction(empty, pd.DataFrame(columns=["method", "config"]))
+    assert len(out) == 12 and out.method.eq("").all() and out.our_accuracy.isna().all()
+    assert set(out.published_method) == {"magnitude", "woodfisher", "cbs"}

@@ -141,9 +141,9 @@ def beside(metrics: pd.DataFrame, match: dict[str, str | None] | None = None, st
 # the lab's method/scope label -> the published method whose figures it reproduces (`reproduction`)
 REPRODUCES = {"magnitude/global": "magnitude", "woodfisher/global": "woodfisher", "chita/global": "chita",
               "chita_pp/global": "chita++"}
-MNIST_MLP_SOURCES = (CBS,)
+MNIST_MLP_SOURCES = (CBS,)  # the sources of published MNIST MLP one-shot figures (`mnist_mlp`)
 REPRODUCTION = ["sparsity", "method", "config", "n", "our_accuracy", "ci_low", "ci_high", "published_method",
-                "published_accuracy", "inside", "source"]  # the sources of published MNIST MLP one-shot figures (`mnist_mlp`)
+                "published_accuracy", "inside", "source"]  # the columns of `reproduction`
 
 
 def published_figure(method: str, sparsity: float) -> tuple[float, str] | None:
@@ -160,6 +160,7 @@ def reproduction(metrics: pd.DataFrame, plan: pd.DataFrame, confidence: float = 
 
     `plan`: the study's plan table (columns method, config). Columns: sparsity, method, config, n, our_accuracy,
     ci_low, ci_high, published_method, published_accuracy, inside (published figure within our interval), source.
+    Without one-shot rows (a run without the MNIST MLP) it is the published figures alone.
     """
     missing = {"method", "sparsity", "stage", "test_accuracy"} - set(getattr(metrics, "columns", ()))
     if missing or not {"method", "config"} <= set(getattr(plan, "columns", ())):
@@ -167,9 +168,8 @@ def reproduction(metrics: pd.DataFrame, plan: pd.DataFrame, confidence: float = 
                          "(method, config) tables of a second-order comparison")
     configs = dict(zip(plan["method"], plan["config"]))
     rows = metrics[metrics["stage"] == "one_shot"]
-    if rows.empty:  # e.g. a run without the MNIST MLP setting
-        return pd.DataFrame(columns=REPRODUCTION)
-    ours = stats.summarize(rows, ["method", "sparsity"], "test_accuracy", confidence)
+    ours = (stats.summarize(rows, ["method", "sparsity"], "test_accuracy", confidence) if len(rows)
+            else pd.DataFrame(columns=["method", "sparsity"]))  # a run without the MNIST MLP: the figures alone
     out = []
     for row in ours.itertuples():
         theirs = REPRODUCES.get(row.method)
@@ -181,11 +181,13 @@ def reproduction(metrics: pd.DataFrame, plan: pd.DataFrame, confidence: float = 
                     "inside": bool(figure and low <= figure[0] <= high), "source": figure[1] if figure else ""})
     mine = set(REPRODUCES[m] for m in set(ours["method"]) if m in REPRODUCES)
     for f in FIGURES:
-        if f.source in MNIST_MLP_SOURCES and f.condition not in mine and checks.among(f.sparsity, list(ours["sparsity"])):
+        if f.source in MNIST_MLP_SOURCES and f.condition not in mine and (
+                ours.empty or checks.among(f.sparsity, list(ours["sparsity"]))):
             out.append({"sparsity": f.sparsity, "method": "", "config": "", "n": 0, "our_accuracy": float("nan"),
                         "ci_low": float("nan"), "ci_high": float("nan"), "published_method": f.condition,
                         "published_accuracy": f.value, "inside": False, "source": f.source})
-    return pd.DataFrame(out).sort_values(["sparsity", "method", "published_method"], ignore_index=True)
+    return pd.DataFrame(out, columns=REPRODUCTION).sort_values(["sparsity", "method", "published_method"],
+                                                               ignore_index=True)
 
 
 def reproduction_wide(table: pd.DataFrame) -> pd.DataFrame:
