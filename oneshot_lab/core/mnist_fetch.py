@@ -14,7 +14,6 @@ import errno
 import gzip
 import hashlib
 import os
-import secrets
 import stat
 import struct
 import subprocess
@@ -27,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..util import array_pickle
+from ..util import array_pickle, whole_file
 from . import data
 
 NOFOLLOW, NONBLOCK, CLOEXEC = (getattr(os, f"O_{flag}", 0) for flag in ("NOFOLLOW", "NONBLOCK", "CLOEXEC"))
@@ -167,26 +166,8 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_file(path: Path, payload: bytes) -> None:
-    """Put `payload` at `path` whole or not at all: a fresh temporary file beside it (created exclusively, never
-    through a link), synced, then renamed over `path` (a link there is replaced, not followed)."""
-    for _ in range(3):
-        temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.partial")
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC, 0o666)
-            break
-        except FileExistsError:  # planted, or a rare clash of names: never write through it
-            continue
-    else:
-        raise FileExistsError(errno.EEXIST, "no fresh temporary name", str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    """Put `payload` at `path` whole or not at all (`util.whole_file`: never through a planted link)."""
+    whole_file.write_whole(path, payload)
 
 
 def problem(path: Path, expected: str) -> str | None:

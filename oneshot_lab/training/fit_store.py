@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 
+from ..util import whole_file
+
 ENV, ENV_MAX = "ONESHOT_LAB_CACHE", "ONESHOT_LAB_CACHE_MAX"
 OFF = ("off", "no", "false", "0", "none", "disable", "disabled")  # values of ENV that turn the cache off
 SWITCHES = ("on", "yes", "true", "1", "y", "n", "t", "f", "enable", "enabled", "default", "auto", "null", "nil")
@@ -163,26 +165,7 @@ def read(path: Path, key: str, limit: int) -> bytes | None:
 def write(path: Path, data: bytes) -> None:
     """Put `data` at `path` atomically through a fresh temporary file in the same directory (created exclusively,
     never through a link), removed again on any failure; OSError when it cannot be written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(3):
-        temp = path.with_name(f".{path.stem}.{secrets.token_hex(8)}.partial")
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC, 0o666)
-            break
-        except FileExistsError:  # planted, or a rare clash of names: never write through it
-            continue
-    else:
-        raise FileExistsError(errno.EEXIST, "no fresh temporary name", str(path.parent))
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            temp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise
+    whole_file.write_whole(path, data, sync=False)
     touch(path)
 
 
