@@ -33,6 +33,7 @@ def run(quick: bool = False, repeats: int = 1) -> dict[str, Any]:
     from ..studies import published_mlp
 
     study = config(quick)
+    ol.load(study.dataset, seed=study.seeds[0])  # no data (`oneshot-lab data mnist` not run): fail before any record
     record = ol.results.start(QUICK_OUT if quick else OUT, {"quick": quick, **dataclasses.asdict(study)})
     comparison = published_mlp.run(study)
     table = ol.analysis.published.reproduction(comparison.metrics, comparison.plan)
