@@ -1,8 +1,12 @@
 """Shared fixtures: tiny datasets and models so the suite stays fast on 2 cores."""
 
+import fcntl
 import gzip
+import json
 import os
+import shutil
 import struct
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -135,6 +139,26 @@ def float64_mlp():
                 p.copy_(torch.empty_like(p).uniform_(-0.4, 0.4, generator=gen))
         return model
     return make
+
+
+def built_once(tmp_path_factory, name: str, build: Callable) -> dict:
+    """`build(folder)`'s JSON result, built into `folder` once per test run however many xdist workers ask for it
+    (the others wait for it and read the same folder); a failed build leaves nothing behind."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    folder, done = shared / name, shared / f"{name}.json"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            try:
+                result = build(folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            done.write_text(json.dumps(result))
+        return json.loads(done.read_text())
 
 
 # The files whose tests take tens of seconds (notebooks, sweeps, kernels, the browser): collected first, so the

