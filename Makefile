@@ -36,7 +36,7 @@ browser:
 		|| echo "make browser: could not install Debian's chromium; the browser tests will fail" >&2
 
 test: env browser
-	$(PY) -m pytest -n 2 --dist worksteal -q
+	$(PY) -m pytest -n 3 --dist worksteal -q
 
 # Benchmarks against the peers; results in benchmarks/results/, then the README's Performance section.
 bench: $(STAMP)

@@ -162,7 +162,7 @@ def built_once(tmp_path_factory, name: str, build: Callable) -> dict:
 
 
 # The files whose tests take tens of seconds (notebooks, sweeps, kernels, the browser): collected first, so the
-# two xdist workers share them from the start instead of one of them finishing the suite alone.
+# xdist workers share them from the start instead of one of them finishing the suite alone.
 SLOW_FIRST = ("test_sweep.py", "test_notebooks.py", "test_faults.py", "test_plugins.py", "test_browser.py",
               "test_docs_site.py", "test_bench.py")
 

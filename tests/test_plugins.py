@@ -139,12 +139,12 @@ def test_an_installed_plugin_runs_in_a_notebook_through_a_sweep(site, tmp_path):
             "params": {"smoke": True, "dataset": "synthetic", "model": "mlp", "model_options": {"widths": [16]},
                        "methods": ["row_scaled/global", "magnitude/global", "random/layer"],
                        "control_methods": ["row_scaled/global"]},
-            "grid": {"seed": [0, 1]}}
+            "grid": {"seed": [3]}}
     (tmp_path / "plugin.json").write_text(json.dumps(spec))
-    swept = fresh(site, CLI, "sweep", str(tmp_path / "plugin.json"), "--workers", "2", cwd=tmp_path, timeout=600)
+    swept = fresh(site, CLI, "sweep", str(tmp_path / "plugin.json"), "--workers", "1", cwd=tmp_path, timeout=600)
     assert swept.returncode == 0, swept.stdout + swept.stderr
     records = sorted((tmp_path / "runs").glob("01_magnitude_pruning-*"))
-    assert len(records) == 2
+    assert len(records) == 1
     for record in records:
         metrics = pd.read_csv(record / "metrics.csv")
         mine = metrics[metrics.method == "row_scaled/global"]

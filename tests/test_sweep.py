@@ -225,8 +225,8 @@ def test_two_sweeps_on_one_runs_dir_run_each_task_once(tiny, tmp_path):
 
 def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
     """Kill a sweep (and its workers and kernels) mid-way, check the records, resume, compare."""
-    (tmp_path / "s.yaml").write_text(json.dumps({"notebook": str(tiny), "params": {"sleep": 1.5},
-                                                 "grid": {"x": [1, 2, 3, 4, 5]}}))
+    (tmp_path / "s.yaml").write_text(json.dumps({"notebook": str(tiny), "params": {"sleep": 1.0},
+                                                 "grid": {"x": [1, 2, 3, 4]}}))
     runs = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "oneshot_lab", "sweep", str(tmp_path / "s.yaml"), "--runs",
                              str(runs), "--workers", "1"], start_new_session=True,
@@ -237,15 +237,15 @@ def test_kill_and_resume_loses_nothing_and_recomputes_nothing(tiny, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     killed = _records(runs)
-    assert 1 <= len(killed) < 5, f"the sweep was not killed mid-way: {len(killed)} records"
+    assert 1 <= len(killed) < 4, f"the sweep was not killed mid-way: {len(killed)} records"
     for name, files in killed.items():  # every visible record is complete and readable
         assert json.loads(files["manifest.json"])["status"] == "complete"
         assert pd.read_csv(runs / name / "metrics.csv").shape == (1, 2)
     resumed = sweep.run_grid(tmp_path / "s.yaml", runs, workers=1, progress=False)
-    assert resumed.counts() == {"skipped": len(killed), "done": 5 - len(killed)}
+    assert resumed.counts() == {"skipped": len(killed), "done": 4 - len(killed)}
     final = _records(runs)
     assert all(final[name] == files for name, files in killed.items()), "a finished run was recomputed"
-    assert sorted(loading.load(runs).x) == [1, 2, 3, 4, 5]
+    assert sorted(loading.load(runs).x) == [1, 2, 3, 4]
 
 
 def test_resuming_reports_complete_records_of_another_code_revision(tiny, tmp_path, monkeypatch):
