@@ -88,6 +88,33 @@ def test_refit_is_the_restricted_ridge_least_squares(n, kept, lam):
     assert bool((got[~support] == 0).all())
 
 
+@pytest.mark.parametrize("steps", [0, 2, 12])
+def test_refine_on_the_supports_columns_is_conjugate_gradient_on_the_full_quadratic(steps):
+    """Oracle: CG on the dense p x p matrix H = A^T A + lam I restricted to S; 12 steps (more than |S|) reach the
+    exact refit; f is the objective at the result."""
+    gen = torch.Generator().manual_seed(steps)
+    a, w0 = torch.randn(7, 10, generator=gen, dtype=F64), torch.randn(10, generator=gen, dtype=F64)
+    lam, support = 0.3, torch.tensor([1, 0, 1, 1, 0, 1, 0, 0, 1, 1], dtype=torch.bool)
+    start = torch.randn(10, generator=gen, dtype=F64)
+    got, f = chita_solver.refine(a, a @ w0, w0, lam, start, support, steps)
+    h = (a.T @ a + lam * torch.eye(10, dtype=F64))[support][:, support]
+    w = start[support].clone()
+    r = (h @ w0[support] - h @ w) + (a.T @ a)[support][:, ~support] @ w0[~support]
+    d = r.clone()
+    for _ in range(steps):
+        if float(r @ r) == 0:
+            break
+        alpha = float(r @ r) / float(d @ h @ d)
+        w, r_next = w + alpha * d, r - alpha * (h @ d)
+        d, r = r_next + float(r_next @ r_next) / float(r @ r) * d, r_next
+    expected = torch.zeros(10, dtype=F64)
+    expected[support] = w
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-10)
+    assert f == pytest.approx(chita_solver.objective(a, got, w0, lam), rel=1e-12)
+    if steps > int(support.sum()):
+        torch.testing.assert_close(got, chita_solver.refit(a, w0, lam, support), rtol=1e-8, atol=1e-9)
+
+
 @pytest.mark.parametrize("scope", GROUPS)
 def test_orthonormal_columns_give_the_exhaustive_optimum(scope):
     """A^T A = I: the optimum keeps the largest |w0| of each group at their values, and CHITA finds it."""

@@ -109,28 +109,35 @@ def value(a: torch.Tensor, b: torch.Tensor, w0: torch.Tensor, lam: float, w: tor
 
 
 def refine(a: torch.Tensor, b: torch.Tensor, w0: torch.Tensor, lam: float, w: torch.Tensor, support: torch.Tensor,
-           steps: int) -> torch.Tensor:
-    """`steps` conjugate-gradient steps on f restricted to `support` (zero elsewhere), from `w`."""
-    w = w * support
-    r = -(a.T @ (a @ w - b) + lam * (w - w0)) * support
+           steps: int) -> tuple[torch.Tensor, float]:
+    """`steps` conjugate-gradient steps on f restricted to `support` (zero elsewhere), from `w`; the weights and f.
+
+    Only the support's columns of A are used (a tenth of A at 90% sparsity): with the weights off the support at
+    0, f = ||A_S w_S - b||^2 + lam ||w_S - w0_S||^2 + lam ||w0 off S||^2."""
+    cols = support.nonzero()[:, 0]
+    a_s, ws, w0s = a[:, cols], w[cols], w0[cols]
+    dropped = lam * float(w0.square().sum() - w0s.square().sum())
+    r = -(a_s.T @ (a_s @ ws - b) + lam * (ws - w0s))
     d, rr = r.clone(), float(r.square().sum())
     for _ in range(steps):
         if rr == 0:
             break
-        hd = (a.T @ (a @ d) + lam * d) * support
+        hd = a_s.T @ (a_s @ d) + lam * d
         alpha = rr / float(d @ hd)
-        w, r = w + alpha * d, r - alpha * hd
+        ws, r = ws + alpha * d, r - alpha * hd
         rr, previous = float(r.square().sum()), rr
         d = r + (rr / previous) * d
-    return w
+    out = torch.zeros_like(w)
+    out[cols] = ws
+    return out, float((a_s @ ws - b).square().sum() + lam * (ws - w0s).square().sum()) + dropped
 
 
 def candidate(a: torch.Tensor, b: torch.Tensor, w0: torch.Tensor, lam: float, z: torch.Tensor, group: torch.Tensor,
               keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(P(z) refined on its support, the support, f there) for the hard-thresholding projection P."""
     s = project(z, group, keep)
-    w = refine(a, b, w0, lam, z, s, REFINE)
-    return w, s, value(a, b, w0, lam, w)
+    w, f = refine(a, b, w0, lam, z, s, REFINE)
+    return w, s, f
 
 
 def change_step(w: torch.Tensor, g: torch.Tensor, support: torch.Tensor, group: torch.Tensor, groups: int) -> float:
@@ -169,7 +176,8 @@ def solve(a: torch.Tensor, w0: torch.Tensor, lam: float, group: torch.Tensor, ke
 
     `group`: a group id (0, 1, ...) per weight; `keep`: the weights each group keeps (at most its size).
     """
-    a, w0 = a.to(torch.float64), w0.to(torch.float64)
+    a, w0 = a.to(torch.float64).T.contiguous().T, w0.to(torch.float64)  # column-major: a support's columns are
+    # contiguous, so `refine` gathers them as whole blocks
     b = a @ w0
     support = project(w0, group, keep)
     w = w0 * support
