@@ -9,6 +9,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -437,3 +438,35 @@ def test_an_interrupted_or_terminated_command_says_one_line_and_leaves_nothing_r
         proc.kill()
         for pid in running(started, within_s=0):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_signal_that_kills_the_kernel_papermill_waits_on_is_raised_once_papermill_has_ended():
+    """In-process: with a kernel-like child (its own session) and the main thread in `waiting_on_kernel`, SIGINT
+    kills the child and is raised at the block's end, not inside it (inside papermill's event loop it could leave
+    the loop's clean-up waiting forever); a second signal, or one with no kernel to kill, is raised at once."""
+    from oneshot_lab.runner import notebooks
+
+    def kernel() -> subprocess.Popen:
+        return subprocess.Popen(["sleep", "60"], start_new_session=True)
+
+    reached = []
+    child = kernel()
+    with notebooks.ending_on_signals():
+        with pytest.raises(KeyboardInterrupt):
+            with notebooks.waiting_on_kernel():
+                os.kill(os.getpid(), signal.SIGINT)
+                reached.append("after the signal")  # papermill would now end on the dead kernel
+        assert child.wait(timeout=5) == -signal.SIGKILL and reached == ["after the signal"]
+        child = kernel()
+        with pytest.raises(KeyboardInterrupt):
+            with notebooks.waiting_on_kernel():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)  # a second signal: at once
+                reached.append("never")
+        assert child.wait(timeout=5) == -signal.SIGKILL and reached == ["after the signal"]
+        with pytest.raises(notebooks.Terminated):
+            with notebooks.waiting_on_kernel():
+                os.kill(os.getpid(), signal.SIGTERM)  # no kernel to kill: at once
+                reached.append("never")
+    assert reached == ["after the signal"] and notebooks.SIGNALLED["pending"] is None
+    assert logging.root.manager.disable == logging.NOTSET
