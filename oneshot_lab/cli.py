@@ -10,7 +10,7 @@ import warnings
 
 from . import commands, verdict_commands
 from .commands import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OS, EXIT_TERMINATED
-from .runner import notebooks, spec, sweep
+from .runner import notebooks, signals, spec, sweep
 from .training import fit_store
 
 EPILOG = """examples:
@@ -179,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         return commands.bench_command(argparse.Namespace(options=argv[1:]))
     args = parser().parse_args(argv)
     try:
-        with warnings.catch_warnings(), notebooks.ending_on_signals():
+        with warnings.catch_warnings(), signals.ending_on_signals():
             warnings.showwarning = _show_warning
             if args.command in ("run", "demo", "sweep", "report", "replicate", "recipes"):  # a kernel would find a bad setting late
                 fit_store.check_environment()
             return args.func(args)
-    except notebooks.Terminated:
+    except signals.Terminated:
         return _error("terminated (SIGTERM); complete runs are kept, re-run the same command to resume",
                       EXIT_TERMINATED, args.debug)
     except KeyboardInterrupt:

@@ -18,7 +18,8 @@ from typing import Callable, Iterator
 
 from . import demo_progress, staged_run
 from .notebook_json import read_notebook
-from .notebooks import kernel_environment, kill_kernels
+from .notebooks import kernel_environment
+from .signals import kill_kernels
 from .spec import Task
 
 Report = Callable[[dict], int]

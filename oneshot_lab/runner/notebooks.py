@@ -11,9 +11,7 @@ import contextlib
 import hashlib
 import io
 import json
-import logging
 import os
-import signal
 import threading
 import tokenize
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any, Iterator, Mapping
 
 from ..util import checks, plugins, project, rules, strict_yaml
 from ..util.project import PROJECT_DIR
+from . import signals
 from .notebook_json import read_notebook
 from ..util.progress import HEADLESS_ENV
 
@@ -272,77 +271,6 @@ def kernel_environment() -> Iterator[None]:
                 os.environ.update(ENVIRONMENT["saved"])
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so that the same clean-up runs."""
-
-
-SIGNALLED: dict[str, Any] = {"waiting": False, "pending": None}  # the main thread waits in papermill; a deferred signal
-
-
-@contextlib.contextmanager
-def ending_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT raises KeyboardInterrupt and SIGTERM `Terminated`, each after killing the kernels
-    of this process (`kill_kernels`), so that none prints a traceback or runs on; a signal the caller ignores stays
-    ignored, and the earlier handlers are back after the block.
-
-    While the main thread waits in papermill on a kernel the signal killed, the exception is raised by
-    `run_notebook` once papermill has ended on the dead kernel: raised inside papermill's event loop it could leave
-    the loop's clean-up waiting forever. A second signal meanwhile raises at once."""
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        yield
-        return
-
-    def end(signum: int, frame: Any) -> None:
-        """Kill this process's kernels, then raise the signal's exception in the main thread (or defer it)."""
-        error = Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-        if kill_kernels() and SIGNALLED["waiting"] and SIGNALLED["pending"] is None:
-            SIGNALLED.update(pending=error, logging=logging.root.manager.disable)
-            logging.disable(logging.CRITICAL)  # papermill's client would log the death of the kernel we killed
-            return
-        raise error
-
-    saved = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    for number, handler in saved.items():
-        if handler is not signal.SIG_IGN:
-            signal.signal(number, end)
-    try:
-        yield
-    finally:
-        for number, handler in saved.items():
-            signal.signal(number, signal.SIG_DFL if handler is None else handler)
-
-
-@contextlib.contextmanager
-def waiting_on_kernel() -> Iterator[None]:
-    """The main thread waits in papermill within the block: a signal deferred meanwhile is raised at its end."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    SIGNALLED.update(waiting=True, pending=None)
-    try:
-        yield
-    finally:
-        pending = SIGNALLED["pending"]
-        SIGNALLED.update(waiting=False, pending=None)
-        if pending is not None:
-            logging.disable(SIGNALLED.pop("logging"))
-            raise pending from None
-
-
-def kill_kernels() -> int:
-    """SIGKILL the process group of every child of this process that leads a session of its own: the kernels
-    papermill starts, with the seed workers and resource tracker they started (Linux; elsewhere nothing); how many."""
-    me, killed = os.getpid(), 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):  # a process that ended meanwhile
-            fields = stat.read_text().rpartition(")")[2].split()  # state, ppid, process group, session, ...
-            pid = int(stat.parent.name)
-            if int(fields[1]) == me and int(fields[3]) == pid:
-                os.killpg(pid, signal.SIGKILL)
-                killed += 1
-    return killed
-
-
 def default_out_dir(notebook: str | os.PathLike) -> str | None:
     """The notebook's default `out_dir`, or None if it declares none."""
     info = declared_parameters(notebook).get("out_dir")
@@ -372,7 +300,7 @@ def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None =
     output.parent.mkdir(parents=True, exist_ok=True)
     import papermill  # imported here: a second of start-up that checking parameters does not need
 
-    with kernel_environment(), waiting_on_kernel():
+    with kernel_environment(), signals.waiting_on_kernel():
         papermill.execute_notebook(str(path), str(output), parameters=params, kernel_name="python3",
                                    progress_bar=False, execution_timeout=timeout,
                                    extra_arguments=list(KERNEL_ARGUMENTS))
