@@ -398,6 +398,13 @@ def test_sigkill_of_a_runs_process_group_leaves_no_seed_worker_or_resource_track
         proc.communicate(timeout=10)  # the pipes close once every process holding them has ended
 
 
+def foreground_signals() -> None:
+    """In the command's process before it starts: SIGINT at its default, as in a terminal's foreground job. A
+    background job of a non-interactive shell (a CI script started with `&`) inherits SIGINT ignored, and the
+    command keeps an ignored signal ignored, so Ctrl-C could not be tested there."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 SIGNALLED_PARAMETERS = """\
 x: int = 0  # a number the run would record
 marker: str = ""  # a file the running cell creates
@@ -437,51 +444,3 @@ def test_an_interrupted_or_terminated_command_says_one_line_and_leaves_nothing_r
         proc.kill()
         for pid in running(started, within_s=0):
             os.kill(pid, signal.SIGKILL)
-
-
-SIGNAL_SCRIPT = """
-import logging, os, signal, subprocess
-from oneshot_lab.runner import signals
-kernel = lambda: subprocess.Popen(["sleep", "60"], start_new_session=True)  # a child leading its own session
-out = []
-with signals.ending_on_signals():
-    child = kernel()
-    try:
-        with signals.waiting_on_kernel():
-            os.kill(os.getpid(), signal.SIGINT)
-            out.append("went on")
-    except KeyboardInterrupt:
-        out.append("raised at the end")
-    out.append(child.wait(timeout=5))
-    try:
-        with signals.waiting_on_kernel():
-            try:
-                os.kill(os.getpid(), signal.SIGTERM)
-                out.append("never")
-            except KeyboardInterrupt:
-                out.append("swallowed")
-            out.append("went on")
-    except signals.Terminated:
-        out.append("terminated at the end")
-    child = kernel()
-    try:
-        with signals.waiting_on_kernel():
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGTERM)
-            out.append("never")
-    except KeyboardInterrupt as err:
-        out.append(type(err).__name__)
-    out.append(child.wait(timeout=5))
-print(out, signals.SIGNALLED["pending"], logging.root.manager.disable)
-"""
-
-
-def test_a_signal_while_papermill_waits_is_raised_when_papermill_ends_and_never_lost():
-    """In a process of its own (signals reach only a main thread): SIGINT that kills the kernel-like child lets
-    the block go on and is raised at its end (inside papermill's event loop it could be swallowed, and the dead
-    kernel then retried); with no kernel to kill it is raised at once, and again at the end if something inside
-    swallowed it; a second signal is raised at once; logging is restored."""
-    done = subprocess.run([sys.executable, "-c", SIGNAL_SCRIPT], capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(["went on", "raised at the end", -signal.SIGKILL, "swallowed", "went on",
-                                       "terminated at the end", "KeyboardInterrupt", -signal.SIGKILL]) + " None 0"

@@ -19,7 +19,6 @@ from typing import Any, Iterator, Mapping
 
 from ..util import checks, plugins, project, rules, strict_yaml
 from ..util.project import PROJECT_DIR
-from . import signals
 from .notebook_json import read_notebook
 from ..util.progress import HEADLESS_ENV
 
@@ -300,7 +299,7 @@ def run_notebook(notebook: str | os.PathLike, params: Mapping[str, Any] | None =
     output.parent.mkdir(parents=True, exist_ok=True)
     import papermill  # imported here: a second of start-up that checking parameters does not need
 
-    with kernel_environment(), signals.waiting_on_kernel():
+    with kernel_environment():
         papermill.execute_notebook(str(path), str(output), parameters=params, kernel_name="python3",
                                    progress_bar=False, execution_timeout=timeout,
                                    extra_arguments=list(KERNEL_ARGUMENTS))
